@@ -1,0 +1,23 @@
+"""jaxcal: the thermometer calibration of "Deep Learning with PyTorch", chapter 5, in JAX.
+
+Pure model and loss, gradients by ``jax.grad``, an explicit training step and a training loop
+compiled into one XLA program, with parity against the torch reference.
+"""
+
+from __future__ import annotations
+
+from . import data as data
+from ._checks import InputError as InputError
+from .core import MODELS as MODELS
+from .core import loss_and_grad as loss_and_grad
+from .core import loss_fn as loss_fn
+from .core import model as model
+from .core import objective as objective
+from .core import quadratic_model as quadratic_model
+from .training import History as History
+from .training import TrainResult as TrainResult
+from .training import optax_step as optax_step
+from .training import sgd_step as sgd_step
+from .training import training_loop as training_loop
+
+__version__ = "0.1.0"

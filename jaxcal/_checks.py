@@ -1,0 +1,94 @@
+"""Input checks shared by the library and the CLI, so both say the same words.
+
+Each check takes the name the caller knows the value by (``learning_rate`` in the library,
+``--lr`` on the command line) and raises :class:`InvalidInput` (a ``ValueError``) or
+:class:`InvalidType` (a ``TypeError``) with a one-line message: ``<name>: <what is wrong>``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "InputError",
+    "InvalidInput",
+    "InvalidType",
+    "check_finite_array",
+    "check_learning_rate",
+    "check_positive_int",
+    "check_readings",
+]
+
+
+class InputError(Exception):
+    """Base of jaxcal's bad-input errors: the CLI turns these into one line and exit status 2."""
+
+
+class InvalidInput(InputError, ValueError):
+    """A value of the right kind that jaxcal cannot use."""
+
+
+class InvalidType(InputError, TypeError):
+    """A value of the wrong kind."""
+
+
+def _is_concrete(value: Any) -> bool:
+    # Traced values (inside jit or vmap) cannot be inspected; they are checked where they enter.
+    try:
+        np.asarray(value)
+    except Exception:
+        return False
+    return True
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """An integer >= 1 (epochs, log interval); bools and floats are refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidType(f"{name}: must be a positive integer, got {value!r}")
+    if value < 1:
+        raise InvalidInput(f"{name}: must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_learning_rate(value: Any, name: str = "learning_rate") -> Any:
+    """A positive finite number; traced values pass through unchecked."""
+    if isinstance(value, (bool, str)):
+        raise InvalidType(f"{name}: must be a positive finite number, got {value!r}")
+    if not _is_concrete(value):
+        return value
+    array = np.asarray(value)
+    if array.shape != () or not np.issubdtype(array.dtype, np.number):
+        raise InvalidType(f"{name}: must be a positive finite number, got {value!r}")
+    as_float = float(array)
+    if not (math.isfinite(as_float) and as_float > 0):
+        raise InvalidInput(f"{name}: must be a positive finite number, got {as_float!r}")
+    return value
+
+
+def check_finite_array(values: Any, name: str) -> None:
+    """Refuse NaN or infinite entries in a concrete array (traced arrays pass)."""
+    if _is_concrete(values) and not np.all(np.isfinite(np.asarray(values))):
+        raise InvalidInput(f"{name}: contains NaN or infinite values")
+
+
+def check_readings(t_u: Any, t_c: Any) -> None:
+    """Readings and targets: 1-D, the same length, at least 2 of them, floating, finite."""
+    for name, values in (("t_u", t_u), ("t_c", t_c)):
+        dtype = getattr(values, "dtype", None)
+        if dtype is None or not np.issubdtype(np.dtype(dtype), np.floating):
+            raise InvalidType(f"{name}: must be a floating-point array, got {type(values).__name__}"
+                              + (f" of {dtype}" if dtype is not None else ""))
+        if np.ndim(values) != 1:
+            raise InvalidInput(f"{name}: must be 1-D (one value per reading), got shape "
+                               f"{tuple(np.shape(values))}")
+    if np.shape(t_u) != np.shape(t_c):
+        raise InvalidInput(f"t_u and t_c: must have the same length, got {np.shape(t_u)[0]} and "
+                           f"{np.shape(t_c)[0]}")
+    if np.shape(t_u)[0] < 2:
+        raise InvalidInput(f"t_u: needs at least 2 readings to fit 2 parameters, got {np.shape(t_u)[0]}")
+    check_finite_array(t_u, "t_u")
+    check_finite_array(t_c, "t_c")

@@ -1,0 +1,107 @@
+"""The pure maths of the seed: the model, the loss, and the objective that ``jax.grad`` differentiates.
+
+Nothing here holds state or touches the host: every function maps arrays to arrays and follows
+the dtype of its inputs, so the same code runs in float32, in float64 (when the caller enabled
+x64) and under ``jit``/``vmap``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+
+__all__ = [
+    "MODELS",
+    "ModelSpec",
+    "loss_and_grad",
+    "loss_fn",
+    "model",
+    "objective",
+    "quadratic_model",
+]
+
+Array = jax.Array
+Model = Callable[..., Array]
+
+
+def model(t_u: Array, w: Array, b: Array) -> Array:
+    """The seed's linear model ``t_p = w * t_u + b``.
+
+    Args:
+      t_u: readings, shape ``(n,)``.
+      w: weight, a scalar.
+      b: bias, a scalar.
+
+    Returns:
+      Predictions ``t_p``, shape ``(n,)``.
+
+    >>> import jax.numpy as jnp
+    >>> model(jnp.array([1.0, 2.0]), 3.0, 0.5)
+    Array([3.5, 6.5], dtype=float32)
+    """
+    return w * t_u + b
+
+
+def quadratic_model(t_u: Array, w2: Array, w1: Array, b: Array) -> Array:
+    """The chapter's exercise model ``t_p = w2 * t_u ** 2 + w1 * t_u + b``."""
+    return w2 * t_u**2 + w1 * t_u + b
+
+
+def loss_fn(t_p: Array, t_c: Array) -> Array:
+    """Mean squared error, as the seed writes it: ``((t_p - t_c) ** 2).mean()``.
+
+    >>> import jax.numpy as jnp
+    >>> loss_fn(jnp.array([1.0, 3.0]), jnp.array([0.0, 0.0]))
+    Array(5., dtype=float32)
+    """
+    squared_diffs = (t_p - t_c) ** 2
+    return squared_diffs.mean()
+
+
+class ModelSpec(NamedTuple):
+    """A model by name: the function and how many parameters it takes after ``t_u``."""
+
+    fn: Model
+    n_params: int
+    param_names: tuple[str, ...]
+
+
+#: The models jaxcal knows by name (the CLI's ``--model``).
+MODELS: dict[str, ModelSpec] = {
+    "linear": ModelSpec(model, 2, ("w", "b")),
+    "quadratic": ModelSpec(quadratic_model, 3, ("w2", "w1", "b")),
+}
+
+
+def objective(params: Array, t_u: Array, t_c: Array, model: Model = model) -> Array:
+    """The loss as a pure function of the parameter vector: what ``jax.grad`` differentiates.
+
+    Args:
+      params: ``(w, b)`` for the linear model, shape ``(n_params,)``.
+      t_u: readings, shape ``(n,)``.
+      t_c: targets, shape ``(n,)``.
+      model: the model function, ``model(t_u, *params)``.
+
+    Returns:
+      The scalar loss.
+    """
+    return loss_fn(model(t_u, *params), t_c)
+
+
+def loss_and_grad(
+    params: Array, t_u: Array, t_c: Array, model: Model = model
+) -> tuple[Array, Array]:
+    """The loss and its gradient with respect to ``params``, by ``jax.value_and_grad``.
+
+    This is the counterpart of the seed's ``loss = loss_fn(...); loss.backward(); params.grad``:
+    no graph is recorded on the arrays and nothing accumulates, so there is nothing to zero.
+
+    >>> import jax.numpy as jnp
+    >>> from jaxcal import data
+    >>> loss, grad = loss_and_grad(jnp.array([1.0, 0.0]), data.t_u, data.t_c)
+    >>> print(f"{float(loss):.2f}", [round(float(g), 1) for g in grad])
+    1763.88 [4517.3, 82.6]
+    """
+    return jax.value_and_grad(objective)(params, t_u, t_c, model)

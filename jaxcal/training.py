@@ -1,0 +1,308 @@
+"""Training: the explicit step (plain SGD or any optax optimiser) and the compiled training loop.
+
+The seed's loop mutates ``params`` in place, zeroes ``params.grad`` and hides the update from
+autograd with ``torch.no_grad()``. Here a step is a pure function from ``(params, state)`` to new
+``(params, state)``; :func:`training_loop` runs all epochs inside one XLA program (``lax.scan``)
+and returns the values at the log points as stacked arrays, with no host round trip per epoch.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+from . import _checks
+from .core import MODELS, Model, loss_and_grad
+from .core import model as linear_model
+
+__all__ = [
+    "History",
+    "OptimizerLike",
+    "TrainResult",
+    "optax_step",
+    "sgd_step",
+    "training_loop",
+]
+
+Array = jax.Array
+
+#: What ``optimizer=`` accepts: ``None`` (the seed's plain update ``params - lr * grad``), the
+#: name ``"sgd"`` or ``"adam"``, or a factory ``learning_rate -> optax.GradientTransformation``
+#: such as ``optax.adam``. A factory rather than a built transformation keeps the learning rate a
+#: traced value, so changing it never recompiles.
+OptimizerLike = Union[None, str, Callable[[Any], optax.GradientTransformation]]
+
+_NAMED_OPTIMIZERS: dict[str, Callable[[Any], optax.GradientTransformation]] = {
+    "sgd": optax.sgd,
+    "adam": optax.adam,
+}
+
+
+class History(NamedTuple):
+    """Values at the log points, stacked along the first axis (one row per log point).
+
+    Attributes:
+      epoch: the epoch number (1-based), shape ``(n_logs,)``.
+      loss: the loss at the params entering that epoch, shape ``(n_logs,)``.
+      grad: the gradient at the params entering that epoch, shape ``(n_logs, n_params)``.
+      params: the params after that epoch's update, shape ``(n_logs, n_params)``.
+    """
+
+    epoch: Array
+    loss: Array
+    grad: Array
+    params: Array
+
+
+class TrainResult(NamedTuple):
+    """What :func:`training_loop` returns.
+
+    Attributes:
+      params: the final params, shape ``(n_params,)``. After a divergence, the last finite
+        params (those entering the epoch whose loss or update was not finite).
+      history: the log points, see :class:`History`. Rows with ``epoch > epochs_run`` were never
+        reached (the run diverged earlier) and hold no meaning.
+      epochs_run: how many epochs ran, the diverging one included.
+      diverged: whether the loss or the update became non-finite.
+    """
+
+    params: Array
+    history: History
+    epochs_run: Array
+    diverged: Array
+
+
+def _sgd_step(
+    params: Array, t_u: Array, t_c: Array, learning_rate: Array, model: Model = linear_model
+) -> tuple[Array, Array, Array]:
+    loss, grad = loss_and_grad(params, t_u, t_c, model)
+    return params - learning_rate * grad, loss, grad
+
+
+#: One epoch of the seed's plain gradient descent, jit-compiled.
+#:
+#: ``new_params, loss, grad = sgd_step(params, t_u, t_c, learning_rate)``: ``loss`` and ``grad``
+#: are those at ``params`` (what the seed prints), ``new_params = params - learning_rate * grad``.
+sgd_step = jax.jit(_sgd_step, static_argnames="model")
+sgd_step.__doc__ = _sgd_step.__doc__ = """One epoch of plain gradient descent: ``params - learning_rate * grad``.
+
+Args:
+  params: ``(w, b)``, shape ``(n_params,)``.
+  t_u, t_c: readings and targets, shape ``(n,)``.
+  learning_rate: a scalar (traced: a new value does not recompile).
+  model: the model function (static).
+
+Returns:
+  ``(new_params, loss, grad)`` with ``loss`` and ``grad`` taken at the incoming ``params``.
+"""
+
+
+def _optax_step(
+    optimizer: optax.GradientTransformation,
+    params: Array,
+    opt_state: optax.OptState,
+    t_u: Array,
+    t_c: Array,
+    model: Model = linear_model,
+) -> tuple[Array, optax.OptState, Array, Array]:
+    """One epoch with an optax optimiser; the optimiser state goes in and comes out explicitly.
+
+    Args:
+      optimizer: any ``optax.GradientTransformation`` (static: hashed by identity).
+      params: shape ``(n_params,)``.
+      opt_state: ``optimizer.init(params)`` or the state a previous step returned.
+      t_u, t_c: readings and targets, shape ``(n,)``.
+      model: the model function (static).
+
+    Returns:
+      ``(new_params, new_opt_state, loss, grad)``, ``loss`` and ``grad`` at the incoming params.
+
+    >>> import jax.numpy as jnp, optax
+    >>> from jaxcal import data
+    >>> opt = optax.sgd(1e-2)
+    >>> params = jnp.array([1.0, 0.0])
+    >>> params, state, loss, grad = optax_step(opt, params, opt.init(params), data.t_un, data.t_c)
+    >>> print(f"{float(loss):.4f}")
+    80.3643
+    """
+    loss, grad = loss_and_grad(params, t_u, t_c, model)
+    updates, opt_state = optimizer.update(grad, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss, grad
+
+
+optax_step = jax.jit(_optax_step, static_argnames=("optimizer", "model"))
+optax_step.__doc__ = _optax_step.__doc__
+
+
+class _Rule(NamedTuple):
+    """An update rule as two pure functions, in optax's shape but with the learning rate traced."""
+
+    init: Callable[[Array], Any]
+    update: Callable[[Array, Any, Array], tuple[Array, Any]]
+
+
+def _make_rule(optimizer: OptimizerLike, learning_rate: Array) -> _Rule:
+    if optimizer is None:
+        return _Rule(lambda params: (), lambda grad, state, params: (params - learning_rate * grad, state))
+    factory = _NAMED_OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer
+    tx = factory(learning_rate)
+
+    def update(grad: Array, state: Any, params: Array) -> tuple[Array, Any]:
+        updates, state = tx.update(grad, state, params)
+        return optax.apply_updates(params, updates), state
+
+    return _Rule(tx.init, update)
+
+
+def _check_optimizer(optimizer: Any) -> OptimizerLike:
+    if optimizer is None or callable(optimizer):
+        return optimizer
+    if isinstance(optimizer, str):
+        if optimizer not in _NAMED_OPTIMIZERS:
+            raise _checks.InvalidInput(
+                f"optimizer: unknown optimizer {optimizer!r}; choose one of {', '.join(_NAMED_OPTIMIZERS)}"
+            )
+        return optimizer
+    if isinstance(optimizer, optax.GradientTransformation):
+        raise _checks.InvalidType(
+            "optimizer: pass a factory taking the learning rate (e.g. optax.adam), not a built "
+            "GradientTransformation, so that the learning rate stays a traced value"
+        )
+    raise _checks.InvalidType(f"optimizer: must be None, 'sgd', 'adam' or a callable, got {optimizer!r}")
+
+
+def _resolve_model(model: str | Model) -> tuple[Model, int | None]:
+    if isinstance(model, str):
+        if model not in MODELS:
+            raise _checks.InvalidInput(f"model: unknown model {model!r}; choose one of {', '.join(MODELS)}")
+        spec = MODELS[model]
+        return spec.fn, spec.n_params
+    if callable(model):
+        return model, None
+    raise _checks.InvalidType(f"model: must be a model name or a function, got {model!r}")
+
+
+def training_loop(
+    n_epochs: int,
+    learning_rate: Any,
+    params: Any,
+    t_u: Any,
+    t_c: Any,
+    *,
+    optimizer: OptimizerLike = None,
+    log_every: int = 500,
+    model: str | Model = "linear",
+) -> TrainResult:
+    """Fit ``model`` to ``(t_u, t_c)`` by gradient descent: the seed's loop as one XLA program.
+
+    Each epoch takes the loss and its gradient at the current params (``jax.value_and_grad``)
+    and applies the update. If the loss or the updated params stop being finite the run stops
+    there: later epochs leave the params unchanged and the result says ``diverged``.
+
+    Args:
+      n_epochs: number of epochs (static: a new value compiles a new program).
+      learning_rate: step size, a positive scalar (traced: a new value reuses the program).
+      params: initial params, shape ``(n_params,)`` (traced). Cast to the readings' dtype.
+      t_u: readings, shape ``(n,)``, float32 or float64; the computation follows this dtype.
+      t_c: targets, shape ``(n,)``.
+      optimizer: ``None`` for the seed's update ``params - learning_rate * grad``; ``"sgd"`` or
+        ``"adam"`` for optax's; or a factory ``learning_rate -> GradientTransformation``
+        (static).
+      log_every: record a history row every ``log_every`` epochs (static).
+      model: ``"linear"``, ``"quadratic"`` or a function ``model(t_u, *params)`` (static).
+
+    Returns:
+      A :class:`TrainResult`.
+
+    Raises:
+      ValueError, TypeError: on bad input, with a one-line message naming the argument.
+
+    >>> from jaxcal import data
+    >>> result = training_loop(5000, 1e-2, [1.0, 0.0], data.t_un, data.t_c)
+    >>> [round(float(p), 3) for p in result.params]
+    [5.367, -17.301]
+    >>> int(result.history.epoch[-1]), bool(result.diverged)
+    (5000, False)
+    """
+    n_epochs = _checks.check_positive_int(n_epochs, "n_epochs")
+    log_every = _checks.check_positive_int(log_every, "log_every")
+    _checks.check_learning_rate(learning_rate, "learning_rate")
+    optimizer = _check_optimizer(optimizer)
+    model_fn, n_params = _resolve_model(model)
+    default_float = jax.dtypes.canonicalize_dtype(np.float64)  # float32 unless x64 is on
+    t_u, t_c = (x if hasattr(x, "dtype") else np.asarray(x, default_float) for x in (t_u, t_c))
+    _checks.check_readings(t_u, t_c)
+    # Shapes and values are checked on the host without converting anything: the jitted call
+    # converts its arguments itself, far faster than jnp.asarray here would.
+    # One dtype for params and learning rate whatever form they come in (Python float, NumPy,
+    # jax.Array), so that a new value never changes the compiled program's signature.
+    dtype = np.result_type(t_u, t_c)
+    as_dtype = functools.partial(jnp.asarray, dtype=dtype)
+    params = as_dtype(params) if isinstance(params, jax.Array) else np.asarray(params, dtype=dtype)
+    if isinstance(learning_rate, jax.Array):
+        learning_rate = as_dtype(learning_rate)
+    else:
+        learning_rate = np.asarray(learning_rate, dtype)
+    if params.ndim != 1 or (n_params is not None and params.shape[0] != n_params):
+        want = f"{n_params} values" if n_params is not None else "a 1-D vector"
+        raise _checks.InvalidInput(f"params: must be {want}, got shape {tuple(params.shape)}")
+    _checks.check_finite_array(params, "params")
+    return _compiled_loop(n_epochs, log_every, optimizer, model_fn, learning_rate, params, t_u, t_c)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _compiled_loop(
+    n_epochs: int,
+    log_every: int,
+    optimizer: OptimizerLike,
+    model: Model,
+    learning_rate: Array,
+    params: Array,
+    t_u: Array,
+    t_c: Array,
+) -> TrainResult:
+    # Everything follows the readings' dtype (float32, or float64 when the caller enabled x64).
+    dtype = jnp.result_type(t_u, t_c)
+    t_u, t_c = t_u.astype(dtype), t_c.astype(dtype)
+    params = params.astype(dtype)
+    learning_rate = learning_rate.astype(dtype)
+    rule = _make_rule(optimizer, learning_rate)
+
+    def epoch(carry: tuple, _: None) -> tuple[tuple, tuple[Array, Array, Array]]:
+        params, state, epochs_run, diverged = carry
+        loss, grad = loss_and_grad(params, t_u, t_c, model)
+        new_params, new_state = rule.update(grad, state, params)
+        running = jnp.logical_not(diverged)
+        finite = jnp.isfinite(loss) & jnp.all(jnp.isfinite(new_params))
+        # Keep the last finite params once the run has diverged: a result, never silent NaNs.
+        accept = running & finite
+        params = jnp.where(accept, new_params, params)
+        state = jax.tree.map(lambda new, old: jnp.where(accept, new, old), new_state, state)
+        epochs_run = epochs_run + running.astype(epochs_run.dtype)
+        diverged = diverged | (running & ~finite)
+        return (params, state, epochs_run, diverged), (loss, grad, new_params)
+
+    def unlogged(carry: tuple, length: int) -> tuple:
+        if length == 0:
+            return carry
+        carry, _ = lax.scan(epoch, carry, None, length=length)
+        return carry
+
+    def log_block(carry: tuple, _: None) -> tuple[tuple, tuple[Array, Array, Array]]:
+        carry = unlogged(carry, log_every - 1)
+        return epoch(carry, None)
+
+    carry = (params, rule.init(params), jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+    n_logs, remainder = divmod(n_epochs, log_every)
+    carry, (loss, grad, logged_params) = lax.scan(log_block, carry, None, length=n_logs)
+    carry = unlogged(carry, remainder)
+    params, _, epochs_run, diverged = carry
+    epochs = jnp.arange(1, n_logs + 1, dtype=jnp.int32) * log_every
+    return TrainResult(params, History(epochs, loss, grad, logged_params), epochs_run, diverged)

@@ -1,0 +1,57 @@
+"""Shared fixtures. JAX is made strict here (and only here): implicit dtype or rank promotion in
+jaxcal's code fails a test instead of silently computing in another precision."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import pytest
+
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+REFERENCE = Path(__file__).parent / "reference" / "book_ch5.json"
+
+
+@pytest.fixture(scope="session")
+def book_runs() -> dict[str, dict[str, Any]]:
+    """The 13 recorded runs of the book's chapter 5, by id (see tests/reference/README.md)."""
+    runs = json.loads(REFERENCE.read_text())["runs"]
+    return {run["id"]: run for run in runs}
+
+
+@pytest.fixture(autouse=True)
+def _standard_promotion_where_marked(request: pytest.FixtureRequest):
+    # optax's Adam mixes Python floats with int32 step counts, which strict promotion refuses;
+    # tests that run it are marked and get JAX's standard promotion for their duration.
+    if request.node.get_closest_marker("standard_promotion") is None:
+        yield
+        return
+    with jax.numpy_dtype_promotion("standard"):
+        yield
+
+
+class CompileCounter:
+    """Counts XLA backend compilations, named by the jitted function."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def __call__(self, event: str, duration: float, **kwargs: Any) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            self.names.append(str(kwargs.get("fun_name", "")))
+
+    def count(self, name: str) -> int:
+        return sum(name in n for n in self.names)
+
+
+@pytest.fixture
+def compiles():
+    """Record every XLA compilation during the test (``compiles.count("_compiled_loop")``)."""
+    counter = CompileCounter()
+    jax.monitoring.register_event_duration_secs_listener(counter)
+    yield counter
+    jax.monitoring.unregister_event_duration_listener(counter)
