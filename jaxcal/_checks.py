@@ -75,9 +75,9 @@ def check_finite_array(values: Any, name: str) -> None:
         raise InvalidInput(f"{name}: contains NaN or infinite values")
 
 
-def check_readings(t_u: Any, t_c: Any) -> None:
+def check_readings(t_u: Any, t_c: Any, prefix: str = "") -> None:
     """Readings and targets: 1-D, the same length, at least 2 of them, floating, finite."""
-    for name, values in (("t_u", t_u), ("t_c", t_c)):
+    for name, values in ((prefix + "t_u", t_u), (prefix + "t_c", t_c)):
         dtype = getattr(values, "dtype", None)
         if dtype is None or not np.issubdtype(np.dtype(dtype), np.floating):
             raise InvalidType(f"{name}: must be a floating-point array, got {type(values).__name__}"
@@ -86,9 +86,9 @@ def check_readings(t_u: Any, t_c: Any) -> None:
             raise InvalidInput(f"{name}: must be 1-D (one value per reading), got shape "
                                f"{tuple(np.shape(values))}")
     if np.shape(t_u) != np.shape(t_c):
-        raise InvalidInput(f"t_u and t_c: must have the same length, got {np.shape(t_u)[0]} and "
+        raise InvalidInput(f"{prefix}t_u and {prefix}t_c: must have the same length, got {np.shape(t_u)[0]} and "
                            f"{np.shape(t_c)[0]}")
     if np.shape(t_u)[0] < 2:
-        raise InvalidInput(f"t_u: needs at least 2 readings to fit 2 parameters, got {np.shape(t_u)[0]}")
-    check_finite_array(t_u, "t_u")
-    check_finite_array(t_c, "t_c")
+        raise InvalidInput(f"{prefix}t_u: needs at least 2 readings, got {np.shape(t_u)[0]}")
+    check_finite_array(t_u, prefix + "t_u")
+    check_finite_array(t_c, prefix + "t_c")

@@ -1,12 +1,14 @@
 """The ``jaxcal`` command line: ``main(argv) -> int`` for tests, ``entrypoint()`` for the script.
 
-Bad input ends with one line on stderr and exit status 2, never a traceback.
+Bad input ends with one line on stderr and exit status 2, never a traceback. Start-up choices
+(``--x64``) are applied here, before any JAX computation, never inside the library.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -16,7 +18,18 @@ from . import _checks
 __all__ = ["entrypoint", "main"]
 
 EXIT_OK = 0
+EXIT_PARITY_FAILED = 1
 EXIT_BAD_INPUT = 2
+
+_OPTIMIZERS = {"plain": None, "sgd": "sgd", "adam": "adam"}
+_MODEL_PARAMS = {"linear": ("w", "b"), "quadratic": ("w2", "w1", "b")}
+_DEFAULT_INIT = {"linear": [1.0, 0.0], "quadratic": [0.0, 1.0, 0.0]}
+# Library argument names as the command line spells them, so errors name what the user typed.
+_FLAG_NAMES = {
+    "n_epochs": "--epochs", "learning_rate": "--lr", "log_every": "--log-every", "params": "--init",
+    "optimizer": "--optimizer", "model": "--model", "gradient": "--gradient", "exact": "--exact",
+    "val_fraction": "--val-fraction",
+}
 
 
 class _UsageError(Exception):
@@ -37,9 +50,20 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     add("--scale", default="0.1", metavar="S", help="multiply readings by S (default 0.1, the book's t_un; 1 = raw)")
     add("--epochs", default="5000", metavar="N", help="number of epochs (default 5000)")
     add("--lr", default="1e-2", metavar="LR", help="learning rate (default 1e-2)")
-    add("--init", nargs="+", default=None, metavar="P", help="initial params, e.g. --init 1 0 (default: w=1, b=0)")
+    add("--init", nargs="+", default=None, metavar="P",
+        help="initial params: W B (linear, default 1 0) or W2 W1 B (quadratic, default 0 1 0)")
     add("--optimizer", default="plain", metavar="NAME", help="plain (the seed's params - lr * grad), sgd or adam")
+    add("--model", default="linear", metavar="NAME", help="linear (w * t_u + b) or quadratic (w2 * t_u**2 + w1 * t_u + b)")
+    add("--gradient", default="autograd", metavar="HOW",
+        help="autograd (jax.grad), analytic (the book's grad_fn) or finite-difference")
+    add("--fd-delta", default="0.1", metavar="D", help="finite-difference half-width (default 0.1, the book's)")
     add("--log-every", default="500", metavar="K", help="log every K epochs (default 500)")
+    add("--log-epochs", default=None, metavar="LIST", help="also log these epochs, e.g. 1,2,3,10,11,99,100")
+    add("--val-fraction", default=None, metavar="F", help="hold out int(F * n) readings for validation")
+    add("--split-seed", default="0", metavar="S", help="seed of the random train/validation split (default 0)")
+    add("--book-split", action="store_true", help="use the book's recorded split (train 9,6,5,8,4,7,0,1,3; val 2,10)")
+    add("--exact", action="store_true", help="reproduce the book's float32 recording digit for digit (CPU)")
+    add("--x64", action="store_true", help="compute in float64 (set at start-up)")
 
 
 def _build_parser() -> _Parser:
@@ -56,18 +80,29 @@ def _build_parser() -> _Parser:
     train = commands.add_parser(
         "train",
         help="run the seed's training loop (one compiled program)",
-        description="Run gradient descent on w * t_u + b and print the seed's log.",
-        epilog="example: jaxcal train --epochs 5000 --lr 1e-2 --init 1 0 --json",
+        description="Run gradient descent on the book's model and print the seed's log.",
+        epilog="examples:\n  jaxcal train\n  jaxcal train --scale 1 --optimizer adam --lr 0.1 --epochs 2000\n"
+               "  jaxcal train --exact --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_train_flags(train)
     train.add_argument("--json", action="store_true", help="print one JSON object instead of the log")
 
+    parity = commands.add_parser(
+        "parity",
+        help="run one configuration in jaxcal and in torch and compare every logged epoch",
+        description="Run the same training in jaxcal and torch (the 'parity' extra) and print a table per "
+                    "logged value; exit 1 if any difference exceeds its derived float32/float64 tolerance.",
+        epilog="examples:\n  jaxcal parity\n  jaxcal parity --scale 1 --optimizer adam --lr 0.1 --epochs 2000",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_train_flags(parity)
+
     graph = commands.add_parser(
         "graph",
         help="print the jaxprs of the loss and of its gradient (autograd's graph, the JAX way)",
         description="Print jax.make_jaxpr of the loss and of jax.grad of the loss.",
-        epilog="example: jaxcal graph",
+        epilog="example: jaxcal graph --model quadratic",
     )
     graph.add_argument("--model", default="linear", help="linear (default) or quadratic")
     return parser
@@ -88,16 +123,18 @@ def _int_arg(text: str, name: str) -> int:
     return _checks.check_positive_int(value, name)
 
 
-_OPTIMIZERS = {"plain": None, "sgd": "sgd", "adam": "adam"}
+def _choice(value: str, choices: Sequence[str], name: str, what: str) -> str:
+    if value not in choices:
+        raise _checks.InvalidInput(f"{name}: unknown {what} {value!r}; choose one of {', '.join(choices)}")
+    return value
 
 
 def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """Parse and check every train flag before any JAX work starts."""
-    import math
-
+    """Parse and check every train flag before any JAX work starts; return run settings."""
     import numpy as np
 
     from . import data as book
+    from .training import GRADIENTS
 
     epochs = _int_arg(args.epochs, "--epochs")
     log_every = _int_arg(args.log_every, "--log-every")
@@ -105,55 +142,125 @@ def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
     scale = _float_arg(args.scale, "--scale")
     if not (math.isfinite(scale) and scale != 0):
         raise _checks.InvalidInput(f"--scale: must be a finite nonzero number, got {args.scale!r}")
-    if args.optimizer not in _OPTIMIZERS:
-        raise _checks.InvalidInput(f"--optimizer: unknown optimizer {args.optimizer!r}; choose one of plain, sgd, adam")
-    n_params = 2
-    init = [1.0, 0.0] if args.init is None else [_float_arg(v, "--init") for v in args.init]
-    if len(init) != n_params:
-        raise _checks.InvalidInput(f"--init: expects {n_params} numbers (w b), got {len(init)}")
+    _choice(args.optimizer, list(_OPTIMIZERS), "--optimizer", "optimizer")
+    model = _choice(args.model, list(_MODEL_PARAMS), "--model", "model")
+    gradient = _choice(args.gradient, list(GRADIENTS), "--gradient", "gradient")
+    delta = _float_arg(args.fd_delta, "--fd-delta")
+    if not (math.isfinite(delta) and delta > 0):
+        raise _checks.InvalidInput(f"--fd-delta: must be a positive finite number, got {args.fd_delta!r}")
+    names = _MODEL_PARAMS[model]
+    init = list(_DEFAULT_INIT[model]) if args.init is None else [_float_arg(v, "--init") for v in args.init]
+    if len(init) != len(names):
+        raise _checks.InvalidInput(
+            f"--init: the {model} model expects {len(names)} numbers ({' '.join(names)}), got {len(init)}")
     _checks.check_finite_array(init, "--init")
+    log_epochs: set[int] = set()
+    if args.log_epochs:
+        log_epochs = {_int_arg(part.strip(), "--log-epochs") for part in args.log_epochs.split(",") if part.strip()}
+    if args.exact and args.x64:
+        raise _checks.InvalidInput("--exact: reproduces the float32 recording; it cannot be combined with --x64")
+
+    dtype = np.float64 if args.x64 else np.float32
     if args.data is None:
-        t_u, t_c = book.t_u, book.t_c
+        t_u, t_c = book.readings(dtype)
     else:
         from .io import read_readings
 
-        t_u, t_c = read_readings(args.data)
-    dtype = t_u.dtype
+        t_u, t_c = read_readings(args.data, dtype=dtype)
+    val = None
+    if args.book_split or args.val_fraction is not None:
+        if args.book_split:
+            if args.data is not None:
+                raise _checks.InvalidInput("--book-split: the recorded split is for the book's readings only")
+            train_idx, val_idx = (np.asarray(i) for i in book.BOOK_SPLIT)
+        else:
+            fraction = _float_arg(args.val_fraction, "--val-fraction")
+            try:
+                seed = int(args.split_seed)
+            except ValueError:
+                raise _checks.InvalidInput(f"--split-seed: must be an integer, got {args.split_seed!r}") from None
+            train_idx, val_idx = book.split_indices(len(t_u), fraction, seed)
+        val = (t_u[val_idx], t_c[val_idx])
+        t_u, t_c = t_u[train_idx], t_c[train_idx]
     with np.errstate(over="ignore"):
-        t_un = (dtype.type(scale) * t_u).astype(dtype)
+        t_un = (dtype(scale) * t_u).astype(dtype)
+        if val is not None:
+            val = ((dtype(scale) * val[0]).astype(dtype), val[1])
     _checks.check_finite_array(t_un, "--scale")
     return {
-        "n_epochs": epochs,
-        "learning_rate": lr,
-        "params": init,
-        "t_u": t_un,
-        "t_c": t_c,
-        "optimizer": _OPTIMIZERS[args.optimizer],
-        "log_every": log_every,
+        "n_epochs": epochs, "learning_rate": lr, "params": init, "t_u": t_un, "t_c": t_c,
+        "optimizer": _OPTIMIZERS[args.optimizer], "model": model, "gradient": gradient, "delta": delta,
+        "log_every": log_every, "log_epochs": log_epochs, "val": val, "exact": bool(args.exact),
     }
+
+
+def _start_up(args: argparse.Namespace) -> None:
+    """Apply the start-up choices, once every flag has been checked and before any computation."""
+    if args.x64:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+
+
+def _log_schedule(settings: dict[str, Any]) -> tuple[int, set[int] | None]:
+    """The library's log interval, and the epochs to keep on the host (None: all of them)."""
+    if not settings["log_epochs"]:
+        return settings["log_every"], None
+    every = settings["log_every"]
+    keep = set(settings["log_epochs"]) | set(range(every, settings["n_epochs"] + 1, every))
+    return 1, keep
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from . import report
     from .training import training_loop
 
-    settings = _train_settings(args)
-    params = settings.pop("params")
-    result = training_loop(settings.pop("n_epochs"), settings.pop("learning_rate"), params,
-                           settings.pop("t_u"), settings.pop("t_c"), **settings)
+    s = _train_settings(args)
+    _start_up(args)
+    log_every, keep = _log_schedule(s)
+    val = s["val"] or (None, None)
+    result = training_loop(
+        s["n_epochs"], s["learning_rate"], s["params"], s["t_u"], s["t_c"], optimizer=s["optimizer"],
+        log_every=log_every, model=s["model"], gradient=s["gradient"], exact=s["exact"],
+        val_t_u=val[0], val_t_c=val[1], delta=s["delta"],
+    )
     if args.json:
-        print(json.dumps(report.result_to_dict(result)))
+        print(json.dumps(report.result_to_dict(result, keep)))
     else:
-        for line in report.train_log_lines(result):
+        for line in report.train_log_lines(result, keep):
             print(line)
     return EXIT_OK
+
+
+def _cmd_parity(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise _checks.InvalidInput("torch is not installed; install the parity extra: pip install 'jaxcal[parity]'"
+                                   ) from None
+    from .parity import RunConfig, compare, format_table
+
+    s = _train_settings(args)
+    log_every, keep = _log_schedule(s)
+    if s["gradient"] == "finite-difference" and s["n_epochs"] > 1:
+        raise _checks.InvalidInput("--gradient: parity of finite-difference runs is derived for one step (--epochs 1)")
+    _start_up(args)
+    config = RunConfig(
+        s["n_epochs"], s["learning_rate"], tuple(s["params"]), s["t_u"], s["t_c"], optimizer=s["optimizer"],
+        log_every=log_every, model=s["model"], gradient=s["gradient"], val=s["val"], delta=s["delta"],
+    )
+    comparison = compare(config, exact=s["exact"])
+    if keep is not None:
+        comparison = comparison._replace(rows=[row for row in comparison.rows if row.epoch in keep])
+    for line in format_table(comparison):
+        print(line)
+    return EXIT_OK if comparison.ok else EXIT_PARITY_FAILED
 
 
 def _cmd_graph(args: argparse.Namespace) -> int:
     from .graph import loss_jaxprs
 
-    if args.model not in ("linear", "quadratic"):
-        raise _checks.InvalidInput(f"--model: unknown model {args.model!r}; choose one of linear, quadratic")
+    _choice(args.model, list(_MODEL_PARAMS), "--model", "model")
     loss_text, grad_text = loss_jaxprs(args.model)
     print("# the loss: loss_fn(model(t_u, *params), t_c)")
     print(loss_text)
@@ -163,7 +270,12 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"train": _cmd_train, "graph": _cmd_graph}
+_COMMANDS = {"train": _cmd_train, "parity": _cmd_parity, "graph": _cmd_graph}
+
+
+def _as_flag(message: str) -> str:
+    name, sep, rest = message.partition(": ")
+    return f"{_FLAG_NAMES.get(name, name)}{sep}{rest}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -180,10 +292,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except _checks.InputError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {_as_flag(str(error))}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
 def entrypoint() -> NoReturn:
-    """The console script: ``sys.exit(main())``."""
-    sys.exit(main())
+    """The console script: ``sys.exit(main())``, quiet when a reader closes the pipe early."""
+    try:
+        status = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `jaxcal train | head`: stop quietly, as a command killed by SIGPIPE would.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = 141
+    sys.exit(status)

@@ -7,7 +7,7 @@ programs read. The arrays are fetched from the device once, here, after the run.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,23 +51,33 @@ def format_values(values: Sequence[float]) -> str:
     return "[" + ", ".join(t.rjust(width) for t in texts) + "]"
 
 
-def history_rows(result: TrainResult) -> Iterator[dict[str, Any]]:
-    """The log points the run reached, as plain Python numbers (one host transfer for all)."""
+def history_rows(result: TrainResult, keep: Collection[int] | None = None) -> Iterator[dict[str, Any]]:
+    """The log points the run reached (those in ``keep``, if given) as plain Python numbers.
+
+    The arrays are fetched from the device once, here. Rows carry ``val_loss`` when the run had
+    validation readings.
+    """
     history = result.history
     epochs = np.asarray(history.epoch)
     losses = np.asarray(history.loss)
     grads = np.asarray(history.grad)
     params = np.asarray(history.params)
+    val_losses = None if history.val_loss is None else np.asarray(history.val_loss)
     epochs_run = int(result.epochs_run)
     for i, epoch in enumerate(epochs.tolist()):
         if epoch > epochs_run:
             break
-        yield {
+        if keep is not None and epoch not in keep:
+            continue
+        row = {
             "epoch": int(epoch),
             "loss": float(losses[i]),
             "grad": [float(g) for g in grads[i]],
             "params": [float(p) for p in params[i]],
         }
+        if val_losses is not None:
+            row["val_loss"] = float(val_losses[i])
+        yield row
 
 
 def _json_number(value: float) -> float | None:
@@ -75,17 +85,16 @@ def _json_number(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def result_to_dict(result: TrainResult) -> dict[str, Any]:
-    """The ``--json`` object: params, epochs_run, diverged and the history, at full precision."""
-    history = [
-        {
-            "epoch": row["epoch"],
-            "loss": _json_number(row["loss"]),
-            "grad": [_json_number(g) for g in row["grad"]],
-            "params": [_json_number(p) for p in row["params"]],
-        }
-        for row in history_rows(result)
-    ]
+def result_to_dict(result: TrainResult, keep: Collection[int] | None = None) -> dict[str, Any]:
+    """The ``--json`` object: params, epochs_run, diverged and the history, at full precision.
+
+    Non-finite numbers (a diverged epoch's loss) are written as ``null``: JSON has no inf.
+    """
+    history = []
+    for row in history_rows(result, keep):
+        entry = {key: _json_number(value) if isinstance(value, float) else [_json_number(v) for v in value]
+                 for key, value in row.items() if key != "epoch"}
+        history.append({"epoch": row["epoch"], **entry})
     return {
         "params": [float(p) for p in np.asarray(result.params)],
         "epochs_run": int(result.epochs_run),
@@ -94,11 +103,18 @@ def result_to_dict(result: TrainResult) -> dict[str, Any]:
     }
 
 
-def train_log_lines(result: TrainResult) -> Iterator[str]:
-    """The seed's log: ``params.grad [..]`` then ``Epoch N, Loss X`` per log point, then params."""
-    for row in history_rows(result):
+def train_log_lines(result: TrainResult, keep: Collection[int] | None = None) -> Iterator[str]:
+    """The seed's log: ``params.grad [..]`` then ``Epoch N, Loss X`` per log point, then params.
+
+    With validation readings the epoch line is the book's split-run line,
+    ``Epoch N, Training loss X, Validation loss Y`` with 4 decimals.
+    """
+    for row in history_rows(result, keep):
         yield f"params.grad {format_values(row['grad'])}"
-        yield "Epoch %d, Loss %f" % (row["epoch"], row["loss"])  # noqa: UP031 - the seed's own format
+        if "val_loss" in row:
+            yield f"Epoch {row['epoch']}, Training loss {row['loss']:.4f}, Validation loss {row['val_loss']:.4f}"
+        else:
+            yield "Epoch %d, Loss %f" % (row["epoch"], row["loss"])  # noqa: UP031 - the seed's own format
     yield f"params {format_values(np.asarray(result.params).tolist())}"
     if bool(result.diverged):
         yield (

@@ -37,6 +37,8 @@ import numpy as np
 
 __all__ = [
     "TrajectoryBounds",
+    "adam_trajectory_bounds",
+    "fd_step_bounds",
     "evaluation_bounds",
     "gamma",
     "gd_trajectory_bounds",
@@ -122,6 +124,47 @@ class TrajectoryBounds(NamedTuple):
     loss_err: np.ndarray
     grad_err: np.ndarray
     params_err: np.ndarray
+    grad_scale: np.ndarray
+    val_loss: np.ndarray
+    val_loss_err: np.ndarray
+
+
+def _rows_to_bounds(rows: dict[str, list[Any]]) -> TrajectoryBounds:
+    return TrajectoryBounds(**{key: np.asarray(rows[key], np.float64) for key in TrajectoryBounds._fields})
+
+
+class _Data(NamedTuple):
+    phi: np.ndarray
+    t_c: np.ndarray
+    val_phi: np.ndarray | None
+    val_t_c: np.ndarray | None
+
+
+def _data(n_params: int, t_u: Any, t_c: Any, val: Any) -> _Data:
+    phi = _features(np.asarray(t_u, np.float64), n_params)
+    if val is None:
+        return _Data(phi, np.asarray(t_c, np.float64), None, None)
+    return _Data(phi, np.asarray(t_c, np.float64), _features(np.asarray(val[0], np.float64), n_params),
+                 np.asarray(val[1], np.float64))
+
+
+def _record(rows: dict[str, list[Any]], ev: _Evaluation, data: _Data, p: np.ndarray, e_params: np.ndarray,
+            dtype: Any, loss_shift: float, grad_shift: np.ndarray) -> None:
+    """Append the loss/grad bounds at params ``p`` known to within ``e_params`` (componentwise)."""
+    rows["loss"].append(ev.loss)
+    rows["grad"].append(ev.grad)
+    rows["loss_err"].append(ev.loss_err + loss_shift)
+    rows["grad_err"].append(ev.grad_err + grad_shift)
+    rows["grad_scale"].append(np.abs((2.0 / data.phi.shape[0]) * (data.phi @ p - data.t_c)[:, None] * data.phi).sum(0))
+    if data.val_phi is None or data.val_t_c is None:
+        rows["val_loss"].append(np.nan)
+        rows["val_loss_err"].append(np.nan)
+        return
+    val = _evaluate(p, data.val_phi, data.val_t_c, dtype)
+    rows["val_loss"].append(val.loss)
+    rows["val_loss_err"].append(val.loss_err + np.abs(val.grad) @ e_params
+                                + 0.5 * e_params @ np.abs((2.0 / len(data.val_t_c)) * data.val_phi.T @ data.val_phi)
+                                @ e_params)
 
 
 def gd_trajectory_bounds(
@@ -131,6 +174,7 @@ def gd_trajectory_bounds(
     learning_rate: float,
     n_epochs: int,
     dtype: Any = np.float32,
+    val: tuple[Any, Any] | None = None,
 ) -> TrajectoryBounds:
     """Error bounds along plain gradient descent ``p <- p - lr * g(p)`` in ``dtype``.
 
@@ -146,14 +190,15 @@ def gd_trajectory_bounds(
       learning_rate: the step size.
       n_epochs: epochs to follow.
       dtype: the precision of the implementations being compared.
+      val: optional validation ``(t_u, t_c)``; their loss is bounded at the same params.
 
     Returns:
       A :class:`TrajectoryBounds` with ``n_epochs`` rows.
     """
     u = unit_roundoff(dtype)
     p = np.asarray(params, np.float64).copy()
-    t_c = np.asarray(t_c, np.float64)
-    phi = _features(np.asarray(t_u, np.float64), p.shape[0])
+    data = _data(p.shape[0], t_u, t_c, val)
+    phi, t_c = data.phi, data.t_c
     n = phi.shape[0]
     hessian = (2.0 / n) * phi.T @ phi
     # Follow the error in the eigenbasis of H, where the propagation is diagonal: a bound
@@ -168,13 +213,153 @@ def gd_trajectory_bounds(
     for _ in range(n_epochs):
         ev = _evaluate(p, phi, t_c, dtype)
         # A params error Q e moves the loss by (Q^T g).e + sum(lambda e^2)/2, the gradient by Q Lambda e.
-        rows["loss"].append(ev.loss)
-        rows["grad"].append(ev.grad)
-        rows["loss_err"].append(ev.loss_err + np.abs(q.T @ ev.grad) @ e + 0.5 * eigenvalues @ e**2)
-        rows["grad_err"].append(ev.grad_err + abs_q @ (eigenvalues * e))
+        _record(rows, ev, data, p, abs_q @ e, dtype,
+                np.abs(q.T @ ev.grad) @ e + 0.5 * eigenvalues @ e**2, abs_q @ (eigenvalues * e))
         p = p - learning_rate * ev.grad
         injected = learning_rate * ev.grad_err + u * (np.abs(p) + learning_rate * np.abs(ev.grad))
         e = decay * e + abs_q.T @ injected
         rows["params"].append(p.copy())
         rows["params_err"].append(abs_q @ e)
-    return TrajectoryBounds(**{key: np.asarray(value) for key, value in rows.items()})
+    return _rows_to_bounds(rows)
+
+
+def fd_step_bounds(
+    params: Any, t_u: Any, t_c: Any, learning_rate: float, delta: float, n_epochs: int, dtype: Any = np.float32
+) -> TrajectoryBounds:
+    """Error bounds for the book's finite-difference steps (each parameter in turn).
+
+    A rate ``(L(p + d e_j) - L(p - d e_j)) / (2 d)`` is a difference of two loss evaluations:
+    its rounding error is at most the two evaluation bounds over ``2 d`` (plus the division's
+    rounding); a params error ``e`` moves it by at most ``|H| e`` (the exact central difference
+    of a quadratic loss is its gradient). The update adds ``lr`` times that and its own
+    roundings; the next parameter's rate sees the updated params, as in the book.
+    """
+    u = unit_roundoff(dtype)
+    p = np.asarray(params, np.float64).copy()
+    data = _data(p.shape[0], t_u, t_c, None)
+    m = p.shape[0]
+    abs_hessian = np.abs((2.0 / data.phi.shape[0]) * data.phi.T @ data.phi)
+    e = np.zeros(m)
+    rows: dict[str, list[Any]] = {key: [] for key in TrajectoryBounds._fields}
+    for _ in range(n_epochs):
+        ev = _evaluate(p, data.phi, data.t_c, dtype)
+        rates, rate_errs = np.zeros(m), np.zeros(m)
+        start_e = e.copy()
+        for j in range(m):
+            step = np.zeros(m)
+            step[j] = delta
+            plus = _evaluate(p + step, data.phi, data.t_c, dtype)
+            minus = _evaluate(p - step, data.phi, data.t_c, dtype)
+            shifted = u * (np.abs(p) + delta)  # p +- delta is rounded too
+            rate = (plus.loss - minus.loss) / (2 * delta)
+            rate_errs[j] = ((plus.loss_err + minus.loss_err + np.abs(plus.grad) @ shifted
+                             + np.abs(minus.grad) @ shifted) / (2 * delta) + 2 * u * abs(rate) + abs_hessian[j] @ e)
+            rates[j] = rate
+            p[j] = p[j] - learning_rate * rate
+            e[j] = e[j] + learning_rate * rate_errs[j] + u * (abs(p[j]) + learning_rate * abs(rate))
+        _record(rows, ev, data, p, start_e, dtype, np.abs(ev.grad) @ start_e, np.zeros(m))
+        rows["grad"][-1] = rates  # the history's "grad" of a finite-difference run is its rates
+        rows["grad_err"][-1] = rate_errs
+        rows["params"].append(p.copy())
+        rows["params_err"].append(e.copy())
+    return _rows_to_bounds(rows)
+
+
+def adam_trajectory_bounds(
+    params: Any,
+    t_u: Any,
+    t_c: Any,
+    learning_rate: float,
+    n_epochs: int,
+    dtype: Any = np.float32,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    val: tuple[Any, Any] | None = None,
+    at_epochs: Any = None,
+) -> TrajectoryBounds:
+    """Error bounds along Adam (torch's and optax's defaults, ``eps`` added to ``sqrt(v_hat)``).
+
+    Adam's state ``x = (p, m, v)`` is followed in exact arithmetic (float64). Each step is
+    linearised: an error ``dx`` becomes ``A_k dx + B_k eta_k``, where ``eta_k`` collects the
+    step's own rounding errors, bounded componentwise by ``b_k``: the gradient's evaluation
+    error, ~3 roundings of the new first moment, ~4 of the second, ~8 of the step
+    ``lr * m_hat / (sqrt(v_hat) + eps)`` and one of the new params. The bound after ``j``
+    steps keeps the signs inside the transition products and takes absolute values last:
+    ``|dx_j| <= sum_i |A_{j-1} ... A_{i+1} B_i| b_i``. (Taking them per step instead, as for
+    gradient descent, would ignore that Adam damps errors through ``H`` and grows without limit.)
+
+    Args:
+      at_epochs: the epochs (1-based) to bound; others are NaN. Default: all (cost grows as
+        ``n_epochs ** 2``; with a few log points it is linear).
+    """
+    u = unit_roundoff(dtype)
+    p = np.asarray(params, np.float64).copy()
+    n_p = p.shape[0]
+    data = _data(n_p, t_u, t_c, val)
+    hessian = (2.0 / data.phi.shape[0]) * data.phi.T @ data.phi
+    eye = np.eye(n_p)
+    zero = np.zeros((n_p, n_p))
+    m = np.zeros(n_p)
+    v = np.zeros(n_p)
+    evaluations, states, transitions, injections, sizes = [], [p.copy()], [], [], []
+    for k in range(1, n_epochs + 1):
+        ev = _evaluate(p, data.phi, data.t_c, dtype)
+        evaluations.append(ev)
+        g = ev.grad
+        m_new = b1 * m + (1 - b1) * g
+        v_new = b2 * v + (1 - b2) * g * g
+        c1, c2 = 1 - b1**k, 1 - b2**k
+        s = np.sqrt(v_new / c2)
+        denom = s + eps
+        step = learning_rate * (m_new / c1) / denom
+        d_p_dm = np.diag(-learning_rate / (c1 * denom))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d_p_dv = np.diag(np.where(s > 0, learning_rate * (m_new / c1) / (2 * s * c2 * denom**2), 0.0))
+        dv_dg = np.diag(2 * (1 - b2) * g)
+        dp_dg = d_p_dm * (1 - b1) + d_p_dv @ dv_dg
+        transitions.append(np.block([
+            [eye + dp_dg @ hessian, d_p_dm * b1, d_p_dv * b2],
+            [(1 - b1) * hessian, b1 * eye, zero],
+            [dv_dg @ hessian, zero, b2 * eye],
+        ]))
+        injections.append(np.block([
+            [dp_dg, d_p_dm, d_p_dv, eye],
+            [(1 - b1) * eye, eye, zero, zero],
+            [dv_dg, zero, eye, zero],
+        ]))
+        p = p - step
+        sizes.append(np.concatenate([
+            ev.grad_err,
+            3 * u * (b1 * np.abs(m) + (1 - b1) * np.abs(g)),
+            4 * u * (b2 * v + (1 - b2) * g * g),
+            8 * u * np.abs(step) + u * np.abs(p),
+        ]))
+        m, v = m_new, v_new
+        states.append(p.copy())
+
+    def state_error(j: int) -> np.ndarray:
+        # |dx_j| <= sum_i |Phi(j, i+1) B_i| b_i, accumulated backwards from step j.
+        total = np.zeros(3 * n_p)
+        phi = np.eye(3 * n_p)
+        for i in range(j - 1, -1, -1):
+            total += np.abs(phi @ injections[i]) @ sizes[i]
+            phi = phi @ transitions[i]
+        return total[:n_p]
+
+    wanted = set(range(1, n_epochs + 1)) if at_epochs is None else {int(e) for e in np.atleast_1d(at_epochs)}
+    rows: dict[str, list[Any]] = {key: [] for key in TrajectoryBounds._fields}
+    abs_hessian = np.abs(hessian)
+    nan_row = np.full(n_p, np.nan)
+    for k in range(1, n_epochs + 1):
+        ev = evaluations[k - 1]
+        if k not in wanted:
+            for key in TrajectoryBounds._fields:
+                rows[key].append(np.nan if key in ("loss", "loss_err", "val_loss", "val_loss_err") else nan_row)
+            continue
+        e_in = state_error(k - 1)
+        _record(rows, ev, data, states[k - 1], e_in, dtype, np.abs(ev.grad) @ e_in + 0.5 * e_in @ abs_hessian @ e_in,
+                abs_hessian @ e_in)
+        rows["params"].append(states[k])
+        rows["params_err"].append(state_error(k))
+    return _rows_to_bounds(rows)

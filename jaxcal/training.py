@@ -18,11 +18,13 @@ import numpy as np
 import optax
 from jax import lax
 
-from . import _checks
-from .core import MODELS, Model, loss_and_grad
+from . import _checks, book
+from . import exact as exact_ops
+from .core import MODELS, Model, loss_and_grad, loss_fn
 from .core import model as linear_model
 
 __all__ = [
+    "GRADIENTS",
     "History",
     "OptimizerLike",
     "TrainResult",
@@ -53,12 +55,15 @@ class History(NamedTuple):
       loss: the loss at the params entering that epoch, shape ``(n_logs,)``.
       grad: the gradient at the params entering that epoch, shape ``(n_logs, n_params)``.
       params: the params after that epoch's update, shape ``(n_logs, n_params)``.
+      val_loss: the validation loss at the params entering that epoch, shape ``(n_logs,)``, or
+        ``None`` when the run had no validation readings.
     """
 
     epoch: Array
     loss: Array
     grad: Array
     params: Array
+    val_loss: Array | None = None
 
 
 class TrainResult(NamedTuple):
@@ -141,6 +146,9 @@ optax_step = jax.jit(_optax_step, static_argnames=("optimizer", "model"))
 optax_step.__doc__ = _optax_step.__doc__
 
 
+GRADIENTS = ("autograd", "analytic", "finite-difference")
+
+
 class _Rule(NamedTuple):
     """An update rule as two pure functions, in optax's shape but with the learning rate traced."""
 
@@ -148,9 +156,14 @@ class _Rule(NamedTuple):
     update: Callable[[Array, Any, Array], tuple[Array, Any]]
 
 
-def _make_rule(optimizer: OptimizerLike, learning_rate: Array) -> _Rule:
+def _make_rule(optimizer: OptimizerLike, learning_rate: Array, ops: exact_ops.ExactOps | None) -> _Rule:
     if optimizer is None:
+        if ops is not None:  # the seed's `params -= lr * params.grad`: two roundings, never fused
+            return _Rule(lambda params: (), lambda grad, state, params: (
+                ops.rounded(params - ops.rounded(learning_rate * grad)), state))
         return _Rule(lambda params: (), lambda grad, state, params: (params - learning_rate * grad, state))
+    if ops is not None:  # optimizer == "sgd": torch's param.add_(grad, alpha=-lr), one fused rounding
+        return _Rule(lambda params: (), lambda grad, state, params: (ops.fma(-learning_rate, grad, params), state))
     factory = _NAMED_OPTIMIZERS[optimizer] if isinstance(optimizer, str) else optimizer
     tx = factory(learning_rate)
 
@@ -159,6 +172,42 @@ def _make_rule(optimizer: OptimizerLike, learning_rate: Array) -> _Rule:
         return optax.apply_updates(params, updates), state
 
     return _Rule(tx.init, update)
+
+
+class _Problem(NamedTuple):
+    """How one epoch evaluates: the loss, and the loss with the gradient (or the whole step)."""
+
+    loss: Callable[[Array, Array, Array], Array]
+    loss_and_grad: Callable[[Array, Array, Array], tuple[Array, Array]]
+
+
+def _make_problem(model: Model, model_name: str | None, gradient: str, ops: exact_ops.ExactOps | None) -> _Problem:
+    if ops is None:
+        loss = functools.partial(_objective, model=model)
+    else:
+        exact_model = exact_ops.MODELS[model_name or ""]
+
+        def loss(params: Array, t_u: Array, t_c: Array) -> Array:
+            return ops.mean(ops.square(exact_model(ops, t_u, params) - t_c))
+
+    if gradient == "analytic":
+        def analytic(params: Array, t_u: Array, t_c: Array) -> tuple[Array, Array]:
+            w, b = params[0], params[1]
+            if ops is None:
+                t_p = model(t_u, w, b)
+                return loss_fn(t_p, t_c), book.grad_fn(t_u, t_c, t_p, w, b)
+            t_p = exact_ops.MODELS["linear"](ops, t_u, params)
+            dloss_dtp = ops.divide(ops.rounded(2 * (t_p - t_c)), jnp.asarray(t_p.shape[0], t_p.dtype))
+            dloss_dw = ops.seq_sum(ops.rounded(dloss_dtp * t_u))
+            dloss_db = ops.seq_sum(ops.rounded(dloss_dtp * 1.0))
+            return ops.mean(ops.square(t_p - t_c)), jnp.stack([dloss_dw, dloss_db])
+
+        return _Problem(loss, analytic)
+    return _Problem(loss, jax.value_and_grad(loss))
+
+
+def _objective(params: Array, t_u: Array, t_c: Array, model: Model) -> Array:
+    return loss_fn(model(t_u, *params), t_c)
 
 
 def _check_optimizer(optimizer: Any) -> OptimizerLike:
@@ -178,15 +227,40 @@ def _check_optimizer(optimizer: Any) -> OptimizerLike:
     raise _checks.InvalidType(f"optimizer: must be None, 'sgd', 'adam' or a callable, got {optimizer!r}")
 
 
-def _resolve_model(model: str | Model) -> tuple[Model, int | None]:
+def _resolve_model(model: str | Model) -> tuple[Model, str | None, int | None]:
     if isinstance(model, str):
         if model not in MODELS:
             raise _checks.InvalidInput(f"model: unknown model {model!r}; choose one of {', '.join(MODELS)}")
         spec = MODELS[model]
-        return spec.fn, spec.n_params
+        return spec.fn, model, spec.n_params
     if callable(model):
-        return model, None
+        return model, None, None
     raise _checks.InvalidType(f"model: must be a model name or a function, got {model!r}")
+
+
+def _check_modes(gradient: str, exact: bool, optimizer: OptimizerLike, model_name: str | None, dtype: Any) -> None:
+    if gradient not in GRADIENTS:
+        raise _checks.InvalidInput(f"gradient: unknown gradient {gradient!r}; choose one of {', '.join(GRADIENTS)}")
+    if gradient != "autograd" and optimizer is not None:
+        raise _checks.InvalidInput(f"gradient: the book's {gradient} runs use the plain update (optimizer=None)")
+    if gradient == "analytic" and model_name != "linear":
+        raise _checks.InvalidInput("gradient: the book's analytic gradient is written for the linear model only")
+    if exact:
+        if optimizer not in (None, "sgd"):
+            raise _checks.InvalidInput(
+                "exact: exact mode reproduces the plain and SGD updates; Adam's recording is not bit-reproducible"
+            )
+        if model_name is None:
+            raise _checks.InvalidInput("exact: exact mode needs a model by name (linear or quadratic)")
+        if dtype != np.float32:
+            raise _checks.InvalidInput(f"exact: exact mode reproduces float32 recordings; got {dtype} readings")
+
+
+def _as_readings(t_u: Any, t_c: Any, prefix: str = "") -> tuple[Any, Any]:
+    default_float = jax.dtypes.canonicalize_dtype(np.float64)  # float32 unless x64 is on
+    t_u, t_c = (x if hasattr(x, "dtype") else np.asarray(x, default_float) for x in (t_u, t_c))
+    _checks.check_readings(t_u, t_c, prefix)
+    return t_u, t_c
 
 
 def training_loop(
@@ -199,6 +273,11 @@ def training_loop(
     optimizer: OptimizerLike = None,
     log_every: int = 500,
     model: str | Model = "linear",
+    gradient: str = "autograd",
+    exact: bool = False,
+    val_t_u: Any = None,
+    val_t_c: Any = None,
+    delta: float = 0.1,
 ) -> TrainResult:
     """Fit ``model`` to ``(t_u, t_c)`` by gradient descent: the seed's loop as one XLA program.
 
@@ -217,6 +296,13 @@ def training_loop(
         (static).
       log_every: record a history row every ``log_every`` epochs (static).
       model: ``"linear"``, ``"quadratic"`` or a function ``model(t_u, *params)`` (static).
+      gradient: ``"autograd"`` (``jax.grad``), ``"analytic"`` (the book's ``grad_fn``) or
+        ``"finite-difference"`` (the book's central differences, one parameter at a time).
+      exact: reproduce the recorded float32 rounding of the book's torch build digit for digit
+        (CPU, float32; see :mod:`jaxcal.exact`). Slower; still ``jax.grad`` and compiled.
+      val_t_u, val_t_c: optional validation readings; the history then holds their loss at the
+        params entering each logged epoch (the book's train/validation run).
+      delta: the finite-difference half-width (traced; only for ``"finite-difference"``).
 
     Returns:
       A :class:`TrainResult`.
@@ -235,15 +321,15 @@ def training_loop(
     log_every = _checks.check_positive_int(log_every, "log_every")
     _checks.check_learning_rate(learning_rate, "learning_rate")
     optimizer = _check_optimizer(optimizer)
-    model_fn, n_params = _resolve_model(model)
-    default_float = jax.dtypes.canonicalize_dtype(np.float64)  # float32 unless x64 is on
-    t_u, t_c = (x if hasattr(x, "dtype") else np.asarray(x, default_float) for x in (t_u, t_c))
-    _checks.check_readings(t_u, t_c)
-    # Shapes and values are checked on the host without converting anything: the jitted call
-    # converts its arguments itself, far faster than jnp.asarray here would.
+    model_fn, model_name, n_params = _resolve_model(model)
+    t_u, t_c = _as_readings(t_u, t_c)
+    has_val = val_t_u is not None or val_t_c is not None
+    if has_val:
+        val_t_u, val_t_c = _as_readings(val_t_u, val_t_c, "val_")
     # One dtype for params and learning rate whatever form they come in (Python float, NumPy,
     # jax.Array), so that a new value never changes the compiled program's signature.
     dtype = np.result_type(t_u, t_c)
+    _check_modes(gradient, bool(exact), optimizer, model_name, dtype)
     as_dtype = functools.partial(jnp.asarray, dtype=dtype)
     params = as_dtype(params) if isinstance(params, jax.Array) else np.asarray(params, dtype=dtype)
     if isinstance(learning_rate, jax.Array):
@@ -254,31 +340,57 @@ def training_loop(
         want = f"{n_params} values" if n_params is not None else "a 1-D vector"
         raise _checks.InvalidInput(f"params: must be {want}, got shape {tuple(params.shape)}")
     _checks.check_finite_array(params, "params")
-    return _compiled_loop(n_epochs, log_every, optimizer, model_fn, learning_rate, params, t_u, t_c)
+    statics = (n_epochs, log_every, optimizer, model_fn, model_name, gradient, bool(exact))
+    val = (val_t_u, val_t_c) if has_val else None
+    return _compiled_loop(*statics, learning_rate, params, t_u, t_c, val, np.asarray(delta, dtype), np.int32(0))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
 def _compiled_loop(
     n_epochs: int,
     log_every: int,
     optimizer: OptimizerLike,
     model: Model,
+    model_name: str | None,
+    gradient: str,
+    exact: bool,
     learning_rate: Array,
     params: Array,
     t_u: Array,
     t_c: Array,
+    val: tuple[Array, Array] | None,
+    delta: Array,
+    zero: Array,
 ) -> TrainResult:
     # Everything follows the readings' dtype (float32, or float64 when the caller enabled x64).
     dtype = jnp.result_type(t_u, t_c)
     t_u, t_c = t_u.astype(dtype), t_c.astype(dtype)
     params = params.astype(dtype)
     learning_rate = learning_rate.astype(dtype)
-    rule = _make_rule(optimizer, learning_rate)
+    ops = exact_ops.make_ops(zero) if exact else None
+    rule = _make_rule(optimizer, learning_rate, ops)
+    problem = _make_problem(model, model_name, gradient, ops)
 
-    def epoch(carry: tuple, _: None) -> tuple[tuple, tuple[Array, Array, Array]]:
-        params, state, epochs_run, diverged = carry
-        loss, grad = loss_and_grad(params, t_u, t_c, model)
+    def evaluate_and_update(params: Array, state: Any) -> tuple[Array, Array, Array, Any]:
+        if gradient == "finite-difference":
+            loss = problem.loss(params, t_u, t_c)
+            if ops is None:
+                new_params, grad = book.finite_difference_step(
+                    lambda p: problem.loss(p, t_u, t_c), params, learning_rate, delta)
+            else:
+                new_params, grad = book.finite_difference_step(
+                    lambda p: problem.loss(p, t_u, t_c), params, learning_rate, delta,
+                    divide=ops.divide, update=lambda p, step: ops.rounded(p - step),
+                    multiply=lambda a, b: ops.rounded(a * b))
+            return loss, grad, new_params, state
+        loss, grad = problem.loss_and_grad(params, t_u, t_c)
         new_params, new_state = rule.update(grad, state, params)
+        return loss, grad, new_params, new_state
+
+    def epoch(carry: tuple, _: None) -> tuple[tuple, tuple[Array, ...]]:
+        params, state, epochs_run, diverged = carry
+        loss, grad, new_params, new_state = evaluate_and_update(params, state)
+        val_loss = problem.loss(params, val[0].astype(dtype), val[1].astype(dtype)) if val is not None else None
         running = jnp.logical_not(diverged)
         finite = jnp.isfinite(loss) & jnp.all(jnp.isfinite(new_params))
         # Keep the last finite params once the run has diverged: a result, never silent NaNs.
@@ -287,7 +399,7 @@ def _compiled_loop(
         state = jax.tree.map(lambda new, old: jnp.where(accept, new, old), new_state, state)
         epochs_run = epochs_run + running.astype(epochs_run.dtype)
         diverged = diverged | (running & ~finite)
-        return (params, state, epochs_run, diverged), (loss, grad, new_params)
+        return (params, state, epochs_run, diverged), (loss, grad, new_params, val_loss)
 
     def unlogged(carry: tuple, length: int) -> tuple:
         if length == 0:
@@ -295,14 +407,14 @@ def _compiled_loop(
         carry, _ = lax.scan(epoch, carry, None, length=length)
         return carry
 
-    def log_block(carry: tuple, _: None) -> tuple[tuple, tuple[Array, Array, Array]]:
+    def log_block(carry: tuple, _: None) -> tuple[tuple, tuple[Array, ...]]:
         carry = unlogged(carry, log_every - 1)
         return epoch(carry, None)
 
     carry = (params, rule.init(params), jnp.zeros((), jnp.int32), jnp.zeros((), bool))
     n_logs, remainder = divmod(n_epochs, log_every)
-    carry, (loss, grad, logged_params) = lax.scan(log_block, carry, None, length=n_logs)
+    carry, (loss, grad, logged_params, val_loss) = lax.scan(log_block, carry, None, length=n_logs)
     carry = unlogged(carry, remainder)
     params, _, epochs_run, diverged = carry
     epochs = jnp.arange(1, n_logs + 1, dtype=jnp.int32) * log_every
-    return TrainResult(params, History(epochs, loss, grad, logged_params), epochs_run, diverged)
+    return TrainResult(params, History(epochs, loss, grad, logged_params, val_loss), epochs_run, diverged)

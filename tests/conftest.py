@@ -55,3 +55,10 @@ def compiles():
     jax.monitoring.register_event_duration_secs_listener(counter)
     yield counter
     jax.monitoring.unregister_event_duration_listener(counter)
+
+
+@pytest.fixture(autouse=True)
+def _x64_stays_off():
+    # x64 is a start-up choice; a test that flipped it in-process would change every later test.
+    yield
+    assert not jax.config.jax_enable_x64, "a test enabled x64 in-process; run --x64 in a subprocess"

@@ -1,0 +1,175 @@
+"""Bit-faithful float32 arithmetic: the operations of the torch build that recorded the book.
+
+The recording summed every tensor strictly left to right in float32, rounded each product
+before adding it, and divided where the code divides. XLA's CPU backend, left alone, does
+three things differently (found by comparing its results element by element):
+
+1. it sums in another order (vectorised partial sums), also in the sums that the backward
+   pass hides (``dloss/dw`` is the transpose of broadcasting ``w``: a reduction);
+2. it contracts ``a * b + c`` into one fused multiply-add (one rounding instead of two), even
+   through ``select``, ``reduce_precision`` or ``optimization_barrier``;
+3. it turns a division by a constant or by a broadcast scalar into a multiplication by the
+   reciprocal (and vectorised division is not correctly rounded either).
+
+:func:`make_ops` builds the counter-measures inside a traced function. They take a runtime
+zero, an ``int32`` input that XLA cannot fold: rounding a value to float32 through
+``bitcast -> xor zero -> bitcast`` hides it from contraction, and a divisor passed that way
+is not a constant. Sums run as a sequential ``lax.scan``; divisions run on scalars. The
+differentiable operations carry ``jax.custom_vjp`` rules whose backward pass does what the
+recorded build's autograd did (torch's ``mul``/``add`` backward: a left-to-right sum of
+rounded products; ``mean`` backward: ``grad / n``; ``pow(x, 2)`` backward:
+``grad * (2 * x)``), so the gradient still comes from ``jax.grad`` of the loss.
+
+None of this is needed for correct results: it is how ``exact=True`` reproduces the recorded
+digits, and why fast mode differs from them by a few ulps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+__all__ = ["MODELS", "ExactOps", "make_ops"]
+
+Array = jax.Array
+
+
+class ExactOps(NamedTuple):
+    """Float32 operations with the recorded build's rounding, built by :func:`make_ops`."""
+
+    rounded: Callable[[Array], Array]
+    seq_sum: Callable[[Array], Array]
+    scale: Callable[[Array, Array], Array]
+    shift: Callable[[Array, Array], Array]
+    square: Callable[[Array], Array]
+    mean: Callable[[Array], Array]
+    divide: Callable[[Array, Array], Array]
+    fma: Callable[[Array, Array, Array], Array]
+
+
+def make_ops(zero: Array) -> ExactOps:
+    """Build the exact operations around ``zero``, a traced ``int32`` array equal to 0.
+
+    Call it inside the jitted function, with ``zero`` one of that function's arguments.
+    """
+
+    def rounded(x: Array) -> Array:
+        # The integer round trip is invisible to XLA's float rewrites and LLVM's contraction,
+        # so x is materialised as a float32 value: one rounding, exactly where the code says.
+        bits = lax.bitcast_convert_type(x, jnp.int32) ^ zero
+        return lax.bitcast_convert_type(bits, x.dtype)
+
+    def seq_sum(v: Array) -> Array:
+        # Left to right, one rounding per addition, as the recorded build's sum kernel.
+        def add(acc: Array, x: Array) -> tuple[Array, None]:
+            return rounded(acc + x), None
+
+        total, _ = lax.scan(add, jnp.zeros((), v.dtype), v, unroll=min(v.shape[0], 16))
+        return total
+
+    def divide(v: Array, d: Array) -> Array:
+        # Scalar divisions by an opaque divisor: correctly rounded, never a reciprocal.
+        d = rounded(jnp.asarray(d, v.dtype))
+        if v.ndim == 0:
+            return rounded(v / d)
+        return lax.map(lambda x: rounded(x / d), v)
+
+    @jax.custom_vjp
+    def scale(w: Array, x: Array) -> Array:
+        """``w * x`` for a scalar ``w``: torch's ``mul`` with a broadcast operand."""
+        return rounded(w * x)
+
+    def scale_fwd(w: Array, x: Array) -> tuple[Array, tuple[Array, Array]]:
+        return scale(w, x), (w, x)
+
+    def scale_bwd(res: tuple[Array, Array], ct: Array) -> tuple[Array, Array]:
+        w, x = res
+        return seq_sum(rounded(ct * x)), rounded(ct * w)
+
+    scale.defvjp(scale_fwd, scale_bwd)
+
+    @jax.custom_vjp
+    def shift(v: Array, b: Array) -> Array:
+        """``v + b`` for a scalar ``b``: its gradient sums the cotangent left to right."""
+        return rounded(v + b)
+
+    def shift_fwd(v: Array, b: Array) -> tuple[Array, None]:
+        return shift(v, b), None
+
+    def shift_bwd(_: None, ct: Array) -> tuple[Array, Array]:
+        return ct, seq_sum(ct)
+
+    shift.defvjp(shift_fwd, shift_bwd)
+
+    @jax.custom_vjp
+    def square(d: Array) -> Array:
+        """``d ** 2``; backward ``grad * (2 * d)`` as torch's ``pow_backward``."""
+        return rounded(d * d)
+
+    def square_fwd(d: Array) -> tuple[Array, Array]:
+        return square(d), d
+
+    def square_bwd(d: Array, ct: Array) -> tuple[Array]:
+        return (rounded(ct * rounded(2 * d)),)
+
+    square.defvjp(square_fwd, square_bwd)
+
+    @jax.custom_vjp
+    def mean(v: Array) -> Array:
+        """``v.mean()``: a left-to-right sum divided by ``n``; backward ``grad / n``."""
+        return divide(seq_sum(v), jnp.asarray(v.shape[0], v.dtype))
+
+    def mean_fwd(v: Array) -> tuple[Array, Array]:
+        return mean(v), v
+
+    def mean_bwd(v: Array, ct: Array) -> tuple[Array]:
+        return (jnp.broadcast_to(divide(ct, jnp.asarray(v.shape[0], v.dtype)), v.shape),)
+
+    mean.defvjp(mean_fwd, mean_bwd)
+
+    def fma(a: Array, b: Array, c: Array) -> Array:
+        """``a * b + c`` rounded once (what ``torch.add_(g, alpha=-lr)`` does on AVX2 CPUs).
+
+        Dekker's exact product ``a * b = ph + pl`` and Knuth's exact sum ``c + ph = s + e``
+        leave one rounding, ``s + (e + pl)``; it differs from the correctly rounded result only
+        when the exact value lies within ``u * |e + pl|`` of a rounding boundary.
+        """
+        split = jnp.asarray(4097.0, a.dtype)  # 2**12 + 1 splits a 24-bit mantissa in halves
+
+        def halves(x: Array) -> tuple[Array, Array]:
+            t = rounded(split * x)
+            hi = rounded(t - rounded(t - x))
+            return hi, rounded(x - hi)
+
+        a_hi, a_lo = halves(a)
+        b_hi, b_lo = halves(b)
+        ph = rounded(a * b)
+        pl = rounded(rounded(a_hi * b_hi) - ph)
+        pl = rounded(pl + rounded(a_hi * b_lo))
+        pl = rounded(pl + rounded(a_lo * b_hi))
+        pl = rounded(pl + rounded(a_lo * b_lo))
+        s = rounded(c + ph)
+        bb = rounded(s - c)
+        e = rounded(rounded(c - rounded(s - bb)) + rounded(ph - bb))
+        return rounded(s + rounded(e + pl))
+
+    return ExactOps(rounded, seq_sum, scale, shift, square, mean, divide, fma)
+
+
+def _linear(ops: ExactOps, t_u: Array, params: Array) -> Array:
+    # torch: w * t_u + b, one rounding for the product and one for the sum
+    return ops.shift(ops.scale(params[0], t_u), params[1])
+
+
+def _quadratic(ops: ExactOps, t_u: Array, params: Array) -> Array:
+    # torch: w2 * t_u ** 2 + w1 * t_u + b, evaluated left to right
+    t_u2 = ops.rounded(t_u * t_u)
+    return ops.shift(ops.rounded(ops.scale(params[0], t_u2) + ops.scale(params[1], t_u)), params[2])
+
+
+#: The models exact mode knows, written with :class:`ExactOps`: ``t_p = MODELS[name](ops, t_u, params)``.
+MODELS: dict[str, Callable[[ExactOps, Array, Array], Array]] = {"linear": _linear, "quadratic": _quadratic}
