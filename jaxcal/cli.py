@@ -53,7 +53,7 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     add("--init", nargs="+", default=None, metavar="P",
         help="initial params: W B (linear, default 1 0) or W2 W1 B (quadratic, default 0 1 0)")
     add("--optimizer", default="plain", metavar="NAME", help="plain (the seed's params - lr * grad), sgd or adam")
-    add("--model", default="linear", metavar="NAME", help="linear (w * t_u + b) or quadratic (w2 * t_u**2 + w1 * t_u + b)")
+    add("--model", default="linear", metavar="NAME", help="linear (w * t_u + b) or quadratic (w2 * t_u**2 + ...)")
     add("--gradient", default="autograd", metavar="HOW",
         help="autograd (jax.grad), analytic (the book's grad_fn) or finite-difference")
     add("--fd-delta", default="0.1", metavar="D", help="finite-difference half-width (default 0.1, the book's)")

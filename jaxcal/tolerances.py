@@ -38,8 +38,8 @@ import numpy as np
 __all__ = [
     "TrajectoryBounds",
     "adam_trajectory_bounds",
-    "fd_step_bounds",
     "evaluation_bounds",
+    "fd_step_bounds",
     "gamma",
     "gd_trajectory_bounds",
     "printed_half_unit",
@@ -78,6 +78,11 @@ class _Evaluation(NamedTuple):
     grad_err: np.ndarray
 
 
+# Past a divergence the exact run and its bounds overflow to inf: a fine answer, not a warning.
+_past_divergence = np.errstate(over="ignore", invalid="ignore")
+
+
+@_past_divergence
 def _evaluate(params: np.ndarray, phi: np.ndarray, t_c: np.ndarray, dtype: Any) -> _Evaluation:
     u = unit_roundoff(dtype)
     n, m = phi.shape
@@ -167,6 +172,7 @@ def _record(rows: dict[str, list[Any]], ev: _Evaluation, data: _Data, p: np.ndar
                                 @ e_params)
 
 
+@_past_divergence
 def gd_trajectory_bounds(
     params: Any,
     t_u: Any,
@@ -223,6 +229,7 @@ def gd_trajectory_bounds(
     return _rows_to_bounds(rows)
 
 
+@_past_divergence
 def fd_step_bounds(
     params: Any, t_u: Any, t_c: Any, learning_rate: float, delta: float, n_epochs: int, dtype: Any = np.float32
 ) -> TrajectoryBounds:
@@ -265,6 +272,7 @@ def fd_step_bounds(
     return _rows_to_bounds(rows)
 
 
+@_past_divergence
 def adam_trajectory_bounds(
     params: Any,
     t_u: Any,
