@@ -57,8 +57,11 @@ def compiles():
     jax.monitoring.unregister_event_duration_listener(counter)
 
 
+_X64_AT_START = bool(jax.config.jax_enable_x64)  # JAX_ENABLE_X64=1 for x64_cases.py only
+
+
 @pytest.fixture(autouse=True)
-def _x64_stays_off():
+def _x64_stays_as_started():
     # x64 is a start-up choice; a test that flipped it in-process would change every later test.
     yield
-    assert not jax.config.jax_enable_x64, "a test enabled x64 in-process; run --x64 in a subprocess"
+    assert bool(jax.config.jax_enable_x64) == _X64_AT_START, "a test flipped x64 in-process; use a subprocess"

@@ -164,3 +164,77 @@ def test_console_script_and_module_run(command):
     assert done.stderr == "jaxcal train: error: --epochs: must be a positive integer, got 0\n"
     version = subprocess.run([*command, "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("jaxcal ")
+
+
+def test_exact_prints_the_seeds_values_digit_for_digit(capsys):
+    status, out, _ = run_cli(capsys, "train", "--exact")
+    assert status == 0
+    seed = (Path(__file__).parent / "reference" / "seed_output.txt").read_text().splitlines()
+
+    def words(line: str) -> list[str]:
+        # the blog post collapsed torch's padding and jaxcal prints the list without tensor(...)
+        return line.replace("tensor(", "").replace("])", "]").split()
+
+    lines = out.splitlines()
+    assert len(lines) == len(seed) == 21
+    assert [words(line) for line in lines[:20]] == [words(line) for line in seed[:20]]
+    assert words(lines[20])[1:] == words(seed[20].replace(", requires_grad=True)", ""))
+
+
+def test_book_split_and_log_epochs_print_the_books_split_run(capsys, book_runs):
+    argv = ["--optimizer", "sgd", "--epochs", "3000", "--book-split", "--log-epochs", "1,2,3", "--exact"]
+    status, out, _ = run_cli(capsys, "train", *argv)
+    assert status == 0
+    lines = [line for line in out.splitlines() if line.startswith("Epoch")]
+    assert "\n".join(lines) + "\n" == book_runs["p1ch5_3_c14_split_sgd_tun_lr1e-2_3000"]["recorded"]["stdout"]
+
+
+def test_seeded_split_is_reproducible(capsys):
+    argv = ["--val-fraction", "0.3", "--split-seed", "7", "--epochs", "100", "--log-every", "50", "--json"]
+    first = json.loads(run_cli(capsys, "train", *argv)[1])
+    again = json.loads(run_cli(capsys, "train", *argv)[1])
+    assert first == again
+    assert "val_loss" in first["history"][0]
+
+
+def test_quadratic_model_from_the_cli(capsys):
+    status, out, _ = run_cli(capsys, "train", "--model", "quadratic", "--lr", "1e-4", "--json")
+    assert status == 0
+    assert len(json.loads(out)["params"]) == 3
+    status, out, _ = run_cli(capsys, "graph", "--model", "quadratic")
+    assert status == 0
+    assert "f32[3]" in out
+
+
+def test_parity_command_passes_on_the_seed(capsys):
+    pytest.importorskip("torch")
+    status, out, _ = run_cli(capsys, "parity", "--epochs", "1000", "--log-every", "100")
+    assert status == 0
+    assert out.splitlines()[-1] == "parity: OK"
+    assert out.splitlines()[0].split()[:4] == ["epoch", "value", "jaxcal", "torch"]
+
+
+def test_parity_command_exits_1_beyond_tolerance(capsys, monkeypatch):
+    pytest.importorskip("torch")
+    import jaxcal.parity as parity
+
+    real = parity.tolerance
+
+    def zero_tolerance(config, epochs):
+        tol = real(config, epochs)
+        return tol._replace(loss=0 * tol.loss, grad=0 * tol.grad, params=0 * tol.params)
+
+    monkeypatch.setattr(parity, "tolerance", zero_tolerance)
+    # Exact mode differs from torch 2.13 by a few ulps (it replays the 2020 build): with no
+    # tolerance at all, the comparison must fail and say so.
+    status, out, _ = run_cli(capsys, "parity", "--epochs", "1000", "--exact")
+    assert status == 1
+    assert out.splitlines()[-1] == "parity: FAILED (beyond tolerance)"
+
+
+def test_parity_without_torch_is_a_clear_error(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
+    status, _, err = run_cli(capsys, "parity")
+    assert status == 2
+    assert err.startswith("jaxcal parity: error: torch is not installed; install the parity extra")
+    assert err.count("\n") == 1
