@@ -16,50 +16,11 @@ import numpy as np
 import pytest
 
 from jaxcal import data, loss_and_grad, training_loop
+from jaxcal.chapter import RUNS
 from jaxcal.parity import RunConfig, tolerance
 from jaxcal.report import format_values
 from jaxcal.tolerances import evaluation_bounds, printed_half_unit
 
-T_UN = data.t_un
-TRAIN, VAL = (list(i) for i in data.BOOK_SPLIT)
-
-
-def _split() -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    scale = np.float32(0.1)
-    return scale * data.t_u[TRAIN], data.t_c[TRAIN], (scale * data.t_u[VAL], data.t_c[VAL])
-
-
-_split_t_u, _split_t_c, _split_val = _split()
-
-RUNS: dict[str, RunConfig] = {
-    "p1ch5_1_c07-09_finite_difference_step": RunConfig(
-        1, 1e-2, (1.0, 0.0), data.t_u, data.t_c, log_every=1, gradient="finite-difference"
-    ),
-    "p1ch5_1_c16_gd_tu_lr1e-2_diverges": RunConfig(
-        100, 1e-2, (1.0, 0.0), data.t_u, data.t_c, log_every=1, gradient="analytic"
-    ),
-    "p1ch5_1_c17_gd_tu_lr1e-4": RunConfig(100, 1e-4, (1.0, 0.0), data.t_u, data.t_c, log_every=1, gradient="analytic"),
-    "p1ch5_1_c19_gd_tun_lr1e-2_100": RunConfig(100, 1e-2, (1.0, 0.0), T_UN, data.t_c, log_every=1, gradient="analytic"),
-    "p1ch5_1_c20_gd_tun_lr1e-2_5000": RunConfig(
-        5000, 1e-2, (1.0, 0.0), T_UN, data.t_c, log_every=1, gradient="analytic"
-    ),
-    "p1ch5_2_c09_autograd_tun_lr1e-2_5000": RunConfig(5000, 1e-2, (1.0, 0.0), T_UN, data.t_c, log_every=100),
-    "p1ch5_3_c06_sgd_single_step_tu_lr1e-5": RunConfig(
-        1, 1e-5, (1.0, 0.0), data.t_u, data.t_c, optimizer="sgd", log_every=1
-    ),
-    "p1ch5_3_c07_sgd_single_step_tun_lr1e-2": RunConfig(
-        1, 1e-2, (1.0, 0.0), T_UN, data.t_c, optimizer="sgd", log_every=1
-    ),
-    "p1ch5_3_c09_sgd_tun_lr1e-2_5000": RunConfig(
-        5000, 1e-2, (1.0, 0.0), T_UN, data.t_c, optimizer="sgd", log_every=100
-    ),
-    "p1ch5_3_c10_adam_tu_lr1e-1_2000": RunConfig(
-        2000, 0.1, (1.0, 0.0), data.t_u, data.t_c, optimizer="adam", log_every=100
-    ),
-    "p1ch5_3_c14_split_sgd_tun_lr1e-2_3000": RunConfig(
-        3000, 1e-2, (1.0, 0.0), _split_t_u, _split_t_c, optimizer="sgd", log_every=1, val=_split_val
-    ),
-}
 # Exact mode covers the runs the recording can be replayed for: not Adam (see the reference
 # README: no float32 re-implementation reproduces its recording), and not the finite-difference
 # step, of which nothing was recorded.

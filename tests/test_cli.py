@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import pytest
 
 from jaxcal import data
@@ -238,3 +239,16 @@ def test_parity_without_torch_is_a_clear_error(capsys, monkeypatch):
     assert status == 2
     assert err.startswith("jaxcal parity: error: torch is not installed; install the parity extra")
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("name", list(__import__("jaxcal.chapter").chapter.COMMANDS))
+def test_every_chapter_run_is_a_command_line(capsys, book_runs, name):
+    from jaxcal.chapter import COMMANDS, RUNS
+
+    argv = [*COMMANDS[name].split()[1:], "--json"]
+    with jax.numpy_dtype_promotion("standard" if RUNS[name].optimizer == "adam" else "strict"):
+        status, out, err = run_cli(capsys, *argv)
+    assert status == 0, err
+    result = json.loads(out)
+    assert result["epochs_run"] == book_runs[name].get("epochs_run", RUNS[name].n_epochs)
+    assert len(result["params"]) == len(RUNS[name].params)

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_book_runs import RUNS
 
-from jaxcal import data
+from jaxcal.chapter import QUADRATIC_EXERCISE, RUNS
 from jaxcal.parity import RunConfig, compare, format_table
 
 torch = pytest.importorskip("torch")
@@ -36,7 +35,7 @@ def test_book_run_matches_live_torch(name):
 
 def test_quadratic_exercise_matches_live_torch():
     # The chapter's exercise has no recording: torch run live is the reference.
-    _assert_parity(RunConfig(5000, 1e-4, (0.0, 1.0, 0.0), data.t_un, data.t_c, model="quadratic", log_every=500))
+    _assert_parity(QUADRATIC_EXERCISE)
 
 
 @st.composite

@@ -10,10 +10,10 @@ import jax
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from test_book_runs import RUNS
 from test_parity_live import problems
 
 from jaxcal import data, training_loop
+from jaxcal.chapter import RUNS
 from jaxcal.parity import RunConfig, compare, format_table
 
 torch = pytest.importorskip("torch")
