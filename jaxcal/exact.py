@@ -57,11 +57,17 @@ def make_ops(zero: Array) -> ExactOps:
     Call it inside the jitted function, with ``zero`` one of that function's arguments.
     """
 
+    @jax.custom_jvp
     def rounded(x: Array) -> Array:
         # The integer round trip is invisible to XLA's float rewrites and LLVM's contraction,
         # so x is materialised as a float32 value: one rounding, exactly where the code says.
         bits = lax.bitcast_convert_type(x, jnp.int32) ^ zero
         return lax.bitcast_convert_type(bits, x.dtype)
+
+    @rounded.defjvp
+    def _rounded_jvp(primals: tuple[Array], tangents: tuple[Array]) -> tuple[Array, Array]:
+        # Mathematically the identity: derivatives pass through unchanged.
+        return rounded(primals[0]), tangents[0]
 
     def seq_sum(v: Array) -> Array:
         # Left to right, one rounding per addition, as the recorded build's sum kernel.
