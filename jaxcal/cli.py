@@ -98,6 +98,37 @@ def _build_parser() -> _Parser:
     )
     _add_train_flags(parity)
 
+    sweep = commands.add_parser(
+        "sweep",
+        help="fit many learning rates in one compiled program and report where training diverges",
+        description="Fit the data for --num learning rates, log-spaced from --lr-min to --lr-max (one compile).",
+        epilog="examples:\n  jaxcal sweep --scale 1 --lr-min 1e-5 --lr-max 1e-1 --num 9\n"
+               "  jaxcal sweep --lr-min 1e-3 --lr-max 1 --num 13 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_train_flags(sweep)
+    sweep.add_argument("--lr-min", default="1e-5", metavar="LR", help="smallest learning rate (default 1e-5)")
+    sweep.add_argument("--lr-max", default="1e-1", metavar="LR", help="largest learning rate (default 1e-1)")
+    sweep.add_argument("--num", default="9", metavar="K", help="how many learning rates (default 9)")
+    sweep.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+
+    fleet = commands.add_parser(
+        "fleet",
+        help="fit every sensor of a long table (sensor,t_u,t_c) at once",
+        description="Fit w * t_u + b for every sensor of DATA (CSV with columns sensor,t_u,t_c in any row "
+                    "order, or .npz with arrays sensor, t_u, t_c), all local devices busy.",
+        epilog="examples:\n  jaxcal fleet sensors.csv --out fits.csv\n  jaxcal fleet sensors.npz --epochs 2000 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fleet.add_argument("data", metavar="DATA", help="CSV or .npz of readings per sensor")
+    for flag in ("--scale", "--epochs", "--lr", "--init", "--optimizer", "--model", "--x64"):
+        action = next(a for a in train._actions if flag in a.option_strings)
+        fleet._add_action(action)
+    fleet.add_argument("--out", metavar="CSV", help="write per-sensor results here (written atomically)")
+    fleet.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
+    fleet.add_argument("--devices", default=None, metavar="N", help="CPU devices to start (default: one per core)")
+    fleet.add_argument("--quiet", action="store_true", help="no progress bar")
+
     graph = commands.add_parser(
         "graph",
         help="print the jaxprs of the loss and of its gradient (autograd's graph, the JAX way)",
@@ -202,6 +233,22 @@ def _start_up(args: argparse.Namespace) -> None:
         jax.config.update("jax_enable_x64", True)
 
 
+def _set_cpu_devices(requested: int | None) -> None:
+    """Start one CPU device per core (or ``requested``): a start-up choice, before any computation."""
+    import os
+
+    import jax
+
+    try:
+        jax.config.update("jax_num_cpu_devices", requested or os.cpu_count() or 1)
+    except RuntimeError:
+        # The backend is already running (jaxcal called from a program that used JAX first).
+        if requested is not None and requested != len(jax.devices("cpu")):
+            raise _checks.InvalidInput(
+                f"--devices: JAX is already running with {len(jax.devices('cpu'))} CPU devices; "
+                "the count can only be chosen at start-up") from None
+
+
 def _log_schedule(settings: dict[str, Any]) -> tuple[int, set[int] | None]:
     """The library's log interval, and the epochs to keep on the host (None: all of them)."""
     if not settings["log_epochs"]:
@@ -270,7 +317,97 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"train": _cmd_train, "parity": _cmd_parity, "graph": _cmd_graph}
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .fleet import sweep
+
+    s = _train_settings(args)
+    lo, hi = (_checks.check_learning_rate(_float_arg(v, n), n) for v, n in ((args.lr_min, "--lr-min"),
+                                                                             (args.lr_max, "--lr-max")))
+    if lo > hi:
+        raise _checks.InvalidInput(f"--lr-min: {lo} is larger than --lr-max {hi}")
+    num = _int_arg(args.num, "--num")
+    _start_up(args)
+    rates = np.geomspace(lo, hi, num)
+    result = sweep(s["t_u"], s["t_c"], n_epochs=s["n_epochs"], learning_rates=rates, inits=[s["params"]],
+                   optimizer=s["optimizer"], model=s["model"])
+    names = _MODEL_PARAMS[s["model"]]
+    rows = [
+        {"learning_rate": float(result.learning_rate[i]), "params": [float(p) for p in result.params[i]],
+         "loss": float(result.loss[i]) if np.isfinite(result.loss[i]) else None,
+         "epochs_run": int(result.epochs_run[i]), "diverged": bool(result.diverged[i])}
+        for i in range(len(rates))
+    ]
+    if args.json:
+        print(json.dumps({"configs": rows}))
+        return EXIT_OK
+    print(f"{'lr':>10} {' '.join(f'{n:>12}' for n in names)} {'loss':>12} {'epochs':>7}  result")
+    for row in rows:
+        loss = "inf" if row["loss"] is None else f"{row['loss']:.6g}"
+        state = f"diverged at epoch {row['epochs_run']}" if row["diverged"] else "converging"
+        print(f"{row['learning_rate']:>10.3g} {' '.join(f'{p:>12.6g}' for p in row['params'])} {loss:>12} "
+              f"{row['epochs_run']:>7}  {state}")
+    return EXIT_OK
+
+
+def _cmd_fleet(args: argparse.Namespace) -> int:
+    import os
+
+    import numpy as np
+
+    from ._files import write_atomic
+    from .fleet import fit_fleet, least_squares
+    from .io import read_fleet
+    from .progress import ProgressBar
+
+    s = _train_settings(argparse.Namespace(**{**vars(args), "data": None, "log_every": "1", "log_epochs": None,
+                                              "gradient": "autograd", "fd_delta": "0.1", "val_fraction": None,
+                                              "book_split": False, "exact": False, "split_seed": "0"}))
+    devices = None if args.devices is None else _int_arg(args.devices, "--devices")
+    if args.out is not None and os.path.isdir(args.out):
+        raise _checks.InvalidInput(f"--out: {args.out} is a directory")
+    table = read_fleet(args.data, dtype=np.float64 if args.x64 else np.float32)
+    _set_cpu_devices(devices)
+    _start_up(args)
+    scale = table.t_u.dtype.type(float(args.scale))
+    t_un = (scale * table.t_u).astype(table.t_u.dtype)
+    if not np.all(np.isfinite(t_un)):
+        raise _checks.InvalidInput("--scale: scaled readings overflow")
+    bar = ProgressBar("fleet", enabled=not args.quiet)
+    try:
+        result = fit_fleet(t_un, table.t_c, n_epochs=s["n_epochs"], learning_rate=s["learning_rate"],
+                           params=s["params"], counts=table.counts, optimizer=s["optimizer"], model=s["model"],
+                           progress=bar, chunks=20 if bar.enabled else 1)
+    finally:
+        bar.close()
+    names = result.param_names
+    if args.out is not None:
+        lsq = least_squares(t_un, table.t_c, table.counts, s["model"])
+        lines = [",".join(["sensor", *names, "loss", "epochs_run", "diverged", *(f"lsq_{n}" for n in names)])]
+        for i, sensor in enumerate(table.sensors.tolist()):
+            values = [repr(float(p[i])) for p in result.params]
+            lines.append(",".join([str(sensor), *values, repr(float(result.loss[i])), str(int(result.epochs_run[i])),
+                                   str(bool(result.diverged[i])).lower(), *(repr(float(v)) for v in lsq[i])]))
+        write_atomic(args.out, "\n".join(lines) + "\n")
+    if args.json:
+        sensors = [
+            {"sensor": sensor, "params": [float(p[i]) for p in result.params],
+             "loss": float(result.loss[i]) if np.isfinite(result.loss[i]) else None,
+             "epochs_run": int(result.epochs_run[i]), "diverged": bool(result.diverged[i])}
+            for i, sensor in enumerate(table.sensors.tolist())
+        ]
+        print(json.dumps({"sensors": sensors}))
+    elif args.out is None or not args.quiet:
+        n = len(table.sensors)
+        print(f"{n} sensors fitted, {int(result.diverged.sum())} diverged"
+              + (f"; results in {args.out}" if args.out else "; use --out CSV or --json for the results"))
+    return EXIT_OK
+
+
+_COMMANDS = {
+    "train": _cmd_train, "parity": _cmd_parity, "sweep": _cmd_sweep, "fleet": _cmd_fleet, "graph": _cmd_graph,
+}
 
 
 def _as_flag(message: str) -> str:

@@ -11,12 +11,13 @@ import csv
 import math
 import os
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ._checks import InvalidInput
 
-__all__ = ["read_readings"]
+__all__ = ["FleetTable", "read_fleet", "read_readings"]
 
 _COLUMNS = ("t_u", "t_c")
 
@@ -82,3 +83,101 @@ def read_readings(path: str | os.PathLike[str], dtype: np.dtype | type = np.floa
         line_no = int(np.argwhere(~np.isfinite(cast))[0][0]) + 2
         raise InvalidInput(f"{path}: line {line_no}: value too large for {np.dtype(dtype).name}")
     return cast[:, 0].copy(), cast[:, 1].copy()
+
+
+_FLEET_COLUMNS = ("sensor", "t_u", "t_c")
+
+
+class FleetTable(NamedTuple):
+    """A long table of readings grouped by sensor: padded ``(sensors, max_readings)`` arrays."""
+
+    sensors: np.ndarray  # sensor ids, sorted
+    t_u: np.ndarray
+    t_c: np.ndarray
+    counts: np.ndarray
+
+
+def _group(path: Path, sensor: np.ndarray, t_u: np.ndarray, t_c: np.ndarray, dtype: Any) -> FleetTable:
+    if len(sensor) == 0:
+        raise InvalidInput(f"{path}: has no readings")
+    for column, values in (("t_u", t_u), ("t_c", t_c)):
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise InvalidInput(f"{path}: row {int(np.argmax(bad)) + 1}: {column} is not finite: {values[bad][0]!r}")
+    with np.errstate(over="ignore"):
+        cast_u, cast_c = t_u.astype(dtype), t_c.astype(dtype)
+    bad = ~(np.isfinite(cast_u) & np.isfinite(cast_c))
+    if bad.any():
+        raise InvalidInput(f"{path}: row {int(np.argmax(bad)) + 1}: value too large for {np.dtype(dtype).name}")
+    ids, inverse = np.unique(sensor, return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(ids))
+    if counts.min() < 2:
+        raise InvalidInput(f"{path}: sensor {ids[int(np.argmin(counts))]!s} has {int(counts.min())} reading; "
+                           "each sensor needs at least 2")
+    order = np.argsort(inverse, kind="stable")  # readings keep their file order within a sensor
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.arange(len(order)) - starts[inverse[order]]
+    shape = (len(ids), int(counts.max()))
+    u = np.zeros(shape, dtype)
+    c = np.zeros(shape, dtype)
+    u[inverse[order], position] = cast_u[order]
+    c[inverse[order], position] = cast_c[order]
+    return FleetTable(ids, u, c, counts)
+
+
+def read_fleet(path: str | os.PathLike[str], dtype: Any = np.float32) -> FleetTable:
+    """Read a fleet: CSV with columns ``sensor,t_u,t_c`` (any order of rows), or ``.npz`` with
+    arrays ``sensor``, ``t_u``, ``t_c``. Readings are grouped by sensor, sensors sorted by id.
+
+    Raises:
+      ValueError: one line naming the file, the row and the problem.
+    """
+    path = Path(path)
+    if path.suffix == ".npz":
+        if not path.exists():
+            raise InvalidInput(f"{path}: no such file")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                missing = [k for k in _FLEET_COLUMNS if k not in archive.files]
+                if missing:
+                    raise InvalidInput(f"{path}: missing arrays {', '.join(missing)}; expected sensor, t_u, t_c")
+                sensor, t_u, t_c = (np.asarray(archive[k]) for k in _FLEET_COLUMNS)
+        except (OSError, ValueError) as error:
+            if isinstance(error, InvalidInput):
+                raise
+            raise InvalidInput(f"{path}: not a readable .npz file") from None
+        if not (sensor.ndim == t_u.ndim == t_c.ndim == 1 and len(sensor) == len(t_u) == len(t_c)):
+            raise InvalidInput(f"{path}: sensor, t_u and t_c must be 1-D arrays of the same length")
+        if not (np.issubdtype(t_u.dtype, np.number) and np.issubdtype(t_c.dtype, np.number)):
+            raise InvalidInput(f"{path}: t_u and t_c must be numeric arrays")
+        return _group(path, sensor, t_u.astype(np.float64), t_c.astype(np.float64), dtype)
+    text = _open_text(path)
+    rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
+    header = [cell.strip() for cell in rows[0]]
+    if sorted(header) != sorted(_FLEET_COLUMNS):
+        raise InvalidInput(f"{path}: line 1: expected the header 'sensor,t_u,t_c', got {','.join(header)!r}")
+    order = [header.index(name) for name in _FLEET_COLUMNS]
+    sensors: list[str] = []
+    values = np.empty((len(rows) - 1, 2))
+    for line_no, row in enumerate(rows[1:], start=2):
+        if len(row) != 3:
+            raise InvalidInput(f"{path}: line {line_no}: expected 3 values, got {len(row)}")
+        sensors.append(row[order[0]].strip())
+        for k, (column, index) in enumerate(zip(_FLEET_COLUMNS[1:], order[1:], strict=True)):
+            try:
+                values[line_no - 2, k] = float(row[index])
+            except ValueError:
+                cell = row[index].strip()
+                raise InvalidInput(f"{path}: line {line_no}: {column} is not a number: {cell!r}") from None
+    ids = np.asarray(sensors)
+    if len(ids) and all(s.lstrip("-").isdigit() for s in sensors):
+        ids = ids.astype(np.int64)  # numeric ids sort as numbers
+    try:
+        return _group(path, ids, values[:, 0], values[:, 1], dtype)
+    except InvalidInput as error:
+        message = str(error)
+        if ": row " in message:  # CSV rows are file lines; the header is line 1
+            prefix, _, rest = message.partition(": row ")
+            number, _, tail = rest.partition(":")
+            message = f"{prefix}: line {int(number) + 1}:{tail}"
+        raise InvalidInput(message) from None

@@ -1,0 +1,375 @@
+"""Many fits at once: fleets of sensors and sweeps of hyper-parameters, each one compiled program.
+
+:func:`fit_fleet` fits every sensor of a ``(sensors, readings)`` table near the hardware's limit.
+What makes it fast, measured on a 2-core CPU (see ``benchmarks/bench_fleet.py``):
+
+* sensors on the minor (vector) axis: the data is laid out ``(readings, sensors)`` and every
+  operation is elementwise across sensors, so each SIMD lane is one sensor;
+* the per-sensor loss is the book's mean squared error written as a sum over the (static)
+  readings, so ``jax.grad`` of it is elementwise too: no reduction across lanes is left;
+* params as a pytree of per-parameter arrays (``w`` and ``b`` of every sensor), not a stacked
+  ``(sensors, 2)`` matrix, which would interleave the lanes;
+* tiles of ~1000 sensors whose readings stay in cache for all epochs (``lax.map`` over tiles,
+  ``lax.fori_loop`` over epochs inside);
+* every local device busy: the tiles are split across ``jax.local_devices()`` (on CPU the CLI
+  starts one device per core) and each device runs its share concurrently.
+
+The gradient is still ``jax.grad`` of the loss, not a hand-derived formula.
+
+:func:`sweep` fits one dataset for many learning rates and initial params: ``vmap`` of
+:func:`jaxcal.training_loop` over the traced hyper-parameters, compiled once for the whole sweep.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax import lax
+
+from . import _checks
+from .core import MODELS, Model, loss_and_grad
+from .training import OptimizerLike, _check_optimizer, _resolve_model, training_loop
+
+__all__ = ["FleetResult", "SweepResult", "fit_fleet", "least_squares", "sweep"]
+
+Array = jax.Array
+Progress = Callable[[int, int], None]
+
+
+class FleetResult(NamedTuple):
+    """Per-sensor results of :func:`fit_fleet`, as NumPy arrays on the host.
+
+    Attributes:
+      params: one array per model parameter (``(w, b)`` for the linear model), each ``(sensors,)``.
+        After a divergence, the sensor's last finite params.
+      loss: the loss at the final params, ``(sensors,)``.
+      epochs_run: epochs run per sensor (the diverging epoch included), ``(sensors,)``.
+      diverged: whether the sensor's loss or params stopped being finite, ``(sensors,)``.
+      param_names: the names of ``params``, e.g. ``("w", "b")``.
+    """
+
+    params: tuple[np.ndarray, ...]
+    loss: np.ndarray
+    epochs_run: np.ndarray
+    diverged: np.ndarray
+    param_names: tuple[str, ...]
+
+
+def _row_loss(model: Model, params: tuple[Array, ...], x: Array, y: Array, m: Array | None, count: Array) -> Array:
+    # The book's loss_fn, mean((model(t_u) - t_c) ** 2), for every sensor at once: readings are
+    # the major axis, summed row by row (static count), sensors the minor one; masked readings
+    # add exactly zero. Its gradient (jax.grad) is then elementwise across sensors. Without a
+    # mask (every sensor has every reading) the mask's multiply is left out: 30% of the time.
+    total = jnp.zeros_like(params[0])
+    for i in range(x.shape[0]):
+        squared = (model(x[i], *params) - y[i]) ** 2
+        total = total + (squared if m is None else m[i] * squared)
+    return total / (x.shape[0] if m is None else count)
+
+
+def _make_update(optimizer: OptimizerLike, learning_rate: Array) -> tuple[Callable, Callable]:
+    if optimizer is None:
+        return (lambda params: (), lambda grads, state, params: (
+            tuple(p - learning_rate * g for p, g in zip(params, grads, strict=True)), state))
+    factory = {"sgd": optax.sgd, "adam": optax.adam}[optimizer] if isinstance(optimizer, str) else optimizer
+    tx = factory(learning_rate)
+
+    def update(grads: Any, state: Any, params: Any) -> tuple[Any, Any]:
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    return tx.init, update
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _fleet_chunk(
+    n_epochs: int, optimizer: OptimizerLike, model: Model, learning_rate: Array, data: tuple[Any, ...],
+    state: tuple[Any, Any],
+) -> tuple[Any, Any]:
+    """Run ``n_epochs`` on every tile of one device's share; ``state`` is (params, opt_state).
+
+    ``data`` is ``(x, y, m, count)`` per tile; ``m`` and ``count`` are ``None`` for a full table.
+    """
+    init, update = _make_update(optimizer, learning_rate.astype(data[0].dtype))
+    del init
+    grad = jax.grad(lambda params, x, y, m, c: _row_loss(model, params, x, y, m, c).sum())
+
+    def fit_tile(tile: tuple[Any, ...]) -> tuple[Any, Any]:
+        x, y, m, count, params, opt_state = tile
+
+        def epoch(_: Any, carry: tuple[Any, Any]) -> tuple[Any, Any]:
+            params, opt_state = carry
+            return update(grad(params, x, y, m, count), opt_state, params)
+
+        return lax.fori_loop(0, n_epochs, epoch, (params, opt_state))
+
+    return lax.map(fit_tile, (*data, *state))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _fleet_init(optimizer: OptimizerLike, n_tiles: int, learning_rate: Array, params: tuple[Array, ...]) -> Any:
+    init, _ = _make_update(optimizer, learning_rate.astype(params[0].dtype))
+    return lax.map(init, params) if n_tiles else ()
+
+
+@functools.partial(jax.jit, static_argnums=(0,))
+def _fleet_loss(model: Model, data: tuple[Any, ...], params: tuple[Array, ...]) -> Array:
+    return lax.map(lambda t: _row_loss(model, t[1], *t[0]), (data, params))
+
+
+def _layout(values: np.ndarray, n_devices: int, tile: int) -> list[np.ndarray]:
+    """(sensors, ...) -> per device (n_tiles, ..., tile) with sensors last, zero-padded."""
+    sensors = values.shape[0]
+    per_device = n_devices * tile
+    padded = math.ceil(sensors / per_device) * per_device
+    full = np.zeros((padded, *values.shape[1:]), values.dtype)
+    full[:sensors] = values
+    moved = np.moveaxis(full, 0, -1)  # sensors last
+    out = []
+    for part in np.split(moved, n_devices, axis=-1):
+        tiles = part.reshape(*part.shape[:-1], -1, tile)  # (..., n_tiles, tile)
+        out.append(np.ascontiguousarray(np.moveaxis(tiles, -2, 0)))
+    return out
+
+
+def _unlayout(parts: Sequence[Any], sensors: int) -> np.ndarray:
+    joined = np.concatenate([np.asarray(p).reshape(-1) for p in parts])
+    return joined[:sensors]
+
+
+def fit_fleet(
+    t_u: Any,
+    t_c: Any,
+    *,
+    n_epochs: int,
+    learning_rate: float,
+    params: Any = None,
+    counts: Any = None,
+    mask: Any = None,
+    optimizer: OptimizerLike = None,
+    model: str = "linear",
+    tile: int = 1000,
+    devices: Sequence[Any] | None = None,
+    progress: Progress | None = None,
+    chunks: int = 1,
+) -> FleetResult:
+    """Fit every sensor of a fleet by gradient descent, each exactly as ``training_loop`` would.
+
+    Args:
+      t_u, t_c: readings and targets, ``(sensors, readings)`` float arrays; for ragged data pad
+        the rows and pass ``counts`` or ``mask``.
+      n_epochs: epochs for every sensor (static).
+      learning_rate: the step size (traced).
+      params: initial params: one value per model parameter for all sensors (default: the
+        book's ``(1, 0)``; ``(0, 1, 0)`` for the quadratic model), or ``(sensors, n_params)``.
+      counts: valid readings per sensor, ``(sensors,)``: the first ``counts[s]`` of row ``s``.
+      mask: or a boolean ``(sensors, readings)`` mask of the valid readings.
+      optimizer: ``None`` (plain gradient descent), ``"sgd"``, ``"adam"`` or an optax factory.
+      model: ``"linear"`` or ``"quadratic"``.
+      tile: sensors per tile (static): their data stays in cache for all epochs.
+      devices: the devices to split the tiles over (default: all local devices).
+      progress: called as ``progress(epochs_done, n_epochs)`` between chunks.
+      chunks: run the epochs in this many compiled chunks (for progress updates).
+
+    Returns:
+      A :class:`FleetResult` with NumPy arrays.
+
+    Raises:
+      ValueError, TypeError: on bad input, one line naming the argument.
+    """
+    n_epochs = _checks.check_positive_int(n_epochs, "n_epochs")
+    _checks.check_learning_rate(learning_rate, "learning_rate")
+    optimizer = _check_optimizer(optimizer)
+    model_fn, model_name, n_params = _resolve_model(model)
+    if model_name is None or n_params is None:
+        raise _checks.InvalidInput("model: fleets take a model by name (linear or quadratic)")
+    t_u = np.asarray(t_u)
+    t_c = np.asarray(t_c)
+    for name, values in (("t_u", t_u), ("t_c", t_c)):
+        if not np.issubdtype(values.dtype, np.floating):
+            raise _checks.InvalidType(f"{name}: must be a floating-point array, got {values.dtype}")
+        if values.ndim != 2:
+            raise _checks.InvalidInput(f"{name}: must be (sensors, readings), got shape {values.shape}")
+    if t_u.shape != t_c.shape:
+        raise _checks.InvalidInput(f"t_u and t_c: must have the same shape, got {t_u.shape} and {t_c.shape}")
+    sensors, width = t_u.shape
+    dtype = jax.dtypes.canonicalize_dtype(np.result_type(t_u, t_c))
+    if mask is None:
+        counts = np.full(sensors, width) if counts is None else np.asarray(counts)
+        if counts.shape != (sensors,) or not np.issubdtype(counts.dtype, np.integer):
+            raise _checks.InvalidInput(f"counts: must be {sensors} integers, got shape {counts.shape}")
+        mask = np.arange(width)[None, :] < counts[:, None]
+    else:
+        mask = np.asarray(mask, bool)
+        if mask.shape != t_u.shape:
+            raise _checks.InvalidInput(f"mask: must have the shape of t_u {t_u.shape}, got {mask.shape}")
+    counts = mask.sum(axis=1)
+    if sensors == 0 or counts.min() < 2:
+        worst = int(np.argmin(counts)) if sensors else 0
+        raise _checks.InvalidInput(
+            f"t_u: sensor {worst} has {int(counts[worst]) if sensors else 0} readings; each needs at least 2")
+    if not (np.all(np.isfinite(t_u[mask])) and np.all(np.isfinite(t_c[mask]))):
+        raise _checks.InvalidInput("t_u, t_c: contain NaN or infinite readings")
+    init = np.asarray(([1.0, 0.0] if n_params == 2 else [0.0, 1.0, 0.0]) if params is None else params, dtype)
+    if init.shape == (n_params,):
+        init = np.broadcast_to(init, (sensors, n_params))
+    if init.shape != (sensors, n_params) or not np.all(np.isfinite(init)):
+        raise _checks.InvalidInput(f"params: must be {n_params} finite values or ({sensors}, {n_params})")
+
+    devices = list(jax.local_devices() if devices is None else devices)
+    tile = max(8, min(tile, 8 * math.ceil(sensors / len(devices) / 8)))
+    if tile % 256 == 0:
+        # A power-of-two row stride puts every reading's row of a tile in the same cache sets;
+        # measured: 1024 sensors per tile ran 6x slower than 1000.
+        tile += 8
+    where = np.where(mask, 1.0, 0.0).astype(dtype)
+    columns = {
+        "x": np.where(mask, t_u, 0).astype(dtype), "y": np.where(mask, t_c, 0).astype(dtype), "m": where,
+        "count": counts.astype(dtype),
+    }
+    ragged = not np.all(mask)
+    laid = {key: _layout(value, len(devices), tile) for key, value in columns.items() if ragged or key in "xy"}
+    laid_params = [_layout(init[:, j], len(devices), tile) for j in range(n_params)]
+    lr = np.asarray(learning_rate, dtype)
+    shares = []
+    for d, device in enumerate(devices):
+        data = tuple(jax.device_put(laid[key][d], device) if key in laid else None for key in ("x", "y", "m", "count"))
+        if ragged:
+            # padded sensors get count 1 (not 0) so their loss stays finite; they are dropped at the end
+            data = (*data[:3], jnp.maximum(data[3], 1))
+        start = tuple(jax.device_put(laid_params[j][d], device) for j in range(n_params))
+        shares.append((data, (start, _fleet_init(optimizer, start[0].shape[0], lr, start))))
+    chunk_sizes = [n_epochs // chunks + (1 if k < n_epochs % chunks else 0) for k in range(max(1, chunks))]
+    done = 0
+    for size in (s for s in chunk_sizes if s):
+        # one asynchronous call per device: they run concurrently, each on its own share
+        shares = [(data, _fleet_chunk(size, optimizer, model_fn, lr, data, state)) for data, state in shares]
+        done += size
+        if progress is not None:
+            jax.block_until_ready([state for _, state in shares])
+            progress(done, n_epochs)
+    losses = [_fleet_loss(model_fn, data, state[0]) for data, state in shares]
+    final = tuple(_unlayout([state[0][j] for _, state in shares], sensors) for j in range(n_params))
+    loss = _unlayout(losses, sensors)
+    epochs_run = np.full(sensors, n_epochs, np.int64)
+    diverged = np.zeros(sensors, bool)
+    suspects = np.nonzero(~(np.isfinite(loss) & np.all([np.isfinite(p) for p in final], axis=0)))[0]
+    if len(suspects):
+        final = tuple(p.copy() for p in final)
+        _refit_diverged(suspects, t_u, t_c, mask, init, n_epochs, lr, optimizer, model_name, final, loss, epochs_run,
+                        diverged)
+    return FleetResult(final, loss, epochs_run, diverged, MODELS[model_name].param_names)
+
+
+def _refit_diverged(
+    suspects: np.ndarray, t_u: np.ndarray, t_c: np.ndarray, mask: np.ndarray, init: np.ndarray, n_epochs: int,
+    lr: np.ndarray, optimizer: OptimizerLike, model: str, final: tuple[np.ndarray, ...], loss: np.ndarray,
+    epochs_run: np.ndarray, diverged: np.ndarray,
+) -> None:
+    """Run the sensors whose fast fit ended non-finite through ``training_loop``, which stops at
+    the diverging epoch and keeps the last finite params (few sensors, grouped by reading count)."""
+    counts = mask.sum(axis=1)
+    for count in np.unique(counts[suspects]):
+        group = suspects[counts[suspects] == count]
+        x = np.stack([t_u[s][mask[s]] for s in group]).astype(init.dtype)
+        y = np.stack([t_c[s][mask[s]] for s in group]).astype(init.dtype)
+
+        def one(p: Array, x: Array, y: Array) -> tuple[Array, Array, Array, Array]:
+            result = training_loop(n_epochs, lr, p, x, y, optimizer=optimizer, model=model, log_every=n_epochs)
+            return result.params, result.epochs_run, result.diverged, loss_and_grad(
+                result.params, x, y, MODELS[model].fn)[0]
+
+        params, runs, flags, losses = jax.vmap(one)(init[group], x, y)
+        for j in range(len(final)):
+            final[j][group] = np.asarray(params)[:, j]
+        epochs_run[group] = np.asarray(runs)
+        diverged[group] = np.asarray(flags)
+        loss[group] = np.asarray(losses)
+
+
+class SweepResult(NamedTuple):
+    """Per-configuration results of :func:`sweep` (NumPy arrays, one row per configuration)."""
+
+    learning_rate: np.ndarray
+    init: np.ndarray
+    params: np.ndarray
+    loss: np.ndarray
+    epochs_run: np.ndarray
+    diverged: np.ndarray
+
+
+def sweep(
+    t_u: Any,
+    t_c: Any,
+    *,
+    n_epochs: int,
+    learning_rates: Any,
+    inits: Any = None,
+    optimizer: OptimizerLike = None,
+    model: str = "linear",
+) -> SweepResult:
+    """Fit one dataset for every (learning rate, initial params) pair, in one compiled program.
+
+    ``vmap`` of :func:`jaxcal.training_loop` over the traced hyper-parameters: one compile for
+    the whole grid, and each configuration stops at its own divergence exactly as a single run.
+
+    Args:
+      t_u, t_c: the readings, ``(n,)``.
+      n_epochs: epochs per configuration (static).
+      learning_rates: ``(k,)`` learning rates.
+      inits: ``(j, n_params)`` initial params (default: the book's one start).
+      optimizer, model: as for :func:`jaxcal.training_loop`.
+
+    Returns:
+      A :class:`SweepResult` with ``k * j`` rows (learning rates outer, inits inner).
+    """
+    rates = np.asarray(learning_rates, np.float64).reshape(-1)
+    if rates.size == 0 or not np.all(np.isfinite(rates) & (rates > 0)):
+        raise _checks.InvalidInput("learning_rates: must be positive finite numbers")
+    _, _model_name, n_params = _resolve_model(model)
+    default = [1.0, 0.0] if n_params == 2 else [0.0, 1.0, 0.0]
+    starts = np.asarray([default] if inits is None else inits, np.float64).reshape(-1, n_params or 2)
+    t_u = np.asarray(t_u)
+    t_c = np.asarray(t_c)
+    _checks.check_readings(t_u, t_c)
+    dtype = np.result_type(t_u, t_c)
+    grid_lr = np.repeat(rates, len(starts)).astype(dtype)
+    grid_init = np.tile(starts, (len(rates), 1)).astype(dtype)
+    return _sweep_compiled(n_epochs, optimizer, model, grid_lr, grid_init, t_u, t_c)
+
+
+def _sweep_compiled(n_epochs: int, optimizer: OptimizerLike, model: str, lrs: np.ndarray, inits: np.ndarray,
+                    t_u: np.ndarray, t_c: np.ndarray) -> SweepResult:
+    model_fn = MODELS[model].fn
+
+    def one(lr: Array, p0: Array) -> tuple[Array, Array, Array, Array]:
+        result = training_loop(n_epochs, lr, p0, t_u, t_c, optimizer=optimizer, model=model, log_every=n_epochs)
+        return result.params, loss_and_grad(result.params, t_u, t_c, model_fn)[0], result.epochs_run, result.diverged
+
+    params, loss, runs, flags = jax.jit(jax.vmap(one))(lrs, inits)
+    return SweepResult(lrs, inits, np.asarray(params), np.asarray(loss), np.asarray(runs), np.asarray(flags))
+
+
+def least_squares(t_u: Any, t_c: Any, counts: Any = None, model: str = "linear") -> np.ndarray:
+    """The closed-form least-squares params per sensor (float64), the point gradient descent
+    converges to: a check of how far a fit got. Returns ``(sensors, n_params)``."""
+    t_u = np.asarray(t_u, np.float64)
+    t_c = np.asarray(t_c, np.float64)
+    counts = np.full(t_u.shape[0], t_u.shape[1]) if counts is None else np.asarray(counts)
+    mask = (np.arange(t_u.shape[1])[None, :] < counts[:, None]).astype(np.float64)
+    degree = MODELS[model].n_params - 1
+    phi = np.stack([t_u**k for k in range(degree, -1, -1)], axis=-1) * mask[..., None]  # (s, n, m)
+    normal = np.einsum("snj,snk->sjk", phi, phi)
+    rhs = np.einsum("snj,sn->sj", phi, t_c * mask)
+    with np.errstate(all="ignore"):
+        solved = np.full(rhs.shape, np.nan)
+        ok = np.abs(np.linalg.det(normal)) > 0
+        solved[ok] = np.linalg.solve(normal[ok], rhs[ok][..., None])[..., 0]
+    return solved
