@@ -44,6 +44,14 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(self.prog, f"{message} (see '{self.prog} --help')")
 
 
+def _add_distributed_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--coordinator", default=None, metavar="HOST:PORT", help="jax.distributed coordinator (process 0's address)")
+    add("--num-processes", default=None, metavar="N", help="processes in the run")
+    add("--process-id", default=None, metavar="I", help="this process's index, 0..N-1")
+    add("--timeout", default="60", metavar="S", help="seconds to wait for the other processes (default 60)")
+
+
 def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("--data", metavar="CSV", help="readings file with header t_u,t_c (default: the book's 11 readings)")
@@ -64,6 +72,7 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     add("--book-split", action="store_true", help="use the book's recorded split (train 9,6,5,8,4,7,0,1,3; val 2,10)")
     add("--exact", action="store_true", help="reproduce the book's float32 recording digit for digit (CPU)")
     add("--x64", action="store_true", help="compute in float64 (set at start-up)")
+    add("--devices", default=None, metavar="N", help="CPU devices to start and shard the readings over (start-up)")
 
 
 def _build_parser() -> _Parser:
@@ -121,13 +130,25 @@ def _build_parser() -> _Parser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     fleet.add_argument("data", metavar="DATA", help="CSV or .npz of readings per sensor")
-    for flag in ("--scale", "--epochs", "--lr", "--init", "--optimizer", "--model", "--x64"):
+    for flag in ("--scale", "--epochs", "--lr", "--init", "--optimizer", "--model", "--x64", "--devices"):
         action = next(a for a in train._actions if flag in a.option_strings)
         fleet._add_action(action)
     fleet.add_argument("--out", metavar="CSV", help="write per-sensor results here (written atomically)")
     fleet.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
-    fleet.add_argument("--devices", default=None, metavar="N", help="CPU devices to start (default: one per core)")
     fleet.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_distributed_flags(fleet)
+
+    launch = commands.add_parser(
+        "launch",
+        help="start N local processes of a jaxcal command on loopback (jax.distributed)",
+        description="Run COMMAND in N processes joined by jax.distributed on 127.0.0.1, for trying a "
+                    "multi-process run on one machine. If one process fails, the others are stopped.",
+        epilog="example:\n  jaxcal launch -n 2 -- fleet sensors.csv --devices 2 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    launch.add_argument("-n", dest="processes", default="2", metavar="N", help="number of processes (default 2)")
+    launch.add_argument("--timeout", default="60", metavar="S", help="seconds to wait for a process (default 60)")
+    launch.add_argument("rest", nargs=argparse.REMAINDER, metavar="-- COMMAND ...", help="the jaxcal command to run")
 
     graph = commands.add_parser(
         "graph",
@@ -263,11 +284,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .training import training_loop
 
     s = _train_settings(args)
+    devices = None if args.devices is None else _int_arg(args.devices, "--devices")
+    if devices is not None:
+        _set_cpu_devices(devices)
     _start_up(args)
     log_every, keep = _log_schedule(s)
     val = s["val"] or (None, None)
+    t_u, t_c = s["t_u"], s["t_c"]
+    if devices is not None and devices > 1:
+        from .sharding import shard_readings
+
+        t_u, t_c = shard_readings(t_u, t_c)
     result = training_loop(
-        s["n_epochs"], s["learning_rate"], s["params"], s["t_u"], s["t_c"], optimizer=s["optimizer"],
+        s["n_epochs"], s["learning_rate"], s["params"], t_u, t_c, optimizer=s["optimizer"],
         log_every=log_every, model=s["model"], gradient=s["gradient"], exact=s["exact"],
         val_t_u=val[0], val_t_c=val[1], delta=s["delta"],
     )
@@ -356,6 +385,7 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from . import distributed
     from ._files import write_atomic
     from .fleet import fit_fleet, least_squares
     from .io import read_fleet
@@ -365,48 +395,76 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
                                               "gradient": "autograd", "fd_delta": "0.1", "val_fraction": None,
                                               "book_split": False, "exact": False, "split_seed": "0"}))
     devices = None if args.devices is None else _int_arg(args.devices, "--devices")
+    processes = None if args.num_processes is None else _int_arg(args.num_processes, "--num-processes")
+    process_id = None
+    if args.process_id is not None:
+        if not args.process_id.isdigit():
+            raise _checks.InvalidInput(f"--process-id: must be an integer >= 0, got {args.process_id!r}")
+        process_id = int(args.process_id)
+    timeout = _int_arg(args.timeout, "--timeout")
     if args.out is not None and os.path.isdir(args.out):
         raise _checks.InvalidInput(f"--out: {args.out} is a directory")
-    table = read_fleet(args.data, dtype=np.float64 if args.x64 else np.float32)
+    dtype = np.float64 if args.x64 else np.float32
+    table = read_fleet(args.data, dtype=dtype)
     _set_cpu_devices(devices)
     _start_up(args)
+    cluster = distributed.initialize(args.coordinator, processes, process_id, timeout)
+    n = len(table.sensors)
+    mine = distributed.share(n, cluster)  # this process fits only its share of the sensors
     scale = table.t_u.dtype.type(float(args.scale))
     t_un = (scale * table.t_u).astype(table.t_u.dtype)
     if not np.all(np.isfinite(t_un)):
         raise _checks.InvalidInput("--scale: scaled readings overflow")
-    bar = ProgressBar("fleet", enabled=not args.quiet)
+    bar = ProgressBar("fleet", enabled=not args.quiet and cluster.process_id == 0)
     try:
-        result = fit_fleet(t_un, table.t_c, n_epochs=s["n_epochs"], learning_rate=s["learning_rate"],
-                           params=s["params"], counts=table.counts, optimizer=s["optimizer"], model=s["model"],
+        result = fit_fleet(t_un[mine], table.t_c[mine], n_epochs=s["n_epochs"], learning_rate=s["learning_rate"],
+                           params=s["params"], counts=table.counts[mine], optimizer=s["optimizer"], model=s["model"],
                            progress=bar, chunks=20 if bar.enabled else 1)
     finally:
         bar.close()
     names = result.param_names
+    columns = {**{name: result.params[j] for j, name in enumerate(names)}, "loss": result.loss,
+               "epochs_run": result.epochs_run, "diverged": result.diverged}
+    columns = distributed.gather_rows(columns, n, cluster)
+    if cluster.process_id != 0:
+        return EXIT_OK  # process 0 reports for everyone
     if args.out is not None:
         lsq = least_squares(t_un, table.t_c, table.counts, s["model"])
         lines = [",".join(["sensor", *names, "loss", "epochs_run", "diverged", *(f"lsq_{n}" for n in names)])]
         for i, sensor in enumerate(table.sensors.tolist()):
-            values = [repr(float(p[i])) for p in result.params]
-            lines.append(",".join([str(sensor), *values, repr(float(result.loss[i])), str(int(result.epochs_run[i])),
-                                   str(bool(result.diverged[i])).lower(), *(repr(float(v)) for v in lsq[i])]))
+            values = [repr(float(columns[name][i])) for name in names]
+            lines.append(",".join([str(sensor), *values, repr(float(columns["loss"][i])),
+                                   str(int(columns["epochs_run"][i])), str(bool(columns["diverged"][i])).lower(),
+                                   *(repr(float(v)) for v in lsq[i])]))
         write_atomic(args.out, "\n".join(lines) + "\n")
     if args.json:
         sensors = [
-            {"sensor": sensor, "params": [float(p[i]) for p in result.params],
-             "loss": float(result.loss[i]) if np.isfinite(result.loss[i]) else None,
-             "epochs_run": int(result.epochs_run[i]), "diverged": bool(result.diverged[i])}
+            {"sensor": sensor, "params": [float(columns[name][i]) for name in names],
+             "loss": float(columns["loss"][i]) if np.isfinite(columns["loss"][i]) else None,
+             "epochs_run": int(columns["epochs_run"][i]), "diverged": bool(columns["diverged"][i])}
             for i, sensor in enumerate(table.sensors.tolist())
         ]
         print(json.dumps({"sensors": sensors}))
     elif args.out is None or not args.quiet:
-        n = len(table.sensors)
-        print(f"{n} sensors fitted, {int(result.diverged.sum())} diverged"
+        print(f"{n} sensors fitted, {int(np.sum(columns['diverged']))} diverged"
               + (f"; results in {args.out}" if args.out else "; use --out CSV or --json for the results"))
     return EXIT_OK
 
 
+def _cmd_launch(args: argparse.Namespace) -> int:
+    from .launch import launch
+
+    rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
+    if not rest:
+        raise _checks.InvalidInput("launch: give the command to run after --, e.g. jaxcal launch -n 2 -- fleet DATA")
+    if rest[0] not in ("fleet",):
+        raise _checks.InvalidInput(f"launch: runs 'fleet' in several processes; got {rest[0]!r}")
+    return launch(rest, _int_arg(args.processes, "-n"), _int_arg(args.timeout, "--timeout"))
+
+
 _COMMANDS = {
     "train": _cmd_train, "parity": _cmd_parity, "sweep": _cmd_sweep, "fleet": _cmd_fleet, "graph": _cmd_graph,
+    "launch": _cmd_launch,
 }
 
 

@@ -39,8 +39,45 @@ def _open_text(path: Path) -> str:
         raise InvalidInput(f"{path}: is not a UTF-8 text CSV file") from None
 
 
+def _read_numpy_readings(path: Path, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``.npz`` with arrays ``t_u`` and ``t_c``, or ``.npy`` holding an ``(n, 2)`` array of (t_u, t_c)."""
+    if not path.exists():
+        raise InvalidInput(f"{path}: no such file")
+    if path.is_dir():
+        raise InvalidInput(f"{path}: is a directory, not a readings file")
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                missing = [k for k in _COLUMNS if k not in archive.files]
+                if missing:
+                    raise InvalidInput(f"{path}: missing arrays {', '.join(missing)}; expected t_u and t_c")
+                t_u, t_c = np.asarray(archive["t_u"]), np.asarray(archive["t_c"])
+        else:
+            table = np.load(path, allow_pickle=False)
+            if table.ndim != 2 or table.shape[1] != 2:
+                raise InvalidInput(f"{path}: expected an (n, 2) array of t_u, t_c; got shape {table.shape}")
+            t_u, t_c = table[:, 0], table[:, 1]
+    except InvalidInput:
+        raise
+    except (OSError, ValueError):
+        raise InvalidInput(f"{path}: not a readable {path.suffix} file") from None
+    if t_u.ndim != 1 or t_u.shape != t_c.shape:
+        raise InvalidInput(f"{path}: t_u and t_c must be 1-D arrays of the same length")
+    if not (np.issubdtype(t_u.dtype, np.number) and np.issubdtype(t_c.dtype, np.number)):
+        raise InvalidInput(f"{path}: t_u and t_c must be numeric")
+    if len(t_u) < 2:
+        raise InvalidInput(f"{path}: needs at least 2 readings, got {len(t_u)}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast_u, cast_c = np.asarray(t_u, dtype), np.asarray(t_c, dtype)
+    bad = ~(np.isfinite(cast_u) & np.isfinite(cast_c))
+    if bad.any():
+        raise InvalidInput(f"{path}: reading {int(np.argmax(bad))}: not finite (or too large for "
+                           f"{np.dtype(dtype).name})")
+    return cast_u, cast_c
+
+
 def read_readings(path: str | os.PathLike[str], dtype: np.dtype | type = np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``(t_u, t_c)`` from a CSV file with the header ``t_u,t_c``.
+    """Read ``(t_u, t_c)`` from a CSV file with the header ``t_u,t_c`` (or ``.npy``/``.npz``).
 
     Args:
       path: the CSV file.
@@ -53,6 +90,8 @@ def read_readings(path: str | os.PathLike[str], dtype: np.dtype | type = np.floa
       ValueError: one line naming the file, the line and the problem.
     """
     path = Path(path)
+    if path.suffix in (".npy", ".npz"):
+        return _read_numpy_readings(path, dtype)
     text = _open_text(path)
     rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
     header = [cell.strip() for cell in rows[0]]

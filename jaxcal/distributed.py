@@ -1,0 +1,100 @@
+"""Several processes, several machines: JAX's own runtime (``jax.distributed``), configured at start-up.
+
+A multi-process fleet splits the sensors into contiguous shares, one per process; each process
+fits its share on its local devices, and process 0 gathers every share (a gloo all-gather on
+CPU) and writes the result. Nothing here is home-made networking: the coordinator, the heartbeats
+and the collectives are JAX's.
+
+Failure is bounded: a process that dies or never joins makes the others fail within the
+timeout (``initialization_timeout`` and ``heartbeat_timeout_seconds`` of
+``jax.distributed.initialize``); ``jaxcal launch`` does better for local runs and stops every
+process as soon as one exits with an error.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ._checks import InvalidInput
+
+__all__ = ["Cluster", "gather_rows", "initialize", "share"]
+
+#: Environment variables `jaxcal launch` sets for its processes (flags take precedence).
+ENV = {"coordinator": "JAXCAL_COORDINATOR", "num_processes": "JAXCAL_NUM_PROCESSES", "process_id": "JAXCAL_PROCESS_ID"}
+
+
+class Cluster(NamedTuple):
+    process_id: int
+    num_processes: int
+
+
+def initialize(coordinator: str | None, num_processes: int | None, process_id: int | None,
+               timeout: int = 60) -> Cluster:
+    """Join the run described by the flags, the ``JAXCAL_*`` variables, or a cluster's environment.
+
+    Must run before any JAX computation. With none of them set, this is a single process.
+    """
+    import jax
+
+    coordinator = coordinator or os.environ.get(ENV["coordinator"])
+    if num_processes is None and os.environ.get(ENV["num_processes"]):
+        num_processes = int(os.environ[ENV["num_processes"]])
+    if process_id is None and os.environ.get(ENV["process_id"]):
+        process_id = int(os.environ[ENV["process_id"]])
+    auto = os.environ.get("JAXCAL_CLUSTER_AUTODETECT") == "1"  # SLURM, Open MPI, ... via JAX
+    if coordinator is None and not auto:
+        if num_processes not in (None, 1):
+            raise InvalidInput("--num-processes: needs --coordinator HOST:PORT")
+        return Cluster(0, 1)
+    if coordinator is not None and (num_processes is None or process_id is None):
+        raise InvalidInput("--coordinator: needs --num-processes and --process-id")
+    if num_processes is not None and process_id is not None and not 0 <= process_id < num_processes:
+        raise InvalidInput(f"--process-id: must be in 0..{num_processes - 1}, got {process_id}")
+    _keep_stdout_for_results()
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator, num_processes, process_id, initialization_timeout=timeout,
+                               heartbeat_timeout_seconds=timeout)
+    return Cluster(jax.process_index(), jax.process_count())
+
+
+def _keep_stdout_for_results() -> None:
+    """Send the native runtime's prints (gloo announces its connections on stdout) to stderr,
+    keeping standard output for jaxcal's own result (one JSON object, say)."""
+    import sys
+
+    sys.stdout.flush()
+    results = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = os.fdopen(results, "w", buffering=1)
+
+
+def share(n: int, cluster: Cluster) -> slice:
+    """This process's contiguous share of ``n`` items (the first ones get one more when uneven)."""
+    base, extra = divmod(n, cluster.num_processes)
+    start = cluster.process_id * base + min(cluster.process_id, extra)
+    return slice(start, start + base + (1 if cluster.process_id < extra else 0))
+
+
+def gather_rows(arrays: dict[str, np.ndarray], n: int, cluster: Cluster) -> dict[str, Any]:
+    """All-gather each process's rows (in process order) so that every process holds all ``n``."""
+    if cluster.num_processes == 1:
+        return arrays
+    from jax.experimental import multihost_utils
+
+    longest = -(-n // cluster.num_processes)
+    out = {}
+    for key, value in arrays.items():
+        padded = np.zeros((longest, *value.shape[1:]), value.dtype)
+        padded[: len(value)] = value
+        everything = np.asarray(multihost_utils.process_allgather(padded))
+        out[key] = np.concatenate([everything[p][: _share_len(n, p, cluster.num_processes)]
+                                   for p in range(cluster.num_processes)])
+    return out
+
+
+def _share_len(n: int, process: int, count: int) -> int:
+    piece = share(n, Cluster(process, count))
+    return piece.stop - piece.start

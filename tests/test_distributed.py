@@ -1,0 +1,134 @@
+"""Every local device and several processes: the same fleet results, and failures that end.
+
+Device counts and jax.distributed are start-up choices, so every run here is its own process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def _fleet_file(path: Path, sensors: int, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    ids = np.repeat(np.arange(sensors), 11)
+    t_u = rng.uniform(20, 80, len(ids))
+    t_c = 0.54 * t_u - 17 + rng.normal(0, 1, len(ids))
+    np.savez(path, sensor=ids, t_u=t_u, t_c=t_c)
+    return path
+
+
+def _jaxcal(*argv: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "jaxcal", *argv], capture_output=True, text=True, **kwargs)
+
+
+def test_fleet_is_bit_identical_on_1_2_and_4_devices(tmp_path):
+    data = _fleet_file(tmp_path / "fleet.npz", 1001)  # not a multiple of any tile: padding differs
+    outputs = []
+    for devices in ("1", "2", "4"):
+        done = _jaxcal("fleet", str(data), "--epochs", "500", "--json", "--devices", devices)
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_two_processes_of_two_devices_give_the_single_process_result(tmp_path):
+    data = _fleet_file(tmp_path / "fleet.npz", 501, seed=1)
+    single = _jaxcal("fleet", str(data), "--epochs", "500", "--json", "--devices", "1")
+    launched = _jaxcal("launch", "-n", "2", "--", "fleet", str(data), "--epochs", "500", "--json", "--devices", "2",
+                       timeout=120)
+    assert single.returncode == 0, single.stderr
+    assert launched.returncode == 0, launched.stderr
+    assert launched.stdout == single.stdout  # the same sensors, the same numbers, one JSON object
+
+
+def _children_of(pid: int) -> dict[int, int]:
+    """jaxcal processes started by ``pid``, by their JAXCAL_PROCESS_ID."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(stat[1]) == pid:
+            for item in environ:
+                if item.startswith(b"JAXCAL_PROCESS_ID="):
+                    found[int(item.split(b"=")[1])] = int(entry.name)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the processes through /proc")
+def test_a_process_killed_mid_run_fails_the_run_quickly_and_writes_nothing(tmp_path):
+    data = _fleet_file(tmp_path / "fleet.npz", 4000, seed=2)
+    out = tmp_path / "fits.csv"
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "jaxcal", "launch", "-n", "2", "--timeout", "20", "--", "fleet", str(data),
+         "--epochs", "2000000", "--out", str(out), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 60
+    children: dict[int, int] = {}
+    while len(children) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        children = _children_of(launcher.pid)
+    assert len(children) == 2
+    time.sleep(4)  # both joined and are fitting
+    assert launcher.poll() is None
+    os.kill(children[1], signal.SIGKILL)
+    killed_at = time.monotonic()
+    _, err = launcher.communicate(timeout=60)
+    assert launcher.returncode != 0
+    assert time.monotonic() - killed_at < 15  # bounded: the launcher stops the rest at once
+    assert "jaxcal launch: error: process 1 of 2 exited with signal 9; stopped the others" in err
+    assert not out.exists()
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_a_peer_that_never_joins_fails_within_the_timeout(tmp_path):
+    data = _fleet_file(tmp_path / "fleet.npz", 10, seed=3)
+    start = time.monotonic()
+    done = _jaxcal("fleet", str(data), "--coordinator", "127.0.0.1:0", "--num-processes", "2", "--process-id", "0",
+                   "--timeout", "5", "--out", str(tmp_path / "fits.csv"), timeout=120)
+    assert done.returncode != 0
+    assert time.monotonic() - start < 60
+    assert not (tmp_path / "fits.csv").exists()
+
+
+def test_single_fit_sharded_over_devices_agrees_within_reduction_order_bounds(tmp_path):
+    import json
+
+    from jaxcal.tolerances import gd_trajectory_bounds
+
+    rng = np.random.default_rng(5)
+    t_u = rng.uniform(2, 8, 4000).astype(np.float32)
+    t_c = (5.4 * t_u - 17 + rng.normal(0, 1, 4000)).astype(np.float32)
+    np.savez(tmp_path / "big.npz", t_u=t_u, t_c=t_c)
+    results = []
+    for devices in ("1", "4"):
+        done = _jaxcal("train", "--data", str(tmp_path / "big.npz"), "--scale", "1", "--epochs", "300", "--json",
+                       "--devices", devices)
+        assert done.returncode == 0, done.stderr
+        results.append(np.asarray(json.loads(done.stdout)["params"]))
+    bounds = gd_trajectory_bounds([1.0, 0.0], t_u, t_c, 1e-2, 300)
+    # partial sums per device, added in another order: two float32 runs of the same problem
+    assert np.all(np.abs(results[0] - results[1]) <= 2 * bounds.params_err[-1])
+
+
+def test_train_reads_npy_and_npz(tmp_path):
+    from jaxcal import data
+
+    np.save(tmp_path / "book.npy", np.stack([data.t_u, data.t_c], axis=1))
+    np.savez(tmp_path / "book.npz", t_u=data.t_u, t_c=data.t_c)
+    outputs = [_jaxcal("train", "--json", *extra).stdout
+               for extra in ([], ["--data", str(tmp_path / "book.npy")], ["--data", str(tmp_path / "book.npz")])]
+    assert outputs[0] == outputs[1] == outputs[2]
