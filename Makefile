@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,10 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 
 bench: $(VENV)/.test-installed
-	$(BIN)/python benchmarks/bench_seed.py
+	$(BIN)/python benchmarks/bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info
+
+bench-quick: $(VENV)/.test-installed
+	$(BIN)/python benchmarks/bench.py --quick

@@ -12,11 +12,13 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 
 import jax
 
-jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)  # start-up choice, before any computation
+_devices = next((int(a.split("=")[1]) for a in sys.argv if a.startswith("--devices=")), os.cpu_count() or 1)
+jax.config.update("jax_num_cpu_devices", _devices)  # start-up choice, before any computation
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -44,6 +46,8 @@ def main() -> None:
     parser.add_argument("--readings", type=int, default=11)
     parser.add_argument("--epochs", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--devices", type=int, default=_devices, help="CPU devices (--devices=N, start-up)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the plain vmap baseline")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     t_u = rng.uniform(2.0, 8.0, (args.sensors, args.readings)).astype(np.float32)
@@ -64,7 +68,8 @@ def main() -> None:
 
         return jax.vmap(fit)(t_u, t_c)
 
-    plain, plain_first = _median(lambda: plain_vmap(t_u, t_c), args.repeats)
+    plain, plain_first = (float("nan"), float("nan")) if args.no_baseline else _median(
+        lambda: plain_vmap(t_u, t_c), args.repeats)
     fleet, fleet_first = _median(lambda: fit_fleet(t_u, t_c, n_epochs=args.epochs, learning_rate=1e-2).loss,
                                  args.repeats)
     chunked, _ = _median(lambda: fit_fleet(t_u, t_c, n_epochs=args.epochs, learning_rate=1e-2,

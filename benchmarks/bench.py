@@ -1,0 +1,420 @@
+"""`make bench`: jaxcal against the torch original and against the hardware's limit, in one run.
+
+Measures, on this machine, with warm-up, ``block_until_ready``, medians over repeats and compile
+time reported apart:
+
+* the seed's run (5000 epochs, 11 readings): the torch eager loop as the seed writes it, torch
+  with ``optim.SGD``, jaxcal's jitted step in a Python loop, jaxcal's compiled ``training_loop``,
+  exact mode, and a hand-written C loop built here with the system compiler (the practical
+  limit; skipped with a note where no compiler is found);
+* fleets of 1 to 100,000 sensors (11 readings, 5000 epochs): torch batched eager, a plain
+  ``jax.vmap`` over the single-sensor scan, ``jaxcal.fleet.fit_fleet``, and the C loop
+  vectorised across sensors; sensor-epochs per second;
+* large data, 1e3 to 1e7 readings for 100 epochs: torch eager, jaxcal, and a streaming read of
+  the same bytes (the bandwidth limit); GB/s;
+* start-up: ``jaxcal train`` end to end against the seed's script under torch, as processes.
+
+Writes a Markdown table (stdout and ``benchmarks/results/bench.md``), every figure with the
+machine in ``benchmarks/results/bench.json``, and log-log plots of the two scaling curves
+(``fleet_scaling.png``, ``data_scaling.png``). ``--quick`` runs in under a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+
+jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)  # start-up choice: every core a device
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from jax import lax  # noqa: E402
+
+from jaxcal import data, loss_and_grad, sgd_step, training_loop  # noqa: E402
+from jaxcal.fleet import fit_fleet  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+LR = 1e-2
+
+C_SOURCE = r"""
+/* The seed's run and a fleet, by hand: the practical limit for this loss on one core. */
+void seed(int epochs, float lr, const float *x, const float *y, int n, float *params) {
+    float w = params[0], b = params[1];
+    for (int e = 0; e < epochs; e++) {
+        float gw = 0.0f, gb = 0.0f;
+        for (int i = 0; i < n; i++) {
+            float r = w * x[i] + b - y[i];
+            gw += r * x[i];
+            gb += r;
+        }
+        w -= lr * (2.0f / n) * gw;
+        b -= lr * (2.0f / n) * gb;
+    }
+    params[0] = w; params[1] = b;
+}
+/* readings-major layout (n, sensors): the inner loop runs across sensors and vectorises */
+void fleet(int sensors, int n, int epochs, float lr, const float *x, const float *y, float *w, float *b) {
+    const int tile = 512;
+    float gw[512], gb[512];
+    for (int s0 = 0; s0 < sensors; s0 += tile) {
+        int m = sensors - s0 < tile ? sensors - s0 : tile;
+        for (int e = 0; e < epochs; e++) {
+            for (int s = 0; s < m; s++) { gw[s] = 0.0f; gb[s] = 0.0f; }
+            for (int i = 0; i < n; i++) {
+                const float *xi = x + (long)i * sensors + s0, *yi = y + (long)i * sensors + s0;
+                for (int s = 0; s < m; s++) {
+                    float r = w[s0 + s] * xi[s] + b[s0 + s] - yi[s];
+                    gw[s] += r * xi[s];
+                    gb[s] += r;
+                }
+            }
+            for (int s = 0; s < m; s++) {
+                w[s0 + s] -= lr * (2.0f / n) * gw[s];
+                b[s0 + s] -= lr * (2.0f / n) * gb[s];
+            }
+        }
+    }
+}
+"""
+
+
+def median_time(fn, repeats: int) -> tuple[float, float]:
+    """(median seconds of ``repeats`` calls after one warm-up call, seconds of the warm-up call)."""
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), first
+
+
+def build_c() -> tuple[ctypes.CDLL | None, str]:
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        return None, "no C compiler found: the hand-written limit is skipped"
+    folder = Path(tempfile.mkdtemp(prefix="jaxcal-bench-"))
+    (folder / "limit.c").write_text(C_SOURCE)
+    library = folder / "liblimit.so"
+    done = subprocess.run([compiler, "-O3", "-march=native", "-shared", "-fPIC", "-o", str(library),
+                           str(folder / "limit.c")], capture_output=True, text=True)
+    if done.returncode != 0:
+        return None, f"the C limit did not build ({done.stderr.strip().splitlines()[-1:]})"
+    return ctypes.CDLL(str(library)), f"{Path(compiler).name} -O3 -march=native, one core"
+
+
+def _ptr(array: np.ndarray) -> ctypes.c_void_p:
+    return array.ctypes.data_as(ctypes.c_void_p)
+
+
+def seed_runs(repeats: int, limit: ctypes.CDLL | None) -> dict[str, dict[str, float]]:
+    import torch
+
+    torch.set_num_threads(1)
+    t_un, t_c = data.t_un, data.t_c
+    epochs = 5000
+
+    def torch_seed() -> object:
+        t_u, y = torch.tensor(t_un), torch.tensor(t_c)
+        params = torch.tensor([1.0, 0.0], requires_grad=True)
+        for _ in range(epochs):
+            if params.grad is not None:
+                params.grad.zero_()
+            loss = ((params[0] * t_u + params[1] - y) ** 2).mean()
+            loss.backward()
+            with torch.no_grad():
+                params -= LR * params.grad
+        return params.detach()
+
+    def torch_sgd() -> object:
+        t_u, y = torch.tensor(t_un), torch.tensor(t_c)
+        params = torch.tensor([1.0, 0.0], requires_grad=True)
+        optimizer = torch.optim.SGD([params], lr=LR)
+        for _ in range(epochs):
+            loss = ((params[0] * t_u + params[1] - y) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return params.detach()
+
+    x, y, lr = jnp.asarray(t_un), jnp.asarray(t_c), jnp.float32(LR)
+
+    def stepped() -> object:
+        params = jnp.asarray([1.0, 0.0])
+        for _ in range(epochs):
+            params, _, _ = sgd_step(params, x, y, lr)
+        return params
+
+    out: dict[str, dict[str, float]] = {}
+    slow = max(3, repeats // 4)
+    out["torch eager loop (the seed)"] = dict(zip(("s", "first_s"), median_time(torch_seed, slow), strict=True))
+    out["torch optim.SGD loop"] = dict(zip(("s", "first_s"), median_time(torch_sgd, slow), strict=True))
+    out["jaxcal: Python loop of jitted sgd_step"] = dict(zip(("s", "first_s"), median_time(stepped, slow),
+                                                             strict=True))
+    out["jaxcal: compiled training_loop"] = dict(zip(("s", "first_s"), median_time(
+        lambda: training_loop(epochs, LR, [1.0, 0.0], t_un, t_c), repeats), strict=True))
+    out["jaxcal: training_loop, exact=True"] = dict(zip(("s", "first_s"), median_time(
+        lambda: training_loop(epochs, LR, [1.0, 0.0], t_un, t_c, exact=True), repeats), strict=True))
+    if limit is not None:
+        params = np.zeros(2, np.float32)
+
+        def c_seed() -> object:
+            params[:] = (1.0, 0.0)
+            limit.seed(epochs, ctypes.c_float(LR), _ptr(t_un), _ptr(t_c), len(t_un), _ptr(params))
+            return params
+
+        out["hand-written C loop (limit)"] = dict(zip(("s", "first_s"), median_time(c_seed, repeats), strict=True))
+    return out
+
+
+def fleet_runs(sizes: list[int], repeats: int, limit: ctypes.CDLL | None) -> dict[str, dict[int, float]]:
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    epochs = 5000
+    out: dict[str, dict[int, float]] = {"torch batched eager": {}, "plain jax.vmap(scan)": {},
+                                        "jaxcal fit_fleet": {}, "C loop, one core": {}}
+    for sensors in sizes:
+        rng = np.random.default_rng(sensors)
+        t_u = rng.uniform(2.0, 8.0, (sensors, 11)).astype(np.float32)
+        t_c = (5.4 * t_u - 17.0 + rng.normal(0.0, 1.0, t_u.shape)).astype(np.float32)
+
+        def torch_batched() -> object:
+            x, y = torch.tensor(t_u), torch.tensor(t_c)
+            w = torch.ones(sensors, 1, requires_grad=True)
+            b = torch.zeros(sensors, 1, requires_grad=True)
+            for _ in range(epochs):
+                loss = ((w * x + b - y) ** 2).mean(dim=1).sum()
+                w.grad = b.grad = None
+                loss.backward()
+                with torch.no_grad():
+                    w -= LR * w.grad
+                    b -= LR * b.grad
+            return w.detach()
+
+        @jax.jit
+        def plain(x, y):
+            def fit(x, y):
+                def step(p, _):
+                    _, g = loss_and_grad(p, x, y)
+                    return p - LR * g, None
+
+                return lax.scan(step, jnp.asarray([1.0, 0.0]), None, length=epochs)[0]
+
+            return jax.vmap(fit)(x, y)
+
+        slow = 1 if sensors >= 10_000 else max(2, repeats // 3)
+        out["torch batched eager"][sensors] = sensors * epochs / median_time(torch_batched, slow)[0]
+        out["plain jax.vmap(scan)"][sensors] = sensors * epochs / median_time(lambda: plain(t_u, t_c), slow)[0]
+        out["jaxcal fit_fleet"][sensors] = sensors * epochs / median_time(
+            lambda: fit_fleet(t_u, t_c, n_epochs=epochs, learning_rate=LR).loss, repeats)[0]
+        if limit is not None:
+            xt, yt = np.ascontiguousarray(t_u.T), np.ascontiguousarray(t_c.T)
+            w, b = np.ones(sensors, np.float32), np.zeros(sensors, np.float32)
+            out["C loop, one core"][sensors] = sensors * epochs / median_time(
+                lambda: limit.fleet(sensors, 11, epochs, ctypes.c_float(LR), _ptr(xt), _ptr(yt), _ptr(w), _ptr(b)),
+                max(2, repeats // 3))[0]
+    return out
+
+
+def data_runs(sizes: list[int], repeats: int) -> dict[str, dict[int, float]]:
+    import torch
+
+    epochs = 100
+    out: dict[str, dict[int, float]] = {"torch eager": {}, "jaxcal training_loop": {}, "streaming read (limit)": {}}
+
+    @jax.jit
+    def stream(x, y):
+        def body(_, acc):
+            scale = acc * 1e-30 + 1.0  # depends on the carry, so every epoch reads the data
+            return acc + jnp.sum(x * scale + y)
+
+        return lax.fori_loop(0, epochs, body, jnp.float32(0.0))
+
+    for n in sizes:
+        rng = np.random.default_rng(n)
+        t_u = rng.uniform(2.0, 8.0, n).astype(np.float32)
+        t_c = (5.4 * t_u - 17.0 + rng.normal(0.0, 1.0, n)).astype(np.float32)
+        x, y = jnp.asarray(t_u), jnp.asarray(t_c)
+        gigabytes = 2 * 4 * n * epochs / 1e9
+
+        def torch_eager() -> object:
+            xt, yt = torch.tensor(t_u), torch.tensor(t_c)
+            params = torch.tensor([1.0, 0.0], requires_grad=True)
+            for _ in range(epochs):
+                if params.grad is not None:
+                    params.grad.zero_()
+                loss = ((params[0] * xt + params[1] - yt) ** 2).mean()
+                loss.backward()
+                with torch.no_grad():
+                    params -= LR * params.grad
+            return params.detach()
+
+        slow = 1 if n >= 1_000_000 else max(2, repeats // 3)
+        out["torch eager"][n] = gigabytes / median_time(torch_eager, slow)[0]
+        out["jaxcal training_loop"][n] = gigabytes / median_time(
+            lambda: training_loop(epochs, LR, [1.0, 0.0], x, y, log_every=epochs), repeats)[0]
+        out["streaming read (limit)"][n] = gigabytes / median_time(lambda: stream(x, y), repeats)[0]
+    return out
+
+
+SEED_SCRIPT = """
+import torch
+t_c = torch.tensor([0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0])
+t_u = torch.tensor([35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4])
+t_un = 0.1 * t_u
+def model(t_u, w, b):
+    return w * t_u + b
+def loss_fn(t_p, t_c):
+    squared_diffs = (t_p - t_c)**2
+    return squared_diffs.mean()
+def training_loop(n_epochs, learning_rate, params, t_u, t_c):
+    for epoch in range(1, n_epochs + 1):
+        if params.grad is not None:
+            params.grad.zero_()
+        t_p = model(t_u, *params)
+        loss = loss_fn(t_p, t_c)
+        loss.backward()
+        with torch.no_grad():
+            params -= learning_rate * params.grad
+        if epoch % 500 == 0:
+            print(f"params.grad {params.grad}")
+            print('Epoch %d, Loss %f' % (epoch, float(loss)))
+    return params
+print(training_loop(5000, 1e-2, torch.tensor([1.0, 0.0], requires_grad=True), t_un, t_c))
+"""
+
+
+def startup_runs(repeats: int) -> dict[str, float]:
+    folder = Path(tempfile.mkdtemp(prefix="jaxcal-bench-"))
+    (folder / "seed.py").write_text(SEED_SCRIPT)
+    commands = {"jaxcal train (end to end)": [sys.executable, "-m", "jaxcal", "train"],
+                "the seed's script under torch": [sys.executable, str(folder / "seed.py")]}
+    out = {}
+    for name, command in commands.items():
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            subprocess.run(command, check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+        out[name] = statistics.median(times)
+    return out
+
+
+def machine() -> dict[str, object]:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "jax": jax.__version__,
+            "torch": torch.__version__, "device": str(jax.devices()[0].device_kind), "devices": len(jax.devices()),
+            "platform": jax.default_backend()}
+
+
+def plot(curves: dict[str, dict[int, float]], xlabel: str, ylabel: str, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    for name, points in curves.items():
+        if points:
+            xs = sorted(points)
+            axes.loglog(xs, [points[x] for x in xs], marker="o", label=name)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    temp = path.with_suffix(".part.png")
+    figure.savefig(temp)
+    plt.close(figure)
+    os.replace(temp, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, few repeats: under a minute")
+    parser.add_argument("--out", default=str(RESULTS), help="folder for bench.md, bench.json and the plots")
+    args = parser.parse_args()
+    quick = args.quick
+    repeats = 3 if quick else 9
+    fleet_sizes = [1, 100, 1000] if quick else [1, 10, 100, 1000, 10_000, 100_000]
+    data_sizes = [1000, 100_000] if quick else [1000, 10_000, 100_000, 1_000_000, 10_000_000]
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    limit, limit_note = build_c()
+    info = machine()
+    started = time.perf_counter()
+    seed = seed_runs(repeats, limit)
+    fleets = fleet_runs(fleet_sizes, repeats, limit)
+    large = data_runs(data_sizes, repeats)
+    startup = startup_runs(2 if quick else 5)
+    results = {"machine": info, "quick": quick, "c_limit": limit_note, "seed_run_s": seed,
+               "fleet_sensor_epochs_per_s": {k: {str(n): v for n, v in d.items()} for k, d in fleets.items()},
+               "large_data_gb_per_s": {k: {str(n): v for n, v in d.items()} for k, d in large.items()},
+               "startup_s": startup, "wall_s": time.perf_counter() - started}
+
+    torch_seed = seed["torch eager loop (the seed)"]["s"]
+    compiled = seed["jaxcal: compiled training_loop"]["s"]
+    lines = [f"Measured on {info['cpu']}, {info['cores']} cores, {info['platform']} ({info['devices']} devices), "
+             f"jax {info['jax']}, torch {info['torch']}, Python {info['python']}"
+             f"{' (--quick)' if quick else ''}. Medians after a warm-up call; compile time apart.", "",
+             "**The seed's run** (5000 epochs, 11 readings)", "",
+             "| variant | median | first call | vs the seed's torch loop |", "|---|---|---|---|"]
+    for name, row in seed.items():
+        lines.append(f"| {name} | {row['s'] * 1e3:.3f} ms | {row['first_s'] * 1e3:.0f} ms | "
+                     f"{torch_seed / row['s']:.0f}x |")
+    if limit is None:
+        lines.append(f"| hand-written C loop | skipped: {limit_note} | | |")
+    else:
+        c = seed["hand-written C loop (limit)"]["s"]
+        lines += ["", f"Compiled training_loop: {torch_seed / compiled:.0f}x the seed's torch loop, "
+                  f"{compiled / c:.1f}x the hand-written C loop ({limit_note})."]
+    lines += ["", "**Fleets** (11 readings, 5000 epochs; sensor-epochs per second)", "",
+              "| sensors | " + " | ".join(fleets) + " |", "|---" * (len(fleets) + 1) + "|"]
+    for n in fleet_sizes:
+        lines.append(f"| {n} | " + " | ".join(f"{fleets[k].get(n, float('nan')):.3g}" for k in fleets) + " |")
+    lines += ["", "**Large data** (100 epochs; GB/s of readings processed)", "",
+              "| readings | " + " | ".join(large) + " |", "|---" * (len(large) + 1) + "|"]
+    for n in data_sizes:
+        lines.append(f"| {n:.0e} | " + " | ".join(f"{large[k][n]:.3g}" for k in large) + " |")
+    lines += ["", "**Start-up** (a whole process, median)", "", "| command | time |", "|---|---|"]
+    lines += [f"| {name} | {value:.2f} s |" for name, value in startup.items()]
+    lines += ["", f"Whole benchmark: {results['wall_s']:.0f} s."]
+    table = "\n".join(lines) + "\n"
+    print(table)
+    for name, text in (("bench.md", table), ("bench.json", json.dumps(results, indent=1))):
+        temp = out_dir / f".{name}.part"
+        temp.write_text(text)
+        os.replace(temp, out_dir / name)
+    plot(fleets, "sensors", "sensor-epochs per second", "Fleet fits, 11 readings x 5000 epochs",
+         out_dir / "fleet_scaling.png")
+    plot(large, "readings", "GB/s of readings", "One large fit, 100 epochs", out_dir / "data_scaling.png")
+
+
+if __name__ == "__main__":
+    main()
