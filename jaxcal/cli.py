@@ -96,6 +96,21 @@ def _build_parser() -> _Parser:
     )
     _add_train_flags(train)
     train.add_argument("--json", action="store_true", help="print one JSON object instead of the log")
+    train.add_argument("--save", metavar="FILE", help="save the calibration (params, scale, model, ...) as JSON")
+    train.add_argument("--plot", metavar="PNG", help="draw the readings with the fitted line, and the loss curve")
+
+    predict = commands.add_parser(
+        "predict",
+        help="convert raw readings to Celsius with a saved calibration",
+        description="Apply a calibration saved by 'jaxcal train --save' (its scale and params) to readings.",
+        epilog="examples:\n  jaxcal predict --cal cal.json 45.1 60.2\n"
+               "  jaxcal predict --cal cal.json --data readings.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    predict.add_argument("readings", nargs="*", metavar="T_U", help="raw readings to convert")
+    predict.add_argument("--cal", required=True, metavar="FILE", help="calibration file from 'jaxcal train --save'")
+    predict.add_argument("--data", metavar="CSV", help="a CSV with a t_u column instead of readings on the line")
+    predict.add_argument("--json", action="store_true", help="print one JSON object")
 
     parity = commands.add_parser(
         "parity",
@@ -120,6 +135,7 @@ def _build_parser() -> _Parser:
     sweep.add_argument("--lr-max", default="1e-1", metavar="LR", help="largest learning rate (default 1e-1)")
     sweep.add_argument("--num", default="9", metavar="K", help="how many learning rates (default 9)")
     sweep.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    sweep.add_argument("--plot", metavar="PNG", help="draw the final loss against the learning rate")
 
     fleet = commands.add_parser(
         "fleet",
@@ -136,6 +152,7 @@ def _build_parser() -> _Parser:
     fleet.add_argument("--out", metavar="CSV", help="write per-sensor results here (written atomically)")
     fleet.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
     fleet.add_argument("--quiet", action="store_true", help="no progress bar")
+    fleet.add_argument("--plot", metavar="PNG", help="draw the distribution of the fitted params")
     _add_distributed_flags(fleet)
 
     launch = commands.add_parser(
@@ -242,7 +259,7 @@ def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "n_epochs": epochs, "learning_rate": lr, "params": init, "t_u": t_un, "t_c": t_c,
         "optimizer": _OPTIMIZERS[args.optimizer], "model": model, "gradient": gradient, "delta": delta,
-        "log_every": log_every, "log_epochs": log_epochs, "val": val, "exact": bool(args.exact),
+        "log_every": log_every, "log_epochs": log_epochs, "val": val, "exact": bool(args.exact), "raw_t_u": t_u,
     }
 
 
@@ -285,9 +302,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     s = _train_settings(args)
     devices = None if args.devices is None else _int_arg(args.devices, "--devices")
+    _check_output(args.save, "--save")
+    _check_output(args.plot, "--plot")
+    if args.plot:
+        _need_matplotlib()
     if devices is not None:
         _set_cpu_devices(devices)
     _start_up(args)
+    if args.plot and not s["log_epochs"]:
+        # the loss curve wants every epoch; the printed log keeps its own schedule
+        s["log_epochs"] = set(range(s["log_every"], s["n_epochs"] + 1, s["log_every"]))
     log_every, keep = _log_schedule(s)
     val = s["val"] or (None, None)
     t_u, t_c = s["t_u"], s["t_c"]
@@ -300,12 +324,109 @@ def _cmd_train(args: argparse.Namespace) -> int:
         log_every=log_every, model=s["model"], gradient=s["gradient"], exact=s["exact"],
         val_t_u=val[0], val_t_c=val[1], delta=s["delta"],
     )
+    if args.save:
+        _save_calibration(args, s, result)
+    if args.plot:
+        from .plots import plot_fit
+
+        plot_fit(args.plot, args, s, result)
     if args.json:
         print(json.dumps(report.result_to_dict(result, keep)))
     else:
         for line in report.train_log_lines(result, keep):
             print(line)
     return EXIT_OK
+
+
+def _check_output(path: str | None, name: str) -> None:
+    import os
+
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise _checks.InvalidInput(f"{name}: {path} is a directory")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise _checks.InvalidInput(f"{name}: cannot write {path}: its folder is missing or not writable")
+
+
+def _need_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise _checks.InvalidInput("--plot: matplotlib is not installed; install the plot extra: "
+                                   "pip install 'jaxcal[plot]'") from None
+
+
+def _save_calibration(args: argparse.Namespace, s: dict[str, Any], result: Any) -> None:
+    import numpy as np
+
+    from . import __version__
+    from .calibration import Calibration, fingerprint, save_calibration
+    from .core import MODELS, loss_and_grad
+
+    params = tuple(float(p) for p in np.asarray(result.params))
+    loss = float(loss_and_grad(np.asarray(params, s["t_u"].dtype), s["t_u"], s["t_c"], MODELS[s["model"]].fn)[0])
+    settings = {"epochs": s["n_epochs"], "learning_rate": s["learning_rate"], "init": list(s["params"]),
+                "optimizer": args.optimizer, "gradient": s["gradient"], "exact": s["exact"],
+                "data": args.data, "epochs_run": int(result.epochs_run), "diverged": bool(result.diverged)}
+    save_calibration(args.save, Calibration(params, s["model"], float(args.scale), loss, settings,
+                                            fingerprint(s["raw_t_u"], s["t_c"]), __version__))
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .calibration import load_calibration
+
+    calibration = load_calibration(args.cal)
+    if args.data and args.readings:
+        raise _checks.InvalidInput("predict: give readings on the command line or --data, not both")
+    if args.data:
+        readings = _read_t_u_column(args.data)
+    else:
+        if not args.readings:
+            raise _checks.InvalidInput("predict: give readings to convert, e.g. jaxcal predict --cal cal.json 45.1")
+        readings = np.asarray([_float_arg(v, "T_U") for v in args.readings])
+        _checks.check_finite_array(readings, "T_U")
+    celsius = calibration.predict(readings)
+    if args.json:
+        print(json.dumps({"t_u": readings.tolist(), "t_c": celsius.tolist()}))
+    else:
+        for raw, value in zip(readings.tolist(), celsius.tolist(), strict=True):
+            print(f"{raw:g} -> {value:.4f}")
+    return EXIT_OK
+
+
+def _read_t_u_column(path: str) -> Any:
+    import csv
+    from pathlib import Path
+
+    import numpy as np
+
+    from .io import _open_text
+
+    text = _open_text(Path(path))
+    rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
+    header = [cell.strip() for cell in rows[0]]
+    if "t_u" not in header:
+        raise _checks.InvalidInput(f"{path}: line 1: expected a header with a t_u column, got {','.join(header)!r}")
+    column = header.index("t_u")
+    values = []
+    for line_no, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise _checks.InvalidInput(f"{path}: line {line_no}: expected {len(header)} values, got {len(row)}")
+        try:
+            value = float(row[column])
+        except ValueError:
+            raise _checks.InvalidInput(f"{path}: line {line_no}: t_u is not a number: {row[column].strip()!r}"
+                                       ) from None
+        if not math.isfinite(value):
+            raise _checks.InvalidInput(f"{path}: line {line_no}: t_u is not finite: {row[column].strip()!r}")
+        values.append(value)
+    if not values:
+        raise _checks.InvalidInput(f"{path}: has no readings")
+    return np.asarray(values)
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
@@ -352,6 +473,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from .fleet import sweep
 
     s = _train_settings(args)
+    _check_output(args.plot, "--plot")
+    if args.plot:
+        _need_matplotlib()
     lo, hi = (_checks.check_learning_rate(_float_arg(v, n), n) for v, n in ((args.lr_min, "--lr-min"),
                                                                              (args.lr_max, "--lr-max")))
     if lo > hi:
@@ -362,6 +486,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     result = sweep(s["t_u"], s["t_c"], n_epochs=s["n_epochs"], learning_rates=rates, inits=[s["params"]],
                    optimizer=s["optimizer"], model=s["model"])
     names = _MODEL_PARAMS[s["model"]]
+    if args.plot:
+        from .plots import plot_sweep
+
+        plot_sweep(args.plot, result.learning_rate, result.loss, result.diverged)
     rows = [
         {"learning_rate": float(result.learning_rate[i]), "params": [float(p) for p in result.params[i]],
          "loss": float(result.loss[i]) if np.isfinite(result.loss[i]) else None,
@@ -381,7 +509,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_fleet(args: argparse.Namespace) -> int:
-    import os
 
     import numpy as np
 
@@ -402,8 +529,10 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
             raise _checks.InvalidInput(f"--process-id: must be an integer >= 0, got {args.process_id!r}")
         process_id = int(args.process_id)
     timeout = _int_arg(args.timeout, "--timeout")
-    if args.out is not None and os.path.isdir(args.out):
-        raise _checks.InvalidInput(f"--out: {args.out} is a directory")
+    _check_output(args.out, "--out")
+    _check_output(args.plot, "--plot")
+    if args.plot:
+        _need_matplotlib()
     dtype = np.float64 if args.x64 else np.float32
     table = read_fleet(args.data, dtype=dtype)
     _set_cpu_devices(devices)
@@ -416,10 +545,14 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
     if not np.all(np.isfinite(t_un)):
         raise _checks.InvalidInput("--scale: scaled readings overflow")
     bar = ProgressBar("fleet", enabled=not args.quiet and cluster.process_id == 0)
+    # Compiled chunks of ~0.2 s of work (at ~5e8 sensor-epochs/s): the bar moves, and Ctrl-C or
+    # SIGTERM is handled between chunks instead of after the whole fit.
+    work = (mine.stop - mine.start) * s["n_epochs"]
+    chunks = max(20 if bar.enabled else 1, min(s["n_epochs"], int(work / 1e8)))
     try:
         result = fit_fleet(t_un[mine], table.t_c[mine], n_epochs=s["n_epochs"], learning_rate=s["learning_rate"],
                            params=s["params"], counts=table.counts[mine], optimizer=s["optimizer"], model=s["model"],
-                           progress=bar, chunks=20 if bar.enabled else 1)
+                           progress=bar, chunks=chunks)
     finally:
         bar.close()
     names = result.param_names
@@ -428,6 +561,10 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
     columns = distributed.gather_rows(columns, n, cluster)
     if cluster.process_id != 0:
         return EXIT_OK  # process 0 reports for everyone
+    if args.plot:
+        from .plots import plot_fleet
+
+        plot_fleet(args.plot, names, columns, np.asarray(columns["diverged"], bool))
     if args.out is not None:
         lsq = least_squares(t_un, table.t_c, table.counts, s["model"])
         lines = [",".join(["sensor", *names, "loss", "epochs_run", "diverged", *(f"lsq_{n}" for n in names)])]
@@ -464,7 +601,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
 
 _COMMANDS = {
     "train": _cmd_train, "parity": _cmd_parity, "sweep": _cmd_sweep, "fleet": _cmd_fleet, "graph": _cmd_graph,
-    "launch": _cmd_launch,
+    "launch": _cmd_launch, "predict": _cmd_predict,
 }
 
 
@@ -491,11 +628,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
 
+class _Terminated(Exception):
+    """SIGTERM, turned into an exception so that ``finally`` blocks and temp-file cleanup run."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
 def entrypoint() -> NoReturn:
-    """The console script: ``sys.exit(main())``, quiet when a reader closes the pipe early."""
+    """The console script: ``sys.exit(main())``; Ctrl-C exits 130 and SIGTERM 143, each with one
+    line and no output file left behind; quiet when a reader closes the pipe early."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         status = main()
         sys.stdout.flush()
+    except KeyboardInterrupt:
+        print("jaxcal: interrupted; nothing was written", file=sys.stderr)
+        status = 130
+    except _Terminated:
+        print("jaxcal: terminated; nothing was written", file=sys.stderr)
+        status = 143
     except BrokenPipeError:
         # `jaxcal train | head`: stop quietly, as a command killed by SIGPIPE would.
         import os

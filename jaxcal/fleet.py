@@ -246,7 +246,9 @@ def fit_fleet(
             data = (*data[:3], jnp.maximum(data[3], 1))
         start = tuple(jax.device_put(laid_params[j][d], device) for j in range(n_params))
         shares.append((data, (start, _fleet_init(optimizer, start[0].shape[0], lr, start))))
-    chunk_sizes = [n_epochs // chunks + (1 if k < n_epochs % chunks else 0) for k in range(max(1, chunks))]
+    # Equal chunks (the last one takes the remainder), so at most two compiled programs.
+    base = n_epochs // max(1, chunks)
+    chunk_sizes = [base] * (max(1, chunks) - 1) + [n_epochs - base * (max(1, chunks) - 1)]
     done = 0
     for size in (s for s in chunk_sizes if s):
         # one asynchronous call per device: they run concurrently, each on its own share

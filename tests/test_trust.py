@@ -1,0 +1,218 @@
+"""A tool people trust: one catalogue of bad input across every subcommand, nothing half-written,
+saved calibrations, plots, and the properties that make the numbers believable."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jaxcal import data, training_loop
+from jaxcal.calibration import Calibration, load_calibration, save_calibration
+from jaxcal.cli import main
+from jaxcal.fleet import fit_fleet, least_squares
+from jaxcal.tolerances import gd_trajectory_bounds
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+# (argv with {tmp} placeholders, files to create {name: content}, words the error must contain)
+CATALOGUE = [
+    (["train", "--data", "{tmp}/missing.csv"], {}, "no such file"),
+    (["train", "--data", "{tmp}"], {}, "is a directory"),
+    (["train", "--data", "{tmp}/empty.csv"], {"empty.csv": ""}, "is empty"),
+    (["train", "--data", "{tmp}/head.csv"], {"head.csv": "t_u,t_c\n"}, "needs at least 2 readings, got 0"),
+    (["train", "--data", "{tmp}/cols.csv"], {"cols.csv": "x,t_c\n1,2\n3,4\n"}, "expected the header 't_u,t_c'"),
+    (["train", "--data", "{tmp}/nan.csv"], {"nan.csv": "t_u,t_c\n1,nan\n2,3\n"}, "t_c is not finite"),
+    (["train", "--data", "{tmp}/text.csv"], {"text.csv": "t_u,t_c\n1,abc\n2,3\n"}, "t_c is not a number"),
+    (["train", "--data", "{tmp}/ragged.csv"], {"ragged.csv": "t_u,t_c\n1,2\n3\n"}, "expected 2 values, got 1"),
+    (["train", "--data", "{tmp}/one.csv"], {"one.csv": "t_u,t_c\n1,2\n"}, "needs at least 2 readings, got 1"),
+    (["train", "--data", "{tmp}/bin.csv"], {"bin.csv": b"\xff\xfe\x00\x81garbage"}, "not a UTF-8 text CSV"),
+    (["train", "--data", "{tmp}/big.csv"], {"big.csv": "t_u,t_c\n1e39,2\n3,4\n"}, "too large for float32"),
+    (["train", "--epochs", "-3"], {}, "--epochs: must be a positive integer"),
+    (["train", "--lr", "0"], {}, "--lr: must be a positive finite number"),
+    (["train", "--log-every", "0"], {}, "--log-every: must be a positive integer"),
+    (["train", "--init", "1"], {}, "--init: the linear model expects 2 numbers"),
+    (["train", "--optimizer", "lbfgs"], {}, "--optimizer: unknown optimizer 'lbfgs'"),
+    (["train", "--model", "cubic"], {}, "--model: unknown model 'cubic'"),
+    (["train", "--save", "{tmp}"], {}, "--save: "),
+    (["train", "--save", "{tmp}/no/such/dir/cal.json"], {}, "--save: cannot write"),
+    (["train", "--plot", "{tmp}/no/such/dir/fit.png"], {}, "--plot: cannot write"),
+    (["sweep", "--num", "0"], {}, "--num: must be a positive integer"),
+    (["sweep", "--lr-min", "-1"], {}, "--lr-min: must be a positive finite number"),
+    (["fleet", "{tmp}/missing.csv"], {}, "no such file"),
+    (["fleet", "{tmp}/f.csv", "--out", "{tmp}/no/dir/out.csv"], {"f.csv": "sensor,t_u,t_c\n1,2,3\n1,3,4\n"},
+     "--out: cannot write"),
+    (["fleet", "{tmp}/f.npz"], {"f.npz": b"not an npz at all"}, "not a readable .npz file"),
+    (["fleet", "{tmp}/f.csv", "--devices", "0"], {"f.csv": "sensor,t_u,t_c\n1,2,3\n1,3,4\n"}, "--devices: must be"),
+    (["predict", "--cal", "{tmp}/missing.json", "1"], {}, "no such file"),
+    (["predict", "--cal", "{tmp}/bad.json", "1"], {"bad.json": "{not json"}, "not valid JSON"),
+    (["predict", "--cal", "{tmp}/part.json", "1"],
+     {"part.json": '{"format": "jaxcal-calibration/1", "model": "linear"}'}, "incomplete calibration, missing params"),
+    (["predict", "--cal", "{tmp}/other.json", "1"], {"other.json": '{"format": "other/9"}'},
+     "not a jaxcal-calibration/1"),
+    (["predict", "--cal", "{tmp}/cal.json", "warm"], {"cal.json": "GOOD"}, "T_U: not a number: 'warm'"),
+    (["predict", "--cal", "{tmp}/cal.json"], {"cal.json": "GOOD"}, "give readings to convert"),
+    (["graph", "--model", "cubic"], {}, "--model: unknown model 'cubic'"),
+    (["parity", "--epochs", "0"], {}, "--epochs: must be a positive integer"),
+    (["launch", "-n", "2"], {}, "give the command to run after --"),
+    (["launch", "-n", "0", "--", "fleet", "x.csv"], {}, "-n: must be a positive integer"),
+]
+
+GOOD_CALIBRATION = json.dumps(Calibration((5.0, -17.0), "linear", 0.1, 2.9).to_dict())
+
+
+@pytest.mark.parametrize(("argv", "files", "words"), CATALOGUE, ids=[" ".join(c[0])[:60] for c in CATALOGUE])
+def test_bad_input_catalogue(tmp_path, capsys, argv, files, words):
+    for name, content in files.items():
+        content = GOOD_CALIBRATION if content == "GOOD" else content
+        (tmp_path / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    before = set(tmp_path.rglob("*"))
+    status = main([a.format(tmp=tmp_path) for a in argv])
+    _out, err = capsys.readouterr()
+    assert status == 2
+    assert words in err
+    assert 1 <= err.count("\n") <= 2
+    assert "Traceback" not in err
+    assert err.startswith(f"jaxcal {argv[0]}: error: ")
+    assert set(tmp_path.rglob("*")) == before  # nothing written, not even a temporary file
+
+
+def test_catalogue_is_at_least_25_cases_over_every_subcommand():
+    assert len(CATALOGUE) >= 25
+    assert {c[0][0] for c in CATALOGUE} >= {"train", "sweep", "fleet", "predict", "graph", "parity", "launch"}
+
+
+def test_library_says_the_same_words(tmp_path):
+    from jaxcal.io import read_readings
+
+    (tmp_path / "nan.csv").write_text("t_u,t_c\n1,nan\n2,3\n")
+    with pytest.raises(ValueError, match="line 2: t_c is not finite"):
+        read_readings(tmp_path / "nan.csv")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_calibration(tmp_path / "bad.json")
+    with pytest.raises(ValueError, match="must be a positive integer"):
+        training_loop(0, 1e-2, [1.0, 0.0], data.t_un, data.t_c)
+
+
+def test_divergence_is_a_result_not_bad_input(capsys):
+    assert main(["train", "--scale", "1", "--epochs", "30"]) == 0
+    assert "diverged" in capsys.readouterr()[0]
+
+
+def test_save_then_predict_from_the_cli(tmp_path, capsys):
+    cal = tmp_path / "cal.json"
+    assert main(["train", "--save", str(cal)]) == 0
+    capsys.readouterr()
+    stored = json.loads(cal.read_text())
+    assert stored["format"] == "jaxcal-calibration/1"
+    assert stored["scale"] == 0.1
+    assert stored["model"] == "linear"
+    assert stored["data_fingerprint"].startswith("sha256:")
+    assert stored["jaxcal_version"]
+    assert main(["predict", "--cal", str(cal), "45.1", "60.2", "--json"]) == 0
+    result = json.loads(capsys.readouterr()[0])
+    w, b = stored["params"]
+    np.testing.assert_allclose(result["t_c"], [w * 0.1 * 45.1 + b, w * 0.1 * 60.2 + b], rtol=1e-12)
+    (tmp_path / "r.csv").write_text("t_u\n45.1\n60.2\n")
+    assert main(["predict", "--cal", str(cal), "--data", str(tmp_path / "r.csv"), "--json"]) == 0
+    assert json.loads(capsys.readouterr()[0])["t_c"] == result["t_c"]
+
+
+@settings(max_examples=50, deadline=None)
+@given(params=st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=3),
+       scale=st.floats(1e-6, 1e6), loss=st.floats(0, 1e9))
+def test_save_then_load_round_trips_exactly(tmp_path_factory, params, scale, loss):
+    model = "linear" if len(params) == 2 else "quadratic"
+    calibration = Calibration(tuple(params), model, scale, loss, {"epochs": 5}, "sha256:x", "0.1.0")
+    path = tmp_path_factory.mktemp("cal") / "cal.json"
+    save_calibration(path, calibration)
+    assert load_calibration(path) == calibration
+
+
+def test_plots_are_pngs(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    assert main(["train", "--plot", str(tmp_path / "fit.png"), "--epochs", "500"]) == 0
+    assert main(["sweep", "--scale", "1", "--num", "4", "--epochs", "100", "--plot", str(tmp_path / "s.png")]) == 0
+    (tmp_path / "f.csv").write_text("sensor,t_u,t_c\n" + "".join(f"{s},{u},{0.5 * u - 17}\n" for s in range(20)
+                                                                  for u in (30.0, 50.0, 70.0)))
+    assert main(["fleet", str(tmp_path / "f.csv"), "--plot", str(tmp_path / "fl.png"), "--quiet"]) == 0
+    for name in ("fit.png", "s.png", "fl.png"):
+        assert (tmp_path / name).read_bytes()[:8] == PNG
+    assert not list(tmp_path.glob(".*part*"))
+
+
+@pytest.mark.parametrize(("sig", "status", "word"), [(signal.SIGINT, 130, "interrupted"),
+                                                     (signal.SIGTERM, 143, "terminated")])
+def test_interrupted_run_exits_with_one_line_and_writes_nothing(tmp_path, sig, status, word):
+    rows = "".join(f"{s},{u},{0.5 * u - 17}\n" for s in range(2000) for u in (30.0, 50.0, 70.0))
+    (tmp_path / "f.csv").write_text("sensor,t_u,t_c\n" + rows)
+    process = subprocess.Popen([sys.executable, "-m", "jaxcal", "fleet", str(tmp_path / "f.csv"), "--epochs",
+                                "5000000", "--out", str(tmp_path / "out.csv"), "--quiet"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    process.send_signal(sig)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == status
+    assert err.strip().splitlines()[-1] == f"jaxcal: {word}; nothing was written"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.csv"]
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(3, 40))
+def test_converged_gradient_descent_lands_on_least_squares(seed, n):
+    rng = np.random.default_rng(seed)
+    t_u = rng.uniform(-1, 1, n).astype(np.float32)
+    t_c = (rng.uniform(-5, 5) * t_u + rng.uniform(-5, 5) + rng.normal(0, 0.5, n)).astype(np.float32)
+    phi = np.stack([t_u.astype(np.float64), np.ones(n)], 1)
+    eigenvalues = np.linalg.eigvalsh(2.0 / n * phi.T @ phi)
+    if eigenvalues.min() < 0.05:
+        return  # nearly collinear readings converge too slowly for a bounded test
+    lr = float(1.0 / eigenvalues.max())
+    epochs = int(np.ceil(np.log(1e-12) / np.log(1 - lr * eigenvalues.min())))  # contract the error by 1e12
+    result = training_loop(epochs, lr, [0.0, 0.0], t_u, t_c, log_every=epochs)
+    exact = least_squares(t_u[None], t_c[None])[0]
+    bounds = gd_trajectory_bounds([0.0, 0.0], t_u, t_c, lr, epochs)
+    # what is left after 1e12 contraction is rounding: within the derived float32 bound, plus
+    # the 1e-12 of the starting distance that the contraction leaves
+    assert np.all(np.abs(np.asarray(result.params) - exact) <= bounds.params_err[-1] + 1e-12 * np.abs(exact) + 1e-9)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31))
+def test_shuffling_readings_changes_results_only_within_reduction_order_bounds(seed):
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(11)
+    first = training_loop(2000, 1e-2, [1.0, 0.0], data.t_un, data.t_c, log_every=2000)
+    shuffled = training_loop(2000, 1e-2, [1.0, 0.0], data.t_un[order], data.t_c[order], log_every=2000)
+    bounds = gd_trajectory_bounds([1.0, 0.0], data.t_un, data.t_c, 1e-2, 2000)
+    assert np.all(np.abs(np.asarray(first.params) - np.asarray(shuffled.params)) <= 2 * bounds.params_err[-1])
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31), sensors=st.integers(1, 40))
+def test_a_fleets_sensor_equals_that_sensor_fitted_alone(seed, sensors):
+    rng = np.random.default_rng(seed)
+    t_u = rng.uniform(2, 8, (sensors, 7)).astype(np.float32)
+    t_c = (5 * t_u - 17 + rng.normal(0, 1, t_u.shape)).astype(np.float32)
+    fleet = fit_fleet(t_u, t_c, n_epochs=200, learning_rate=1e-2)
+    s = int(rng.integers(sensors))
+    alone = training_loop(200, 1e-2, [1.0, 0.0], t_u[s], t_c[s], log_every=200)
+    bounds = gd_trajectory_bounds([1.0, 0.0], t_u[s], t_c[s], 1e-2, 200)
+    assert np.all(np.abs(np.asarray([p[s] for p in fleet.params]) - np.asarray(alone.params))
+                  <= 2 * bounds.params_err[-1])
+
+
+def test_every_subcommand_has_help_with_an_example(capsys):
+    for command in ("train", "sweep", "fleet", "predict", "parity", "graph", "launch"):
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0
+        assert "example" in capsys.readouterr()[0]
