@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
-import time
 
 import jax
 
@@ -27,17 +25,8 @@ from jax import lax  # noqa: E402
 from jaxcal import loss_and_grad  # noqa: E402
 from jaxcal.fleet import fit_fleet  # noqa: E402
 
-
-def _median(fn, repeats: int) -> tuple[float, float]:
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), first
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import median_time as _median  # noqa: E402  (one timing helper for every benchmark)
 
 
 def main() -> None:
