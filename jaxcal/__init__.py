@@ -8,12 +8,19 @@ from __future__ import annotations
 
 from . import data as data
 from ._checks import InputError as InputError
+from .calibration import Calibration as Calibration
+from .calibration import load_calibration as load_calibration
+from .calibration import save_calibration as save_calibration
 from .core import MODELS as MODELS
 from .core import loss_and_grad as loss_and_grad
 from .core import loss_fn as loss_fn
 from .core import model as model
 from .core import objective as objective
 from .core import quadratic_model as quadratic_model
+from .fleet import FleetResult as FleetResult
+from .fleet import SweepResult as SweepResult
+from .fleet import fit_fleet as fit_fleet
+from .fleet import sweep as sweep
 from .training import History as History
 from .training import TrainResult as TrainResult
 from .training import optax_step as optax_step

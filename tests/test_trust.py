@@ -216,3 +216,19 @@ def test_every_subcommand_has_help_with_an_example(capsys):
             main([command, "--help"])
         assert exit_info.value.code == 0
         assert "example" in capsys.readouterr()[0]
+
+
+def test_importing_jaxcal_pulls_in_no_optional_or_presentation_code():
+    code = ("import sys, jaxcal\n"
+            "print(sorted(m for m in ('torch', 'matplotlib', 'jaxcal.cli', 'jaxcal.io', 'jaxcal.plots')"
+            " if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_library_calibration_api(tmp_path):
+    import jaxcal
+
+    cal = jaxcal.Calibration((2.0, 1.0), "linear", 0.5, 0.0)
+    jaxcal.save_calibration(tmp_path / "c.json", cal)
+    assert jaxcal.load_calibration(tmp_path / "c.json").predict([4.0]).tolist() == [5.0]
