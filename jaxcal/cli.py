@@ -383,7 +383,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.data and args.readings:
         raise _checks.InvalidInput("predict: give readings on the command line or --data, not both")
     if args.data:
-        readings = _read_t_u_column(args.data)
+        from .io import read_t_u
+
+        readings = read_t_u(args.data)
     else:
         if not args.readings:
             raise _checks.InvalidInput("predict: give readings to convert, e.g. jaxcal predict --cal cal.json 45.1")
@@ -396,37 +398,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         for raw, value in zip(readings.tolist(), celsius.tolist(), strict=True):
             print(f"{raw:g} -> {value:.4f}")
     return EXIT_OK
-
-
-def _read_t_u_column(path: str) -> Any:
-    import csv
-    from pathlib import Path
-
-    import numpy as np
-
-    from .io import _open_text
-
-    text = _open_text(Path(path))
-    rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
-    header = [cell.strip() for cell in rows[0]]
-    if "t_u" not in header:
-        raise _checks.InvalidInput(f"{path}: line 1: expected a header with a t_u column, got {','.join(header)!r}")
-    column = header.index("t_u")
-    values = []
-    for line_no, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise _checks.InvalidInput(f"{path}: line {line_no}: expected {len(header)} values, got {len(row)}")
-        try:
-            value = float(row[column])
-        except ValueError:
-            raise _checks.InvalidInput(f"{path}: line {line_no}: t_u is not a number: {row[column].strip()!r}"
-                                       ) from None
-        if not math.isfinite(value):
-            raise _checks.InvalidInput(f"{path}: line {line_no}: t_u is not finite: {row[column].strip()!r}")
-        values.append(value)
-    if not values:
-        raise _checks.InvalidInput(f"{path}: has no readings")
-    return np.asarray(values)
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ._checks import InvalidInput
 
-__all__ = ["FleetTable", "read_fleet", "read_readings"]
+__all__ = ["FleetTable", "read_fleet", "read_readings", "read_t_u"]
 
 _COLUMNS = ("t_u", "t_c")
 
@@ -220,3 +220,33 @@ def read_fleet(path: str | os.PathLike[str], dtype: Any = np.float32) -> FleetTa
             number, _, tail = rest.partition(":")
             message = f"{prefix}: line {int(number) + 1}:{tail}"
         raise InvalidInput(message) from None
+
+
+def read_t_u(path: str | os.PathLike[str]) -> np.ndarray:
+    """Raw readings to convert: a CSV whose header has a ``t_u`` column (other columns ignored).
+
+    Raises:
+      ValueError: one line naming the file, the line and the problem.
+    """
+    path = Path(path)
+    text = _open_text(path)
+    rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
+    header = [cell.strip() for cell in rows[0]]
+    if "t_u" not in header:
+        raise InvalidInput(f"{path}: line 1: expected a header with a t_u column, got {','.join(header)!r}")
+    column = header.index("t_u")
+    values = []
+    for line_no, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise InvalidInput(f"{path}: line {line_no}: expected {len(header)} values, got {len(row)}")
+        cell = row[column].strip()
+        try:
+            value = float(cell)
+        except ValueError:
+            raise InvalidInput(f"{path}: line {line_no}: t_u is not a number: {cell!r}") from None
+        if not math.isfinite(value):
+            raise InvalidInput(f"{path}: line {line_no}: t_u is not finite: {cell!r}")
+        values.append(value)
+    if not values:
+        raise InvalidInput(f"{path}: has no readings")
+    return np.asarray(values)

@@ -232,3 +232,16 @@ def test_library_calibration_api(tmp_path):
     cal = jaxcal.Calibration((2.0, 1.0), "linear", 0.5, 0.0)
     jaxcal.save_calibration(tmp_path / "c.json", cal)
     assert jaxcal.load_calibration(tmp_path / "c.json").predict([4.0]).tolist() == [5.0]
+
+
+@pytest.mark.parametrize(("content", "words"), [("x\n1\n", "expected a header with a t_u column"),
+                                                ("t_u\nwarm\n", "line 2: t_u is not a number: 'warm'"),
+                                                ("t_u\ninf\n", "line 2: t_u is not finite"),
+                                                ("t_u\n", "has no readings")])
+def test_predict_data_file_errors(tmp_path, capsys, content, words):
+    (tmp_path / "cal.json").write_text(GOOD_CALIBRATION)
+    (tmp_path / "r.csv").write_text(content)
+    assert main(["predict", "--cal", str(tmp_path / "cal.json"), "--data", str(tmp_path / "r.csv")]) == 2
+    err = capsys.readouterr()[1]
+    assert words in err
+    assert err.count("\n") == 1
