@@ -4,11 +4,19 @@ jaxcal's code fails a test instead of silently computing in another precision.""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import jax
 import pytest
+from hypothesis import settings
+
+# CI replays the same examples every run (a red CI then means a change broke something, not
+# that a new random draw was found); locally hypothesis explores new ones each time.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
