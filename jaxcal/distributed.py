@@ -53,11 +53,33 @@ def initialize(coordinator: str | None, num_processes: int | None, process_id: i
         raise InvalidInput("--coordinator: needs --num-processes and --process-id")
     if num_processes is not None and process_id is not None and not 0 <= process_id < num_processes:
         raise InvalidInput(f"--process-id: must be in 0..{num_processes - 1}, got {process_id}")
+    if coordinator is not None and process_id not in (None, 0):
+        _wait_for_coordinator(coordinator, timeout)
     _keep_stdout_for_results()
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator, num_processes, process_id, initialization_timeout=timeout,
                                heartbeat_timeout_seconds=timeout)
     return Cluster(jax.process_index(), jax.process_count())
+
+
+def _wait_for_coordinator(coordinator: str, timeout: int) -> None:
+    """Fail with one line, not the runtime's abort, when process 0 cannot be reached at all."""
+    import socket
+    import time
+
+    host, _, port = coordinator.rpartition(":")
+    if not host or not port.isdigit():
+        raise InvalidInput(f"--coordinator: expected HOST:PORT, got {coordinator!r}")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=1.0):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise InvalidInput(f"--coordinator: cannot reach {coordinator} within {timeout} s; "
+                                   "is process 0 running there?") from None
+            time.sleep(0.2)
 
 
 def _keep_stdout_for_results() -> None:

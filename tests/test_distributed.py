@@ -132,3 +132,14 @@ def test_train_reads_npy_and_npz(tmp_path):
     outputs = [_jaxcal("train", "--json", *extra).stdout
                for extra in ([], ["--data", str(tmp_path / "book.npy")], ["--data", str(tmp_path / "book.npz")])]
     assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_an_unreachable_coordinator_is_a_one_line_error(tmp_path):
+    data = _fleet_file(tmp_path / "fleet.npz", 10, seed=4)
+    start = time.monotonic()
+    done = _jaxcal("fleet", str(data), "--coordinator", "127.0.0.1:9", "--num-processes", "2", "--process-id", "1",
+                   "--timeout", "2")
+    assert done.returncode == 2
+    assert time.monotonic() - start < 30
+    assert done.stderr.strip().splitlines()[-1] == (
+        "jaxcal fleet: error: --coordinator: cannot reach 127.0.0.1:9 within 2 s; is process 0 running there?")
