@@ -316,6 +316,8 @@ def sweep(
     inits: Any = None,
     optimizer: OptimizerLike = None,
     model: str = "linear",
+    progress: Progress | None = None,
+    chunks: int = 1,
 ) -> SweepResult:
     """Fit one dataset for every (learning rate, initial params) pair, in one compiled program.
 
@@ -328,6 +330,9 @@ def sweep(
       learning_rates: ``(k,)`` learning rates.
       inits: ``(j, n_params)`` initial params (default: the book's one start).
       optimizer, model: as for :func:`jaxcal.training_loop`.
+      progress: called as ``progress(configs_done, configs)`` between chunks.
+      chunks: split the configurations into this many equal calls of the same compiled program
+        (the last one padded), so that a long sweep can report progress.
 
     Returns:
       A :class:`SweepResult` with ``k * j`` rows (learning rates outer, inits inner).
@@ -344,19 +349,32 @@ def sweep(
     dtype = np.result_type(t_u, t_c)
     grid_lr = np.repeat(rates, len(starts)).astype(dtype)
     grid_init = np.tile(starts, (len(rates), 1)).astype(dtype)
-    return _sweep_compiled(n_epochs, optimizer, model, grid_lr, grid_init, t_u, t_c)
+    total = len(grid_lr)
+    size = -(-total // max(1, min(chunks, total)))
+    run = _sweep_program(n_epochs, optimizer, model, t_u, t_c)
+    outputs = []
+    for start in range(0, total, size):
+        lrs, inits = grid_lr[start:start + size], grid_init[start:start + size]
+        pad = size - len(lrs)  # the last chunk is padded to the same shape: no second compile
+        if pad:
+            lrs = np.concatenate([lrs, np.repeat(lrs[-1:], pad)])
+            inits = np.concatenate([inits, np.repeat(inits[-1:], pad, axis=0)])
+        outputs.append([np.asarray(a)[: size - pad] for a in run(lrs, inits)])
+        if progress is not None:
+            progress(min(start + size, total), total)
+    params, loss, runs, flags = (np.concatenate(parts) for parts in zip(*outputs, strict=True))
+    return SweepResult(grid_lr, grid_init, params, loss, runs, flags)
 
 
-def _sweep_compiled(n_epochs: int, optimizer: OptimizerLike, model: str, lrs: np.ndarray, inits: np.ndarray,
-                    t_u: np.ndarray, t_c: np.ndarray) -> SweepResult:
+def _sweep_program(n_epochs: int, optimizer: OptimizerLike, model: str, t_u: np.ndarray,
+                   t_c: np.ndarray) -> Callable[[np.ndarray, np.ndarray], Any]:
     model_fn = MODELS[model].fn
 
     def one(lr: Array, p0: Array) -> tuple[Array, Array, Array, Array]:
         result = training_loop(n_epochs, lr, p0, t_u, t_c, optimizer=optimizer, model=model, log_every=n_epochs)
         return result.params, loss_and_grad(result.params, t_u, t_c, model_fn)[0], result.epochs_run, result.diverged
 
-    params, loss, runs, flags = jax.jit(jax.vmap(one))(lrs, inits)
-    return SweepResult(lrs, inits, np.asarray(params), np.asarray(loss), np.asarray(runs), np.asarray(flags))
+    return jax.jit(jax.vmap(one))
 
 
 def least_squares(t_u: Any, t_c: Any, counts: Any = None, model: str = "linear") -> np.ndarray:

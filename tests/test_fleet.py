@@ -214,3 +214,21 @@ def test_sweep_cli_table_and_json(capsys):
     status = main(["sweep", "--lr-min", "1", "--lr-max", "0.1"])
     assert status == 2
     assert "--lr-min: 1.0 is larger than --lr-max 0.1" in capsys.readouterr()[1]
+
+
+def test_a_chunked_sweep_is_the_same_sweep_with_progress(compiles):
+    rates = np.geomspace(1e-5, 1e-1, 7)
+    seen = []
+    chunked = sweep(data.t_u, data.t_c, n_epochs=300, learning_rates=rates, chunks=3,
+                    progress=lambda done, total: seen.append((done, total)))
+    assert len(compiles.names) == 1  # equal chunks (the last padded): one program
+    whole = sweep(data.t_u, data.t_c, n_epochs=300, learning_rates=rates)
+    assert seen == [(3, 7), (6, 7), (7, 7)]
+    np.testing.assert_array_equal(chunked.epochs_run, whole.epochs_run)
+    np.testing.assert_array_equal(chunked.diverged, whole.diverged)
+    # A batch of 3 and one of 7 are vectorised differently by XLA (single roundings, e.g. fused
+    # multiply-adds, may differ): two float32 runs of each configuration, within twice the bound.
+    for i, lr in enumerate(rates):
+        bounds = gd_trajectory_bounds([1.0, 0.0], data.t_u, data.t_c, float(np.float32(lr)), 300)
+        last = int(whole.epochs_run[i]) - (2 if whole.diverged[i] else 1)  # the params kept
+        assert np.all(np.abs(chunked.params[i] - whole.params[i]) <= 2 * bounds.params_err[last]), i
