@@ -39,6 +39,34 @@ def _open_text(path: Path) -> str:
         raise InvalidInput(f"{path}: is not a UTF-8 text CSV file") from None
 
 
+def _csv_table(path: Path, columns: tuple[str, ...], header_ok: Any, expected: str) -> np.ndarray:
+    """The named numeric columns of a CSV file, as float64 ``(rows, len(columns))``.
+
+    ``header_ok(header)`` says whether the header is acceptable; ``expected`` describes it in the
+    error. Every value must be a finite number; every row as long as the header.
+    """
+    text = _open_text(path)
+    rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
+    header = [cell.strip() for cell in rows[0]]
+    if not header_ok(header):
+        raise InvalidInput(f"{path}: line 1: expected {expected}, got {','.join(header)!r}")
+    order = [header.index(name) for name in columns]
+    values = np.empty((len(rows) - 1, len(columns)))
+    for line_no, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise InvalidInput(f"{path}: line {line_no}: expected {len(header)} values, got {len(row)}")
+        for k, (column, index) in enumerate(zip(columns, order, strict=True)):
+            cell = row[index].strip()
+            try:
+                value = float(cell)
+            except ValueError:
+                raise InvalidInput(f"{path}: line {line_no}: {column} is not a number: {cell!r}") from None
+            if not math.isfinite(value):
+                raise InvalidInput(f"{path}: line {line_no}: {column} is not finite: {cell!r}")
+            values[line_no - 2, k] = value
+    return values
+
+
 def _read_numpy_readings(path: Path, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
     """``.npz`` with arrays ``t_u`` and ``t_c``, or ``.npy`` holding an ``(n, 2)`` array of (t_u, t_c)."""
     if not path.exists():
@@ -92,32 +120,11 @@ def read_readings(path: str | os.PathLike[str], dtype: np.dtype | type = np.floa
     path = Path(path)
     if path.suffix in (".npy", ".npz"):
         return _read_numpy_readings(path, dtype)
-    text = _open_text(path)
-    rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
-    header = [cell.strip() for cell in rows[0]]
-    if sorted(header) != sorted(_COLUMNS):
-        raise InvalidInput(f"{path}: line 1: expected the header 't_u,t_c', got {','.join(header)!r}")
-    order = [header.index(name) for name in _COLUMNS]
-    values: list[list[float]] = []
-    for line_no, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise InvalidInput(f"{path}: line {line_no}: expected {len(header)} values, got {len(row)}")
-        parsed = []
-        for column, index in zip(_COLUMNS, order, strict=True):
-            cell = row[index].strip()
-            try:
-                value = float(cell)
-            except ValueError:
-                raise InvalidInput(f"{path}: line {line_no}: {column} is not a number: {cell!r}") from None
-            if not math.isfinite(value):
-                raise InvalidInput(f"{path}: line {line_no}: {column} is not finite: {cell!r}")
-            parsed.append(value)
-        values.append(parsed)
+    values = _csv_table(path, _COLUMNS, lambda header: sorted(header) == sorted(_COLUMNS), "the header 't_u,t_c'")
     if len(values) < 2:
         raise InvalidInput(f"{path}: needs at least 2 readings, got {len(values)}")
-    table = np.asarray(values, dtype=np.float64)
     with np.errstate(over="ignore"):
-        cast = table.astype(dtype)
+        cast = values.astype(dtype)
     if not np.all(np.isfinite(cast)):
         line_no = int(np.argwhere(~np.isfinite(cast))[0][0]) + 2
         raise InvalidInput(f"{path}: line {line_no}: value too large for {np.dtype(dtype).name}")
@@ -229,24 +236,7 @@ def read_t_u(path: str | os.PathLike[str]) -> np.ndarray:
       ValueError: one line naming the file, the line and the problem.
     """
     path = Path(path)
-    text = _open_text(path)
-    rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
-    header = [cell.strip() for cell in rows[0]]
-    if "t_u" not in header:
-        raise InvalidInput(f"{path}: line 1: expected a header with a t_u column, got {','.join(header)!r}")
-    column = header.index("t_u")
-    values = []
-    for line_no, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise InvalidInput(f"{path}: line {line_no}: expected {len(header)} values, got {len(row)}")
-        cell = row[column].strip()
-        try:
-            value = float(cell)
-        except ValueError:
-            raise InvalidInput(f"{path}: line {line_no}: t_u is not a number: {cell!r}") from None
-        if not math.isfinite(value):
-            raise InvalidInput(f"{path}: line {line_no}: t_u is not finite: {cell!r}")
-        values.append(value)
-    if not values:
+    values = _csv_table(path, ("t_u",), lambda header: "t_u" in header, "a header with a t_u column")
+    if not len(values):
         raise InvalidInput(f"{path}: has no readings")
-    return np.asarray(values)
+    return values[:, 0]
