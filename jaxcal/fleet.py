@@ -97,8 +97,7 @@ def _fleet_chunk(
 
     ``data`` is ``(x, y, m, count)`` per tile; ``m`` and ``count`` are ``None`` for a full table.
     """
-    init, update = _make_update(optimizer, learning_rate.astype(data[0].dtype))
-    del init
+    _, update = _make_update(optimizer, learning_rate.astype(data[0].dtype))
     grad = jax.grad(lambda params, x, y, m, c: _row_loss(model, params, x, y, m, c).sum())
 
     def fit_tile(tile: tuple[Any, ...]) -> tuple[Any, Any]:
@@ -113,10 +112,10 @@ def _fleet_chunk(
     return lax.map(fit_tile, (*data, *state))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _fleet_init(optimizer: OptimizerLike, n_tiles: int, learning_rate: Array, params: tuple[Array, ...]) -> Any:
+@functools.partial(jax.jit, static_argnums=(0,))
+def _fleet_init(optimizer: OptimizerLike, learning_rate: Array, params: tuple[Array, ...]) -> Any:
     init, _ = _make_update(optimizer, learning_rate.astype(params[0].dtype))
-    return lax.map(init, params) if n_tiles else ()
+    return lax.map(init, params)
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
@@ -245,7 +244,7 @@ def fit_fleet(
             # padded sensors get count 1 (not 0) so their loss stays finite; they are dropped at the end
             data = (*data[:3], jnp.maximum(data[3], 1))
         start = tuple(jax.device_put(laid_params[j][d], device) for j in range(n_params))
-        shares.append((data, (start, _fleet_init(optimizer, start[0].shape[0], lr, start))))
+        shares.append((data, (start, _fleet_init(optimizer, lr, start))))
     # Equal chunks (the last one takes the remainder), so at most two compiled programs.
     base = n_epochs // max(1, chunks)
     chunk_sizes = [base] * (max(1, chunks) - 1) + [n_epochs - base * (max(1, chunks) - 1)]

@@ -20,7 +20,7 @@ from jax import lax
 
 from . import _checks, book
 from . import exact as exact_ops
-from .core import MODELS, Model, loss_and_grad, loss_fn
+from .core import MODELS, Model, loss_and_grad, loss_fn, objective
 from .core import model as linear_model
 
 __all__ = [
@@ -87,26 +87,23 @@ class TrainResult(NamedTuple):
 def _sgd_step(
     params: Array, t_u: Array, t_c: Array, learning_rate: Array, model: Model = linear_model
 ) -> tuple[Array, Array, Array]:
+    """One epoch of the seed's plain gradient descent: ``params - learning_rate * grad``.
+
+    Args:
+      params: ``(w, b)``, shape ``(n_params,)``.
+      t_u, t_c: readings and targets, shape ``(n,)``.
+      learning_rate: a scalar (traced: a new value does not recompile).
+      model: the model function (static).
+
+    Returns:
+      ``(new_params, loss, grad)`` with ``loss`` and ``grad`` taken at the incoming ``params``
+      (what the seed prints).
+    """
     loss, grad = loss_and_grad(params, t_u, t_c, model)
     return params - learning_rate * grad, loss, grad
 
 
-#: One epoch of the seed's plain gradient descent, jit-compiled.
-#:
-#: ``new_params, loss, grad = sgd_step(params, t_u, t_c, learning_rate)``: ``loss`` and ``grad``
-#: are those at ``params`` (what the seed prints), ``new_params = params - learning_rate * grad``.
 sgd_step = jax.jit(_sgd_step, static_argnames="model")
-sgd_step.__doc__ = _sgd_step.__doc__ = """One epoch of plain gradient descent: ``params - learning_rate * grad``.
-
-Args:
-  params: ``(w, b)``, shape ``(n_params,)``.
-  t_u, t_c: readings and targets, shape ``(n,)``.
-  learning_rate: a scalar (traced: a new value does not recompile).
-  model: the model function (static).
-
-Returns:
-  ``(new_params, loss, grad)`` with ``loss`` and ``grad`` taken at the incoming ``params``.
-"""
 
 
 def _optax_step(
@@ -143,7 +140,6 @@ def _optax_step(
 
 
 optax_step = jax.jit(_optax_step, static_argnames=("optimizer", "model"))
-optax_step.__doc__ = _optax_step.__doc__
 
 
 GRADIENTS = ("autograd", "analytic", "finite-difference")
@@ -183,7 +179,7 @@ class _Problem(NamedTuple):
 
 def _make_problem(model: Model, model_name: str | None, gradient: str, ops: exact_ops.ExactOps | None) -> _Problem:
     if ops is None:
-        loss = functools.partial(_objective, model=model)
+        loss = functools.partial(objective, model=model)
     else:
         exact_model = exact_ops.MODELS[model_name or ""]
 
@@ -204,10 +200,6 @@ def _make_problem(model: Model, model_name: str | None, gradient: str, ops: exac
 
         return _Problem(loss, analytic)
     return _Problem(loss, jax.value_and_grad(loss))
-
-
-def _objective(params: Array, t_u: Array, t_c: Array, model: Model) -> Array:
-    return loss_fn(model(t_u, *params), t_c)
 
 
 def _check_optimizer(optimizer: Any) -> OptimizerLike:
