@@ -49,15 +49,18 @@ def quadratic_model(t_u: Array, w2: Array, w1: Array, b: Array) -> Array:
     return w2 * t_u**2 + w1 * t_u + b
 
 
-def loss_fn(t_p: Array, t_c: Array) -> Array:
+def loss_fn(t_p: Array, t_c: Array, axis: int | None = None) -> Array:
     """Mean squared error, as the seed writes it: ``((t_p - t_c) ** 2).mean()``.
+
+    ``axis`` averages along one axis only: a fleet's readings laid out ``(readings, sensors)``
+    give one loss per sensor with ``axis=0``.
 
     >>> import jax.numpy as jnp
     >>> loss_fn(jnp.array([1.0, 3.0]), jnp.array([0.0, 0.0]))
     Array(5., dtype=float32)
     """
     squared_diffs = (t_p - t_c) ** 2
-    return squared_diffs.mean()
+    return squared_diffs.mean(axis)
 
 
 class ModelSpec(NamedTuple):
