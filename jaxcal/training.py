@@ -22,6 +22,7 @@ from . import _checks, book
 from . import exact as exact_ops
 from .core import MODELS, Model, loss_and_grad, loss_fn, objective
 from .core import model as linear_model
+from .onepass import SMALL_EXTENT, one_pass
 
 __all__ = [
     "GRADIENTS",
@@ -198,8 +199,11 @@ def _make_problem(model: Model, model_name: str | None, gradient: str, ops: exac
             dloss_db = ops.seq_sum(ops.rounded(dloss_dtp * 1.0))
             return ops.mean(ops.square(t_p - t_c)), jnp.stack([dloss_dw, dloss_db])
 
-        return _Problem(loss, analytic)
-    return _Problem(loss, jax.value_and_grad(loss))
+        return _Problem(loss, analytic if ops is not None else one_pass(analytic, max_extent=SMALL_EXTENT))
+    if ops is not None:
+        return _Problem(loss, jax.value_and_grad(loss))
+    # The loss and both gradient sums in one pass over the readings (see jaxcal.onepass)
+    return _Problem(loss, one_pass(jax.value_and_grad(loss), max_extent=SMALL_EXTENT))
 
 
 def _check_optimizer(optimizer: Any) -> OptimizerLike:
@@ -291,7 +295,8 @@ def training_loop(
       gradient: ``"autograd"`` (``jax.grad``), ``"analytic"`` (the book's ``grad_fn``) or
         ``"finite-difference"`` (the book's central differences, one parameter at a time).
       exact: reproduce the recorded float32 rounding of the book's torch build digit for digit
-        (CPU, float32; see :mod:`jaxcal.exact`). Slower; still ``jax.grad`` and compiled.
+        (float32; runs on the CPU device; see :mod:`jaxcal.exact`). Slower; still ``jax.grad``
+        and compiled.
       val_t_u, val_t_c: optional validation readings; the history then holds their loss at the
         params entering each logged epoch (the book's train/validation run).
       delta: the finite-difference half-width (traced; only for ``"finite-difference"``).
@@ -334,7 +339,12 @@ def training_loop(
     _checks.check_finite_array(params, "params")
     statics = (n_epochs, log_every, optimizer, model_fn, model_name, gradient, bool(exact))
     val = (val_t_u, val_t_c) if has_val else None
-    return _compiled_loop(*statics, learning_rate, params, t_u, t_c, val, np.asarray(delta, dtype), np.int32(0))
+    args = (learning_rate, params, t_u, t_c, val, np.asarray(delta, dtype), np.int32(0))
+    if exact:
+        # The counter-measures of exact mode are written against XLA's CPU code generation: the
+        # run is placed on the CPU whatever the default device (a GPU rounds differently).
+        args = jax.device_put(args, jax.devices("cpu")[0])
+    return _compiled_loop(*statics, *args)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
