@@ -178,7 +178,8 @@ class _Problem(NamedTuple):
     loss_and_grad: Callable[[Array, Array, Array], tuple[Array, Array]]
 
 
-def _make_problem(model: Model, model_name: str | None, gradient: str, ops: exact_ops.ExactOps | None) -> _Problem:
+def _make_problem(model: Model, model_name: str | None, gradient: str, ops: exact_ops.ExactOps | None,
+                  max_extent: int | None) -> _Problem:
     if ops is None:
         loss = functools.partial(objective, model=model)
     else:
@@ -199,11 +200,11 @@ def _make_problem(model: Model, model_name: str | None, gradient: str, ops: exac
             dloss_db = ops.seq_sum(ops.rounded(dloss_dtp * 1.0))
             return ops.mean(ops.square(t_p - t_c)), jnp.stack([dloss_dw, dloss_db])
 
-        return _Problem(loss, analytic if ops is not None else one_pass(analytic, max_extent=SMALL_EXTENT))
+        return _Problem(loss, analytic if ops is not None else one_pass(analytic, max_extent=max_extent))
     if ops is not None:
         return _Problem(loss, jax.value_and_grad(loss))
     # The loss and both gradient sums in one pass over the readings (see jaxcal.onepass)
-    return _Problem(loss, one_pass(jax.value_and_grad(loss), max_extent=SMALL_EXTENT))
+    return _Problem(loss, one_pass(jax.value_and_grad(loss), max_extent=max_extent))
 
 
 def _check_optimizer(optimizer: Any) -> OptimizerLike:
@@ -337,17 +338,24 @@ def training_loop(
         want = f"{n_params} values" if n_params is not None else "a 1-D vector"
         raise _checks.InvalidInput(f"params: must be {want}, got shape {tuple(params.shape)}")
     _checks.check_finite_array(params, "params")
-    statics = (n_epochs, log_every, optimizer, model_fn, model_name, gradient, bool(exact))
     val = (val_t_u, val_t_c) if has_val else None
     args = (learning_rate, params, t_u, t_c, val, np.asarray(delta, dtype), np.int32(0))
     if exact:
         # The counter-measures of exact mode are written against XLA's CPU code generation: the
         # run is placed on the CPU whatever the default device (a GPU rounds differently).
         args = jax.device_put(args, jax.devices("cpu")[0])
+        platform = "cpu"
+    else:
+        placed = isinstance(t_u, jax.Array) and not isinstance(t_u, jax.core.Tracer)
+        platform = next(iter(t_u.devices())).platform if placed else jax.default_backend()
+    # The loss and gradient sums in one pass: always on an accelerator, up to SMALL_EXTENT
+    # readings on a CPU, where XLA's kernel for it only beats separate sums on short axes.
+    max_extent = SMALL_EXTENT if platform == "cpu" else None
+    statics = (n_epochs, log_every, optimizer, model_fn, model_name, gradient, bool(exact), max_extent)
     return _compiled_loop(*statics, *args)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6))
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5, 6, 7))
 def _compiled_loop(
     n_epochs: int,
     log_every: int,
@@ -356,6 +364,7 @@ def _compiled_loop(
     model_name: str | None,
     gradient: str,
     exact: bool,
+    max_extent: int | None,
     learning_rate: Array,
     params: Array,
     t_u: Array,
@@ -371,7 +380,7 @@ def _compiled_loop(
     learning_rate = learning_rate.astype(dtype)
     ops = exact_ops.make_ops(zero) if exact else None
     rule = _make_rule(optimizer, learning_rate, ops)
-    problem = _make_problem(model, model_name, gradient, ops)
+    problem = _make_problem(model, model_name, gradient, ops, max_extent)
 
     def evaluate_and_update(params: Array, state: Any) -> tuple[Array, Array, Array, Any]:
         if gradient == "finite-difference":
