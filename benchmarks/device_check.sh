@@ -17,7 +17,7 @@ export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 cat "$OUT/env.txt"
 
 # Offline: install the package without dependencies (they are already there), or fall back to the tree.
-if ! "$PY" -m pip install -q --no-deps --no-build-isolation --no-index -e . > "$OUT/install.txt" 2>&1; then
+if ! "$PY" -m pip install -q --no-deps --no-build-isolation --no-index -e . > /tmp/jaxcal-install.txt 2>&1; then
     export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
     echo "(no editable install: running from the tree)"
 fi
