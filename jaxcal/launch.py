@@ -4,6 +4,10 @@ For trying and testing a multi-process run on one machine. Each process gets the
 address, the process count and its index through the ``JAXCAL_*`` environment variables; process
 0's standard output is the run's. When one process exits with an error the launcher stops the
 others at once, so a failure never hangs, and reports which process failed.
+
+The processes run on the CPU (``JAX_PLATFORMS=cpu``, unless that variable is already set): N
+processes sharing one machine's GPU cannot join one NCCL clique ("Duplicate GPU detected", seen
+on an H200), and CPU collectives (gloo) are what a loopback trial needs.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ def launch(command: list[str], processes: int, timeout: int) -> int:
     children = []
     for index in range(processes):
         env = {**os.environ, ENV["coordinator"]: address, ENV["num_processes"]: str(processes),
-               ENV["process_id"]: str(index), "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+               ENV["process_id"]: str(index), "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+               "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
         children.append(subprocess.Popen(
             [sys.executable, "-m", "jaxcal", *command, "--timeout", str(timeout)], env=env,
             stdout=None if index == 0 else subprocess.DEVNULL,

@@ -86,7 +86,7 @@ def test_graph_prints_the_jaxprs_of_loss_and_gradient(capsys):
     assert "integer_pow" in loss_part
     # the gradient's program holds the forward pass and the transposed (backward) operations
     assert "mul 2.0" in grad_part
-    assert "add_any" in grad_part
+    assert grad_part.count("reduce_sum") >= 2  # one sum per parameter, transposed from broadcasts
 
 
 GOOD_ROWS = "t_u,t_c\n35.7,0.5\n55.9,14.0\n58.2,15.0\n"

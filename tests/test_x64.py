@@ -17,7 +17,8 @@ def test_float64_parity_cases_in_a_fresh_interpreter():
     pytest.importorskip("torch")
     env = {**os.environ, "JAX_ENABLE_X64": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(HERE / "x64_cases.py")],
+        # (-p no:xdist: an outer parallel run's plugin state must not leak into this inner run)
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", str(HERE / "x64_cases.py")],
         capture_output=True, text=True, env=env, cwd=HERE.parent,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
