@@ -170,3 +170,64 @@ def test_bad_input_raises_one_line_errors(kwargs, error, message):
     with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
         training_loop(args["n_epochs"], args["learning_rate"], args["params"], args["t_u"], args["t_c"], **call)
     assert "\n" not in str(info.value)
+
+
+def _jaxpr_reductions(n: int) -> list[tuple[str, tuple[int, ...]]]:
+    from jaxcal import training
+
+    x = np.ones(n, np.float32)
+    lowered = jax.make_jaxpr(lambda x, y: training.training_loop(3, 1e-4, [1.0, 0.0], x, y, log_every=3))(x, x)
+    found = []
+
+    def walk(jaxpr) -> None:
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name in ("reduce_sum", "reduce"):
+                found.append((eqn.primitive.name, tuple(eqn.invars[0].aval.shape)))
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                walk(sub)
+
+    walk(lowered.jaxpr)
+    return found
+
+
+def test_a_large_fit_reads_its_readings_in_blocks_in_one_pass():
+    from jaxcal import training
+
+    block = training.BLOCK_ROWS * training.BLOCK_LANES
+    n = 2 * block + 345
+    found = _jaxpr_reductions(n)
+    laid = (2, training.BLOCK_ROWS, training.BLOCK_LANES)
+    # loss, dw and db over each block's rows: one reduction (per traced epoch body), the only one
+    # reading the readings (the 345-reading tail is summed apart); none over all n readings
+    assert ("reduce", laid) in found
+    assert all(name == "reduce" for name, shape in found if shape == laid)
+    assert not any(shape == (n,) for _, shape in found)
+
+
+def test_a_small_fit_is_not_blocked():
+    from jaxcal import training
+
+    n = training.BLOCK_ROWS * training.BLOCK_LANES - 1
+    assert not any(len(shape) == 3 for _, shape in _jaxpr_reductions(n))
+
+
+def test_blocked_large_fit_agrees_with_the_plain_one_within_derived_bounds(monkeypatch):
+    from jaxcal import training
+    from jaxcal.tolerances import gd_trajectory_bounds
+
+    rng = np.random.default_rng(11)
+    n = 2 * training.BLOCK_ROWS * training.BLOCK_LANES + 3456
+    t_u = rng.uniform(2, 8, n).astype(np.float32)
+    t_c = (5.4 * t_u - 17 + rng.normal(0, 1, n)).astype(np.float32)
+    blocked = training.training_loop(40, 1e-2, [1.0, 0.0], t_u, t_c, log_every=10)
+    monkeypatch.setattr(training, "BLOCK_MIN", 10**9)  # the same run, summed as one 1-D reduction
+    training._compiled_loop.clear_cache()
+    plain = training.training_loop(40, 1e-2, [1.0, 0.0], t_u, t_c, log_every=10)
+    training._compiled_loop.clear_cache()
+    bounds = gd_trajectory_bounds([1.0, 0.0], t_u, t_c, 1e-2, 40)
+    # two float32 evaluations of the same run, summed in different orders: each within the
+    # derived bound of the exact run, so within twice of each other
+    assert np.all(np.abs(np.asarray(blocked.params) - np.asarray(plain.params)) <= 2 * bounds.params_err[-1])
+    rows = np.asarray(blocked.history.epoch) - 1
+    assert np.all(np.abs(np.asarray(blocked.history.loss) - np.asarray(plain.history.loss))
+                  <= 2 * bounds.loss_err[rows])
