@@ -375,7 +375,8 @@ def training_loop(
     if exact:
         # The counter-measures of exact mode are written against XLA's CPU code generation: the
         # run is placed on the CPU whatever the default device (a GPU rounds differently).
-        args = jax.device_put(args, jax.devices("cpu")[0])
+        if jax.default_backend() != "cpu":
+            args = jax.device_put(args, jax.devices("cpu")[0])
         platform = "cpu"
     else:
         placed = isinstance(t_u, jax.Array) and not isinstance(t_u, jax.core.Tracer)
