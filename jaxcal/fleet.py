@@ -266,23 +266,23 @@ def fit_fleet(
         # A power-of-two row stride puts every reading's row of a tile in the same cache sets;
         # measured: 1024 sensors per tile ran 6x slower than 1000.
         tile += 8
-    where = np.where(mask, 1.0, 0.0).astype(dtype)
-    columns = {
-        "x": np.where(mask, t_u, 0).astype(dtype), "y": np.where(mask, t_c, 0).astype(dtype), "m": where,
-        "count": counts.astype(dtype),
-    }
     ragged = not np.all(mask)
-    laid = {key: _layout(value, len(devices), tile, axis == 0) for key, value in columns.items()
-            if ragged or key in "xy"}
+    if ragged:
+        columns = {"x": np.where(mask, t_u, 0).astype(dtype), "y": np.where(mask, t_c, 0).astype(dtype),
+                   "m": mask.astype(dtype), "count": counts.astype(dtype)}
+    else:  # every sensor has every reading: no mask to build, carry or multiply by
+        columns = {"x": t_u.astype(dtype, copy=False), "y": t_c.astype(dtype, copy=False)}
+    laid = {key: _layout(value, len(devices), tile, axis == 0) for key, value in columns.items()}
     laid_params = [_layout(init[:, j], len(devices), tile) for j in range(n_params)]
     lr = np.asarray(learning_rate, dtype)
     shares = []
     for d, device in enumerate(devices):
-        data = tuple(jax.device_put(laid[key][d], device) if key in laid else None for key in ("x", "y", "m", "count"))
+        data, start = jax.device_put(
+            (tuple(laid[key][d] if key in laid else None for key in ("x", "y", "m", "count")),
+             tuple(laid_params[j][d] for j in range(n_params))), device)
         if ragged:
             # padded sensors get count 1 (not 0) so their loss stays finite; they are dropped at the end
             data = (*data[:3], jnp.maximum(data[3], 1))
-        start = tuple(jax.device_put(laid_params[j][d], device) for j in range(n_params))
         shares.append((data, (start, _fleet_init(optimizer, lr, start))))
     # Equal chunks (the last one takes the remainder), so at most two compiled programs.
     base = n_epochs // max(1, chunks)
