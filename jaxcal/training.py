@@ -233,10 +233,10 @@ def _make_problem(model: Model, model_name: str | None, gradient: str, ops: exac
         return _Problem(loss, analytic if ops is not None else one_pass(analytic, max_extent=max_extent))
     if ops is not None:
         return _Problem(loss, jax.value_and_grad(loss))
-    # The loss and both gradient sums in one pass over the readings (see jaxcal.onepass)
-    if blocked_n is not None:
-        return _Problem(loss, one_pass(jax.value_and_grad(_blocked_loss(model, blocked_n)), max_extent=max_extent))
-    return _Problem(loss, one_pass(jax.value_and_grad(loss), max_extent=max_extent))
+    # The loss and both gradient sums in one pass over the readings (see jaxcal.onepass); large
+    # fits on a CPU take them over the blocked layout
+    differentiated = loss if blocked_n is None else _blocked_loss(model, blocked_n)
+    return _Problem(loss, one_pass(jax.value_and_grad(differentiated), max_extent=max_extent))
 
 
 def _check_optimizer(optimizer: Any) -> OptimizerLike:
@@ -372,21 +372,19 @@ def training_loop(
     _checks.check_finite_array(params, "params")
     val = (val_t_u, val_t_c) if has_val else None
     args = (learning_rate, params, t_u, t_c, val, np.asarray(delta, dtype), np.int32(0))
-    if exact:
+    placed = isinstance(t_u, jax.Array) and not isinstance(t_u, jax.core.Tracer)
+    platform = next(iter(t_u.devices())).platform if placed else jax.default_backend()
+    if exact and platform != "cpu":
         # The counter-measures of exact mode are written against XLA's CPU code generation: the
         # run is placed on the CPU whatever the default device (a GPU rounds differently).
-        if jax.default_backend() != "cpu":
-            args = jax.device_put(args, jax.devices("cpu")[0])
+        args = jax.device_put(args, jax.devices("cpu")[0])
         platform = "cpu"
-    else:
-        placed = isinstance(t_u, jax.Array) and not isinstance(t_u, jax.core.Tracer)
-        platform = next(iter(t_u.devices())).platform if placed else jax.default_backend()
     # The loss and gradient sums in one pass: always on an accelerator, up to SMALL_EXTENT
     # readings on a CPU, where XLA's kernel for it only beats separate sums on short axes.
     max_extent = SMALL_EXTENT if platform == "cpu" else None
     # Large fits on one CPU device read their readings in blocks (see _blocked_loss): measured
     # on 1e7 readings, 7 -> 20 GB/s. Named models only: they are elementwise in t_u.
-    single = not isinstance(t_u, jax.Array) or isinstance(t_u, jax.core.Tracer) or len(t_u.devices()) == 1
+    single = not placed or len(t_u.devices()) == 1
     blocks = t_u.shape[0] // (BLOCK_ROWS * BLOCK_LANES)
     blocked = (platform == "cpu" and single and blocks >= BLOCK_MIN and model_name is not None
                and gradient == "autograd" and not exact)
