@@ -65,7 +65,7 @@ class FleetResult(NamedTuple):
     param_names: tuple[str, ...]
 
 
-def _column_loss(model: Model, params: tuple[Array, ...], x: Array, y: Array, m: Array | None,
+def _per_sensor_loss(model: Model, params: tuple[Array, ...], x: Array, y: Array, m: Array | None,
                  count: Array | None, axis: int) -> Array:
     # The book's loss_fn, mean((model(t_u) - t_c) ** 2), for every sensor at once, averaged over
     # the readings ``axis``: 0 on CPU (readings major, sensors on the vector lanes), 1 on an
@@ -135,7 +135,7 @@ def _loss_and_grad(model: Model, axis: int) -> Callable[..., tuple[Array, Any]]:
     fleet's summed loss, with every sum over the readings in one pass (:mod:`jaxcal.onepass`)."""
 
     def total(params: tuple[Array, ...], x: Array, y: Array, m: Array | None, count: Array | None) -> Any:
-        per_sensor = _column_loss(model, params, x, y, m, count, axis)
+        per_sensor = _per_sensor_loss(model, params, x, y, m, count, axis)
         return per_sensor.sum(), per_sensor
 
     value_and_grad = one_pass(jax.value_and_grad(total, has_aux=True))
@@ -255,14 +255,15 @@ def fit_fleet(
     per_device = math.ceil(sensors / len(devices))
     # The readings axis of a tile: 0 on CPU (sensors on the SIMD lanes), 1 on an accelerator,
     # whose compiler reduces each sensor's contiguous readings best (measured on an H200).
-    axis = 0 if devices[0].platform == "cpu" else 1
+    cpu = devices[0].platform == "cpu"
+    axis = 0 if cpu else 1
     if tile is None:
         # A CPU core wants tiles that stay in its cache; an accelerator wants every sensor of its
         # share in one tile, so that an epoch is a few wide kernels rather than a loop of small ones.
-        tile = 1000 if devices[0].platform == "cpu" else 128 * math.ceil(per_device / 128)
+        tile = 1000 if cpu else 128 * math.ceil(per_device / 128)
     tile = _checks.check_positive_int(tile, "tile")
     tile = max(8, min(tile, 8 * math.ceil(per_device / 8)))
-    if devices[0].platform == "cpu" and tile % 256 == 0:
+    if cpu and tile % 256 == 0:
         # A power-of-two row stride puts every reading's row of a tile in the same cache sets;
         # measured: 1024 sensors per tile ran 6x slower than 1000.
         tile += 8

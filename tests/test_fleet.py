@@ -232,3 +232,10 @@ def test_a_chunked_sweep_is_the_same_sweep_with_progress(compiles):
         bounds = gd_trajectory_bounds([1.0, 0.0], data.t_u, data.t_c, float(np.float32(lr)), 300)
         last = int(whole.epochs_run[i]) - (2 if whole.diverged[i] else 1)  # the params kept
         assert np.all(np.abs(chunked.params[i] - whole.params[i]) <= 2 * bounds.params_err[last]), i
+
+
+@pytest.mark.parametrize("tile", [0, -5, 2.5, True])
+def test_a_bad_tile_is_a_one_line_error(tile):
+    t_u, t_c, _ = _fleet_data(4, 5)
+    with pytest.raises((ValueError, TypeError), match="tile"):
+        fit_fleet(t_u, t_c, n_epochs=2, learning_rate=1e-2, tile=tile)
