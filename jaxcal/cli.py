@@ -98,6 +98,7 @@ def _build_parser() -> _Parser:
     train.add_argument("--json", action="store_true", help="print one JSON object instead of the log")
     train.add_argument("--save", metavar="FILE", help="save the calibration (params, scale, model, ...) as JSON")
     train.add_argument("--plot", metavar="PNG", help="draw the readings with the fitted line, and the loss curve")
+    _add_distributed_flags(train)
 
     predict = commands.add_parser(
         "predict",
@@ -161,12 +162,14 @@ def _build_parser() -> _Parser:
         help="start N local processes of a jaxcal command on loopback (jax.distributed)",
         description="Run COMMAND in N processes joined by jax.distributed on 127.0.0.1, for trying a "
                     "multi-process run on one machine. If one process fails, the others are stopped.",
-        epilog="example:\n  jaxcal launch -n 2 -- fleet sensors.csv --devices 2 --json",
+        epilog="examples:\n  jaxcal launch -n 2 -- fleet sensors.csv --devices 2 --json\n"
+               "  jaxcal launch -n 2 -- train --data big.npz --devices 2 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     launch.add_argument("-n", dest="processes", default="2", metavar="N", help="number of processes (default 2)")
     launch.add_argument("--timeout", default="60", metavar="S", help="seconds to wait for a process (default 60)")
-    launch.add_argument("rest", nargs=argparse.REMAINDER, metavar="-- COMMAND ...", help="the jaxcal command to run")
+    launch.add_argument("rest", nargs=argparse.REMAINDER, metavar="-- COMMAND ...",
+                        help="the jaxcal command to run (fleet or train)")
 
     graph = commands.add_parser(
         "graph",
@@ -264,6 +267,17 @@ def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _cluster_flags(args: argparse.Namespace) -> tuple[int | None, int | None, int]:
+    """``--num-processes``, ``--process-id`` and ``--timeout``, checked."""
+    processes = None if args.num_processes is None else _int_arg(args.num_processes, "--num-processes")
+    process_id = None
+    if args.process_id is not None:
+        if not args.process_id.isdigit():
+            raise _checks.InvalidInput(f"--process-id: must be an integer >= 0, got {args.process_id!r}")
+        process_id = int(args.process_id)
+    return processes, process_id, _int_arg(args.timeout, "--timeout")
+
+
 def _start_up(args: argparse.Namespace) -> None:
     """Apply the start-up choices, once every flag has been checked and before any computation."""
     if args.x64:
@@ -303,6 +317,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     s = _train_settings(args)
     devices = None if args.devices is None else _int_arg(args.devices, "--devices")
+    processes, process_id, timeout = _cluster_flags(args)
     _check_output(args.save, "--save")
     _check_output(args.plot, "--plot")
     if args.plot:
@@ -310,13 +325,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if devices is not None:
         _set_cpu_devices(devices)
     _start_up(args)
+    from . import distributed
+
+    cluster = distributed.initialize(args.coordinator, processes, process_id, timeout)
     if args.plot and not s["log_epochs"]:
         # the loss curve wants every epoch; the printed log keeps its own schedule
         s["log_epochs"] = set(range(s["log_every"], s["n_epochs"] + 1, s["log_every"]))
     log_every, keep = _log_schedule(s)
     val = s["val"] or (None, None)
     t_u, t_c = s["t_u"], s["t_c"]
-    if devices is not None and devices > 1:
+    if cluster.num_processes > 1:
+        if s["exact"]:
+            raise _checks.InvalidInput("--exact: a multi-process run sums in another order; run exact mode alone")
+        # every process holds its share of the readings; the run's mean is an all-reduce (gloo)
+        t_u, t_c = distributed.global_readings(t_u, t_c, cluster)
+    elif devices is not None and devices > 1:
         from .sharding import shard_readings
 
         t_u, t_c = shard_readings(t_u, t_c)
@@ -325,6 +348,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         log_every=log_every, model=s["model"], gradient=s["gradient"], exact=s["exact"],
         val_t_u=val[0], val_t_c=val[1], delta=s["delta"],
     )
+    if cluster.process_id != 0:
+        return EXIT_OK  # process 0 reports for everyone
     if args.save:
         _save_calibration(args, s, result)
     if args.plot:
@@ -502,13 +527,7 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
                                               "gradient": "autograd", "fd_delta": "0.1", "val_fraction": None,
                                               "book_split": False, "exact": False, "split_seed": "0"}))
     devices = None if args.devices is None else _int_arg(args.devices, "--devices")
-    processes = None if args.num_processes is None else _int_arg(args.num_processes, "--num-processes")
-    process_id = None
-    if args.process_id is not None:
-        if not args.process_id.isdigit():
-            raise _checks.InvalidInput(f"--process-id: must be an integer >= 0, got {args.process_id!r}")
-        process_id = int(args.process_id)
-    timeout = _int_arg(args.timeout, "--timeout")
+    processes, process_id, timeout = _cluster_flags(args)
     _check_output(args.out, "--out")
     _check_output(args.plot, "--plot")
     if args.plot:
@@ -575,8 +594,8 @@ def _cmd_launch(args: argparse.Namespace) -> int:
     rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
     if not rest:
         raise _checks.InvalidInput("launch: give the command to run after --, e.g. jaxcal launch -n 2 -- fleet DATA")
-    if rest[0] not in ("fleet",):
-        raise _checks.InvalidInput(f"launch: runs 'fleet' in several processes; got {rest[0]!r}")
+    if rest[0] not in ("fleet", "train"):
+        raise _checks.InvalidInput(f"launch: runs 'fleet' or 'train' in several processes; got {rest[0]!r}")
     return launch(rest, _int_arg(args.processes, "-n"), _int_arg(args.timeout, "--timeout"))
 
 

@@ -2,8 +2,10 @@
 
 A multi-process fleet splits the sensors into contiguous shares, one per process; each process
 fits its share on its local devices, and process 0 gathers every share (a gloo all-gather on
-CPU) and writes the result. Nothing here is home-made networking: the coordinator, the heartbeats
-and the collectives are JAX's.
+CPU) and writes the result. A multi-process single fit (``jaxcal train``) splits the readings:
+one SPMD program over every device of the run, its sums all-reduced across the processes.
+Nothing here is home-made networking: the coordinator, the heartbeats and the collectives are
+JAX's.
 
 Failure is bounded: a process that dies or never joins makes the others fail within the
 timeout (``initialization_timeout`` and ``heartbeat_timeout_seconds`` of
@@ -20,7 +22,7 @@ import numpy as np
 
 from ._checks import InvalidInput
 
-__all__ = ["Cluster", "gather_rows", "initialize", "share"]
+__all__ = ["Cluster", "gather_rows", "global_readings", "initialize", "share"]
 
 #: Environment variables `jaxcal launch` sets for its processes (flags take precedence).
 ENV = {"coordinator": "JAXCAL_COORDINATOR", "num_processes": "JAXCAL_NUM_PROCESSES", "process_id": "JAXCAL_PROCESS_ID"}
@@ -98,6 +100,26 @@ def share(n: int, cluster: Cluster) -> slice:
     base, extra = divmod(n, cluster.num_processes)
     start = cluster.process_id * base + min(cluster.process_id, extra)
     return slice(start, start + base + (1 if cluster.process_id < extra else 0))
+
+
+def global_readings(t_u: np.ndarray, t_c: np.ndarray, cluster: Cluster) -> tuple[Any, Any]:
+    """One fit's readings as global arrays over every device of the run, each process holding
+    only its contiguous share: ``training_loop`` then runs as one SPMD program whose mean over
+    the readings is an all-reduce across the processes.
+
+    The shares must be equal (a padded reading would change the mean): the readings must divide
+    evenly over the run's devices.
+    """
+    import jax
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    n, devices = len(t_u), jax.device_count()
+    if n % devices:
+        raise InvalidInput(f"--num-processes: the {n} readings must split evenly over the run's {devices} devices")
+    sharding = NamedSharding(Mesh(np.asarray(jax.devices()), ("readings",)), PartitionSpec("readings"))
+    mine = share(n, cluster)
+    return tuple(jax.make_array_from_process_local_data(sharding, np.ascontiguousarray(values[mine]), (n,))
+                 for values in (t_u, t_c))
 
 
 def gather_rows(arrays: dict[str, np.ndarray], n: int, cluster: Cluster) -> dict[str, Any]:

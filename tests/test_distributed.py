@@ -143,3 +143,36 @@ def test_an_unreachable_coordinator_is_a_one_line_error(tmp_path):
     assert time.monotonic() - start < 30
     assert done.stderr.strip().splitlines()[-1] == (
         "jaxcal fleet: error: --coordinator: cannot reach 127.0.0.1:9 within 2 s; is process 0 running there?")
+
+
+def test_a_single_fit_over_two_processes_agrees_with_one_process(tmp_path):
+    import json
+
+    from jaxcal.tolerances import gd_trajectory_bounds
+
+    rng = np.random.default_rng(6)
+    t_u = rng.uniform(2, 8, 4000).astype(np.float32)
+    t_c = (5.4 * t_u - 17 + rng.normal(0, 1, 4000)).astype(np.float32)
+    np.savez(tmp_path / "big.npz", t_u=t_u, t_c=t_c)
+    flags = ["--data", str(tmp_path / "big.npz"), "--scale", "1", "--epochs", "300", "--json"]
+    single = _jaxcal("train", *flags, "--devices", "1")
+    launched = _jaxcal("launch", "-n", "2", "--", "train", *flags, "--devices", "2", timeout=120)
+    assert single.returncode == 0, single.stderr
+    assert launched.returncode == 0, launched.stderr
+    one, two = (json.loads(done.stdout) for done in (single, launched))  # one JSON object each
+    bounds = gd_trajectory_bounds([1.0, 0.0], t_u, t_c, 1e-2, 300)
+    # each process sums its share, the shares are all-reduced: the same run summed in another
+    # order, so within twice the derived bound of the one-process run
+    assert np.all(np.abs(np.asarray(one["params"]) - np.asarray(two["params"])) <= 2 * bounds.params_err[-1])
+    assert two["epochs_run"] == one["epochs_run"] == 300
+
+
+def test_readings_that_do_not_split_evenly_over_the_processes_are_a_clear_error(tmp_path):
+    rng = np.random.default_rng(7)
+    t_u = rng.uniform(2, 8, 4001).astype(np.float32)
+    np.savez(tmp_path / "odd.npz", t_u=t_u, t_c=(5.4 * t_u - 17).astype(np.float32))
+    done = _jaxcal("launch", "-n", "2", "--", "train", "--data", str(tmp_path / "odd.npz"), "--json",
+                   "--devices", "1", timeout=120)
+    assert done.returncode == 2
+    assert "must split evenly over the run's 2 devices" in done.stderr
+    assert done.stdout == ""

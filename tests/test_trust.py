@@ -63,6 +63,7 @@ CATALOGUE = [
     (["parity", "--epochs", "0"], {}, "--epochs: must be a positive integer"),
     (["launch", "-n", "2"], {}, "give the command to run after --"),
     (["launch", "-n", "0", "--", "fleet", "x.csv"], {}, "-n: must be a positive integer"),
+    (["launch", "-n", "2", "--", "sweep"], {}, "runs 'fleet' or 'train' in several processes"),
 ]
 
 GOOD_CALIBRATION = json.dumps(Calibration((5.0, -17.0), "linear", 0.1, 2.9).to_dict())
