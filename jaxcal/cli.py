@@ -465,6 +465,7 @@ def _cmd_graph(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    import jax
     import numpy as np
 
     from .fleet import sweep
@@ -479,6 +480,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if lo > hi:
         raise _checks.InvalidInput(f"--lr-min: {lo} is larger than --lr-max {hi}")
     num = _int_arg(args.num, "--num")
+    devices = None if args.devices is None else _int_arg(args.devices, "--devices")
+    if devices is not None:
+        _set_cpu_devices(devices)
     _start_up(args)
     rates = np.geomspace(lo, hi, num)
     bar = ProgressBar("sweep", enabled=not args.quiet)
@@ -487,7 +491,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     try:
         result = sweep(s["t_u"], s["t_c"], n_epochs=s["n_epochs"], learning_rates=rates, inits=[s["params"]],
                        optimizer=s["optimizer"], model=s["model"], progress=bar,
-                       chunks=max(1, min(num, int(work / 0.1))))
+                       chunks=max(1, min(num, int(work / 0.1))),
+                       devices=None if devices is None else jax.local_devices())
     finally:
         bar.close()
     names = _MODEL_PARAMS[s["model"]]

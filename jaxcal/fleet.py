@@ -357,11 +357,14 @@ def sweep(
     model: str = "linear",
     progress: Progress | None = None,
     chunks: int = 1,
+    devices: Sequence[Any] | None = None,
 ) -> SweepResult:
     """Fit one dataset for every (learning rate, initial params) pair, in one compiled program.
 
     ``vmap`` of :func:`jaxcal.training_loop` over the traced hyper-parameters: one compile for
-    the whole grid, and each configuration stops at its own divergence exactly as a single run.
+    the whole grid (per device), and each configuration stops at its own divergence exactly as a
+    single run. The configurations are split into equal chunks spread over ``devices``, which
+    run concurrently.
 
     Args:
       t_u, t_c: the readings, ``(n,)``.
@@ -371,7 +374,9 @@ def sweep(
       optimizer, model: as for :func:`jaxcal.training_loop`.
       progress: called as ``progress(configs_done, configs)`` between chunks.
       chunks: split the configurations into this many equal calls of the same compiled program
-        (the last one padded), so that a long sweep can report progress.
+        (the last one padded), so that a long sweep can report progress; at least one per device.
+      devices: the devices to spread the chunks over (default: all local accelerators, or the
+        first CPU device, which already keeps every core busy).
 
     Returns:
       A :class:`SweepResult` with ``k * j`` rows (learning rates outer, inits inner).
@@ -389,18 +394,29 @@ def sweep(
     grid_lr = np.repeat(rates, len(starts)).astype(dtype)
     grid_init = np.tile(starts, (len(rates), 1)).astype(dtype)
     total = len(grid_lr)
-    size = -(-total // max(1, min(chunks, total)))
+    if devices is None:
+        # On CPU one device already spreads a sweep's wide kernels over the cores: measured, 4000
+        # learning rates x 5000 epochs took 0.32 s on one device (1.7 cores busy), 0.64 s split
+        # over two. Accelerators each take their own share.
+        local = jax.local_devices()
+        devices = local[:1] if local[0].platform == "cpu" else local
+    devices = list(devices)
+    size = -(-total // max(1, min(max(chunks, len(devices)), total)))
     run = _sweep_program(n_epochs, optimizer, model, t_u, t_c)
-    outputs = []
-    for start in range(0, total, size):
+    pending: list[tuple[Any, int]] = []
+    starts = range(0, total, size)
+    for i, start in enumerate(starts):
         lrs, inits = grid_lr[start:start + size], grid_init[start:start + size]
         pad = size - len(lrs)  # the last chunk is padded to the same shape: no second compile
         if pad:
             lrs = np.concatenate([lrs, np.repeat(lrs[-1:], pad)])
             inits = np.concatenate([inits, np.repeat(inits[-1:], pad, axis=0)])
-        outputs.append([np.asarray(a)[: size - pad] for a in run(lrs, inits)])
-        if progress is not None:
+        # one asynchronous call per device at a time: a round of chunks runs concurrently
+        pending.append((run(*jax.device_put((lrs, inits), devices[i % len(devices)])), size - pad))
+        if progress is not None and ((i + 1) % len(devices) == 0 or i == len(starts) - 1):
+            jax.block_until_ready([out for out, _ in pending])
             progress(min(start + size, total), total)
+    outputs = [[np.asarray(a)[:keep] for a in out] for out, keep in pending]
     params, loss, runs, flags = (np.concatenate(parts) for parts in zip(*outputs, strict=True))
     return SweepResult(grid_lr, grid_init, params, loss, runs, flags)
 

@@ -239,3 +239,18 @@ def test_a_bad_tile_is_a_one_line_error(tile):
     t_u, t_c, _ = _fleet_data(4, 5)
     with pytest.raises((ValueError, TypeError), match="tile"):
         fit_fleet(t_u, t_c, n_epochs=2, learning_rate=1e-2, tile=tile)
+
+
+def test_a_sweep_spread_over_devices_matches_one_device():
+    from jaxcal.tolerances import gd_trajectory_bounds
+
+    flags = ["sweep", "--lr-min", "1e-3", "--lr-max", "1", "--num", "13", "--json"]
+    one, four = (json.loads(_cli(*flags, "--devices", d).stdout)["configs"] for d in ("1", "4"))
+    assert [c["learning_rate"] for c in one] == [c["learning_rate"] for c in four]
+    for a, b in zip(one, four, strict=True):
+        # where each configuration stops does not depend on the device it ran on
+        assert (a["epochs_run"], a["diverged"]) == (b["epochs_run"], b["diverged"])
+        if not a["diverged"]:
+            # the same run in batches of other widths: within twice the derived float32 bound
+            bounds = gd_trajectory_bounds([1.0, 0.0], data.t_un, data.t_c, a["learning_rate"], 5000)
+            assert np.all(np.abs(np.asarray(a["params"]) - np.asarray(b["params"])) <= 2 * bounds.params_err[-1])
