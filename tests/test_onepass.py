@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from programs import sums_in
 
 from jaxcal.core import loss_fn, model, objective
 from jaxcal.onepass import one_pass
@@ -16,19 +17,8 @@ EPS32 = float(np.finfo(np.float32).eps)
 
 
 def _reductions(fun, *args, shapes: bool = False) -> list[tuple]:
-    """(primitive name, operand count[, operand shape]) of every sum in fun's program, nested
-    jaxprs included."""
-    found = []
-
-    def walk(jaxpr) -> None:
-        for eqn in jaxpr.eqns:
-            if eqn.primitive.name in ("reduce_sum", "reduce"):
-                found.append((eqn.primitive.name, len(eqn.outvars), *([eqn.invars[0].aval.shape] if shapes else [])))
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-                walk(sub)
-
-    walk(jax.make_jaxpr(fun)(*args).jaxpr)
-    return found
+    """(primitive, operand count[, operand shape]) of every sum in fun's program."""
+    return [(f.primitive, f.outputs, *([f.shape] if shapes else [])) for f in sums_in(fun, *args)]
 
 
 def _fleet_loss(params, x, y):

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from programs import sums_in
 
 from jaxcal import data, optax_step, sgd_step, training_loop
 
@@ -176,18 +177,8 @@ def _jaxpr_reductions(n: int) -> list[tuple[str, tuple[int, ...]]]:
     from jaxcal import training
 
     x = np.ones(n, np.float32)
-    lowered = jax.make_jaxpr(lambda x, y: training.training_loop(3, 1e-4, [1.0, 0.0], x, y, log_every=3))(x, x)
-    found = []
-
-    def walk(jaxpr) -> None:
-        for eqn in jaxpr.eqns:
-            if eqn.primitive.name in ("reduce_sum", "reduce"):
-                found.append((eqn.primitive.name, tuple(eqn.invars[0].aval.shape)))
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
-                walk(sub)
-
-    walk(lowered.jaxpr)
-    return found
+    run = lambda x, y: training.training_loop(3, 1e-4, [1.0, 0.0], x, y, log_every=3)  # noqa: E731
+    return [(f.primitive, f.shape) for f in sums_in(run, x, x)]
 
 
 def test_a_large_fit_reads_its_readings_in_blocks_in_one_pass():
