@@ -9,6 +9,7 @@ and returns the values at the log points as stacked arrays, with no host round t
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple, Union
 
@@ -178,9 +179,21 @@ class _Problem(NamedTuple):
     loss_and_grad: Callable[[Array, Array, Array], tuple[Array, Array]]
 
 
-#: Readings per block row and lanes per row of the CPU's blocked layout for large fits, and the
-#: fewest blocks for which it is used.
-BLOCK_ROWS, BLOCK_LANES, BLOCK_MIN = 10, 1000, 1
+#: The CPU's blocked layouts for large fits, as (fewest readings, rows per block, lanes per row),
+#: the first that applies wins. Measured on one 2-core CPU, 100 epochs, as a fraction of a
+#: streaming read of the same bytes: blocks of 20 x 8 readings (640 contiguous bytes: the kernel
+#: reads two sequential streams) 1.06 at 1e7 readings, 1.47 at 1e6, 0.96 at 5e4 (10 x 1000: 0.64,
+#: 0.82, 0.88); below ~50,000 readings, 10 rows of 1000 lanes cost less per epoch (1e4: 0.64 vs
+#: 0.45); the plain 1-D sums reach 0.28-0.39 at every size.
+BLOCK_LAYOUTS = ((50_000, 20, 8), (10_000, 10, 1000))
+
+
+def _block_layout(n: int) -> tuple[int, int, int] | None:
+    """``(blocks, rows, lanes)`` of the blocked layout for ``n`` readings, or ``None``."""
+    for least, rows, lanes in BLOCK_LAYOUTS:
+        if n >= least and n >= rows * lanes:
+            return n // (rows * lanes), rows, lanes
+    return None
 
 
 def _blocked_loss(model: Model, n: int) -> Callable[[Array, Any, Any], Array]:
@@ -188,8 +201,8 @@ def _blocked_loss(model: Model, n: int) -> Callable[[Array, Any, Any], Array]:
 
     The same mean of squared residuals, summed in another order: over each block's rows, then
     over blocks, then over lanes. Its gradient's sums then come in the same three levels, and the
-    first (the only one that reads the readings) runs as one pass over short strided rows that
-    XLA's CPU backend vectorises across the lanes (see :mod:`jaxcal.onepass`).
+    first (the only one that reads the readings) runs as one pass over each block's few rows,
+    which XLA's CPU backend unrolls and vectorises across the lanes (see :mod:`jaxcal.onepass`).
     """
 
     def loss(params: Array, t_u: Any, t_c: Any) -> Array:
@@ -203,9 +216,9 @@ def _blocked_loss(model: Model, n: int) -> Callable[[Array, Any, Any], Array]:
     return loss
 
 
-def _to_blocks(values: Array, blocks: int) -> tuple[Array, Array]:
-    main = blocks * BLOCK_ROWS * BLOCK_LANES
-    return values[:main].reshape(blocks, BLOCK_ROWS, BLOCK_LANES), values[main:]
+def _to_blocks(values: Array, layout: tuple[int, int, int]) -> tuple[Array, Array]:
+    main = math.prod(layout)
+    return values[:main].reshape(layout), values[main:]
 
 
 def _make_problem(model: Model, model_name: str | None, gradient: str, ops: exact_ops.ExactOps | None,
@@ -382,14 +395,14 @@ def training_loop(
     # The loss and gradient sums in one pass: always on an accelerator, up to SMALL_EXTENT
     # readings on a CPU, where XLA's kernel for it only beats separate sums on short axes.
     max_extent = SMALL_EXTENT if platform == "cpu" else None
-    # Large fits on one CPU device read their readings in blocks (see _blocked_loss): measured
-    # on 1e7 readings, 7 -> 20 GB/s. Named models only: they are elementwise in t_u.
+    # Large fits on one CPU device read their readings in blocks (see _blocked_loss and
+    # BLOCK_LAYOUTS). Named models only: they are elementwise in t_u.
     single = not placed or len(t_u.devices()) == 1
-    blocks = t_u.shape[0] // (BLOCK_ROWS * BLOCK_LANES)
-    blocked = (platform == "cpu" and single and blocks >= BLOCK_MIN and model_name is not None
+    layout = _block_layout(t_u.shape[0])
+    blocked = (platform == "cpu" and single and layout is not None and model_name is not None
                and gradient == "autograd" and not exact)
     statics = (n_epochs, log_every, optimizer, model_fn, model_name, gradient, bool(exact), max_extent,
-               blocks if blocked else None)
+               layout if blocked else None)
     return _compiled_loop(*statics, *args)
 
 
@@ -403,7 +416,7 @@ def _compiled_loop(
     gradient: str,
     exact: bool,
     max_extent: int | None,
-    blocks: int | None,
+    layout: tuple[int, int, int] | None,
     learning_rate: Array,
     params: Array,
     t_u: Array,
@@ -419,9 +432,9 @@ def _compiled_loop(
     learning_rate = learning_rate.astype(dtype)
     ops = exact_ops.make_ops(zero) if exact else None
     rule = _make_rule(optimizer, learning_rate, ops)
-    problem = _make_problem(model, model_name, gradient, ops, max_extent, None if blocks is None else t_u.shape[0])
+    problem = _make_problem(model, model_name, gradient, ops, max_extent, None if layout is None else t_u.shape[0])
     # the readings as the gradient reads them: laid out once, outside the loop
-    laid = (t_u, t_c) if blocks is None else (_to_blocks(t_u, blocks), _to_blocks(t_c, blocks))
+    laid = (t_u, t_c) if layout is None else (_to_blocks(t_u, layout), _to_blocks(t_c, layout))
 
     def evaluate_and_update(params: Array, state: Any) -> tuple[Array, Array, Array, Any]:
         if gradient == "finite-difference":

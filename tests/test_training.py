@@ -181,15 +181,16 @@ def _jaxpr_reductions(n: int) -> list[tuple[str, tuple[int, ...]]]:
     return [(f.primitive, f.shape) for f in sums_in(run, x, x)]
 
 
-def test_a_large_fit_reads_its_readings_in_blocks_in_one_pass():
+@pytest.mark.parametrize("layout", range(2))
+def test_a_large_fit_reads_its_readings_in_blocks_in_one_pass(layout):
     from jaxcal import training
 
-    block = training.BLOCK_ROWS * training.BLOCK_LANES
-    n = 2 * block + 345
+    least, rows, lanes = training.BLOCK_LAYOUTS[layout]
+    n = max(least, 2 * rows * lanes) + 7
     found = _jaxpr_reductions(n)
-    laid = (2, training.BLOCK_ROWS, training.BLOCK_LANES)
+    laid = (n // (rows * lanes), rows, lanes)
     # loss, dw and db over each block's rows: one reduction (per traced epoch body), the only one
-    # reading the readings (the 345-reading tail is summed apart); none over all n readings
+    # reading the readings (the tail is summed apart); none over all n readings
     assert ("reduce", laid) in found
     assert all(name == "reduce" for name, shape in found if shape == laid)
     assert not any(shape == (n,) for _, shape in found)
@@ -198,20 +199,25 @@ def test_a_large_fit_reads_its_readings_in_blocks_in_one_pass():
 def test_a_small_fit_is_not_blocked():
     from jaxcal import training
 
-    n = training.BLOCK_ROWS * training.BLOCK_LANES - 1
+    n = min(least for least, _, _ in training.BLOCK_LAYOUTS) - 1
     assert not any(len(shape) == 3 for _, shape in _jaxpr_reductions(n))
 
 
-def test_blocked_large_fit_agrees_with_the_plain_one_within_derived_bounds(monkeypatch):
+@pytest.mark.parametrize("layout", range(2))
+def test_blocked_large_fit_agrees_with_the_plain_one_within_derived_bounds(monkeypatch, layout):
     from jaxcal import training
     from jaxcal.tolerances import gd_trajectory_bounds
 
     rng = np.random.default_rng(11)
-    n = 2 * training.BLOCK_ROWS * training.BLOCK_LANES + 3456
+    least, rows, lanes = training.BLOCK_LAYOUTS[layout]
+    n = max(least, 2 * rows * lanes) + 3456
     t_u = rng.uniform(2, 8, n).astype(np.float32)
     t_c = (5.4 * t_u - 17 + rng.normal(0, 1, n)).astype(np.float32)
+    monkeypatch.setattr(training, "BLOCK_LAYOUTS", training.BLOCK_LAYOUTS[layout:])
+    assert training._block_layout(n)[1:] == (rows, lanes)
+    training._compiled_loop.clear_cache()
     blocked = training.training_loop(40, 1e-2, [1.0, 0.0], t_u, t_c, log_every=10)
-    monkeypatch.setattr(training, "BLOCK_MIN", 10**9)  # the same run, summed as one 1-D reduction
+    monkeypatch.setattr(training, "BLOCK_LAYOUTS", ())  # the same run, summed as one 1-D reduction
     training._compiled_loop.clear_cache()
     plain = training.training_loop(40, 1e-2, [1.0, 0.0], t_u, t_c, log_every=10)
     training._compiled_loop.clear_cache()
