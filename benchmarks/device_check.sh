@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One prepared run on a machine with an accelerator (the CPU works too): what the machine is, the
-# full benchmark (`make bench`'s script, unchanged), a million-sensor fleet, and the test suite.
-# Everything lands in $OUT (default ./device-out); the last lines printed are a summary.
-# Usage: OUT=folder PYTHON=python3 benchmarks/device_check.sh
-# Budgets in seconds per stage: BENCH_S (default 260), FLEET_S (70), TEST_S (170).
+# test suite, the formulations side by side (benchmarks/variants.py, with XLA's optimised programs
+# dumped for reading afterwards), and the full benchmark (`make bench`'s script, unchanged).
+# Everything lands in $OUT (default ./device-out), at most 7 files; the last lines printed are a
+# summary. Usage: OUT=folder PYTHON=python3 benchmarks/device_check.sh
+# Budgets in seconds per stage: TEST_S (default 170), VARIANTS_S (90), BENCH_S (230).
 set -u
 OUT=${OUT:-device-out}
 PY=${PYTHON:-python3}
@@ -23,20 +24,26 @@ if ! "$PY" -m pip install -q --no-deps --no-build-isolation --no-index -e . > /t
 fi
 
 start=$(date +%s)
-timeout "${BENCH_S:-260}" "$PY" benchmarks/bench.py --out "$OUT/bench" > "$OUT/bench.log" 2>&1
-echo "bench: rc $? in $(( $(date +%s) - start )) s"
-
-start=$(date +%s)
-{ timeout "${FLEET_S:-70}" "$PY" benchmarks/bench_fleet.py --sensors 1000000 --repeats 3
-  timeout "${FLEET_S:-70}" "$PY" benchmarks/bench_fleet.py --sensors 100000 --repeats 3; } > "$OUT/fleet_1e6.log" 2>&1
-echo "fleet 1e6: rc $? in $(( $(date +%s) - start )) s"
-
-start=$(date +%s)
 parallel=$("$PY" -c "import xdist" 2>/dev/null && echo "-n 8")  # pytest-xdist where installed
 # (pytest-benchmark, where installed, refuses to run beside xdist: hence -p no:benchmark)
 timeout "${TEST_S:-170}" "$PY" -m pytest -q -p no:cacheprovider -p no:benchmark -rfE $parallel > "$OUT/pytest.log" 2>&1
 echo "pytest: rc $? in $(( $(date +%s) - start )) s"
 
-echo "--- bench"; grep -E "^\||Compiled|Measured" "$OUT/bench.log" | head -60
-echo "--- fleets"; grep -vE "^\s*$" "$OUT/fleet_1e6.log" | tail -8
+start=$(date +%s)
+dump=/tmp/jaxcal-hlo
+rm -rf "$dump"
+XLA_FLAGS="--xla_dump_to=$dump --xla_dump_hlo_as_text --xla_dump_hlo_module_re=.*(compiled_loop|fleet_chunk|run).*" \
+    timeout "${VARIANTS_S:-90}" "$PY" benchmarks/variants.py --sensors 1000000 --readings 10000000 --repeats 3 \
+    > "$OUT/variants.log" 2>&1
+echo "variants: rc $? in $(( $(date +%s) - start )) s"
+tar -czf "$OUT/hlo.tgz" --exclude='*before_optimizations*' --exclude='*.ll' --exclude='*.o' --exclude='*.ptx' \
+    --exclude='*buffer-assignment*' --exclude='*live-range*' --exclude='*memory-usage*' -C /tmp jaxcal-hlo 2>/dev/null
+
+start=$(date +%s)
+timeout "${BENCH_S:-230}" "$PY" benchmarks/bench.py --out /tmp/jaxcal-bench > "$OUT/bench.log" 2>&1
+echo "bench: rc $? in $(( $(date +%s) - start )) s"
+cp /tmp/jaxcal-bench/bench.md /tmp/jaxcal-bench/bench.json "$OUT/bench/" 2>/dev/null
+
 echo "--- pytest"; grep -E "passed|failed|^FAILED|^ERROR" "$OUT/pytest.log" | tail -25
+echo "--- variants"; grep -E "^(#|large|fleet)" "$OUT/variants.log"
+echo "--- bench"; grep -E "^\||Compiled|Measured" "$OUT/bench.log" | head -60

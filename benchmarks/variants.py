@@ -105,8 +105,28 @@ def large(n: int, repeats: int) -> None:
 
         return lax.fori_loop(0, epochs, body, jnp.float32(0.0))
 
+    def bookkept(vg):
+        # the bare scan plus training_loop's per-epoch bookkeeping: divergence check, last finite
+        # params, epochs run
+        @jax.jit
+        def run(x, y):
+            def step(carry, _):
+                p, runs, diverged = carry
+                loss, g = vg(p, x, y)
+                new = p - 1e-4 * g
+                finite = jnp.isfinite(loss) & jnp.all(jnp.isfinite(new))
+                accept = ~diverged & finite
+                return (jnp.where(accept, new, p), runs + (~diverged).astype(jnp.int32),
+                        diverged | (~diverged & ~finite)), None
+
+            start = (jnp.asarray([1.0, 0.0]), jnp.int32(0), jnp.bool_(False))
+            return lax.scan(step, start, None, length=epochs)[0]
+
+        return lambda: run(x, y)
+
     variants = {
         "training_loop": lambda: training_loop(epochs, 1e-4, [1.0, 0.0], x, y, log_every=epochs).params,
+        "bare scan + bookkeeping, one_pass": bookkept(one_pass(jax.value_and_grad(objective))),
         "training_loop without one_pass": _without_one_pass(
             lambda: training_loop(epochs, 1e-4, [1.0, 0.0], x, y, log_every=epochs).params),
         "bare scan of value_and_grad": bare(jax.value_and_grad(objective)),
