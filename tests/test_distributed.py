@@ -41,7 +41,9 @@ def test_fleet_is_bit_identical_on_1_2_and_4_devices(tmp_path):
 
 def test_two_processes_of_two_devices_give_the_single_process_result(tmp_path):
     data = _fleet_file(tmp_path / "fleet.npz", 501, seed=1)
-    single = _jaxcal("fleet", str(data), "--epochs", "500", "--json", "--devices", "1")
+    # launch runs its processes on the CPU (see jaxcal.launch): so does the single process here
+    cpu = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    single = _jaxcal("fleet", str(data), "--epochs", "500", "--json", "--devices", "1", env=cpu)
     launched = _jaxcal("launch", "-n", "2", "--", "fleet", str(data), "--epochs", "500", "--json", "--devices", "2",
                        timeout=120)
     assert single.returncode == 0, single.stderr

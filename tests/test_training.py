@@ -25,18 +25,22 @@ def _python_loop(n_epochs, lr, t_u, t_c):
 
 
 def test_training_loop_equals_the_eager_loop_of_sgd_steps():
-    # The same float32 operations in the same order; XLA compiles them in two programs, so the
-    # comparison allows the one-rounding differences a different fusion may make, propagated
-    # through 50 contracting epochs: a few float32 ulps of each value (4 ulps, rtol 4 * 2**-23).
+    # The same run, evaluated twice in float32: the eager loop takes jax.grad's program as it
+    # is, training_loop takes its sums in one pass with the mean's constants applied once (see
+    # jaxcal.onepass), and XLA fuses each differently. Each is within the derived bound of the
+    # exact run (jaxcal.tolerances), so the two are within twice that bound of each other.
+    from jaxcal.tolerances import gd_trajectory_bounds
+
     params, rows = _python_loop(50, 1e-2, data.t_un, data.t_c)
     result = training_loop(50, 1e-2, P0, data.t_un, data.t_c, log_every=10)
-    np.testing.assert_allclose(np.asarray(result.params), np.asarray(params), rtol=4 * 2**-23)
+    bounds = gd_trajectory_bounds(P0, data.t_un, data.t_c, 1e-2, 50)
+    assert np.all(np.abs(np.asarray(result.params) - np.asarray(params)) <= 2 * bounds.params_err[-1])
     for i, epoch in enumerate(np.asarray(result.history.epoch)):
         _, loss, grad, after = rows[epoch - 1]
-        np.testing.assert_allclose(float(result.history.loss[i]), float(loss), rtol=4 * 2**-23)
-        np.testing.assert_allclose(np.asarray(result.history.params[i]), np.asarray(after), rtol=4 * 2**-23)
-        # Gradients are differences of terms up to ~20 in size; 4 ulps of that magnitude.
-        np.testing.assert_allclose(np.asarray(result.history.grad[i]), np.asarray(grad), atol=4 * 2**-23 * 32)
+        row = epoch - 1
+        assert abs(float(result.history.loss[i]) - float(loss)) <= 2 * bounds.loss_err[row]
+        assert np.all(np.abs(np.asarray(result.history.params[i]) - np.asarray(after)) <= 2 * bounds.params_err[row])
+        assert np.all(np.abs(np.asarray(result.history.grad[i]) - np.asarray(grad)) <= 2 * bounds.grad_err[row])
 
 
 def test_history_rows_are_the_log_points():
@@ -181,6 +185,10 @@ def _jaxpr_reductions(n: int) -> list[tuple[str, tuple[int, ...]]]:
     return [(f.primitive, f.shape) for f in sums_in(run, x, x)]
 
 
+cpu_only = pytest.mark.skipif(jax.default_backend() != "cpu", reason="the blocked layout is the CPU's")
+
+
+@cpu_only
 @pytest.mark.parametrize("layout", range(2))
 def test_a_large_fit_reads_its_readings_in_blocks_in_one_pass(layout):
     from jaxcal import training

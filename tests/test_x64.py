@@ -15,10 +15,13 @@ HERE = Path(__file__).parent
 
 def test_float64_parity_cases_in_a_fresh_interpreter():
     pytest.importorskip("torch")
-    env = {**os.environ, "JAX_ENABLE_X64": "1"}
+    # An outer parallel run's state must not leak into this inner run: its workers' variables
+    # (pytest-benchmark, where installed, reads them as "xdist is active" and warns: an error here)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_XDIST")}
+    env["JAX_ENABLE_X64"] = "1"
     done = subprocess.run(
-        # (-p no:xdist: an outer parallel run's plugin state must not leak into this inner run)
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", str(HERE / "x64_cases.py")],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:benchmark",
+         str(HERE / "x64_cases.py")],
         capture_output=True, text=True, env=env, cwd=HERE.parent,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
