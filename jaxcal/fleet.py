@@ -153,21 +153,17 @@ def _loss_and_grad(model: Model) -> Callable[..., tuple[Array, Any]]:
 LANES = 8
 
 
-def _layout(values: np.ndarray, n_devices: int, tile: int, lanes: int | None) -> list[np.ndarray]:
-    """(sensors, ...) -> per device (n_tiles, tile, ...) or, with ``lanes``, (n_tiles, tile //
-    lanes, ..., lanes): zero-padded, sensor ``s`` at tile ``s // tile``, group, lane in order."""
-    sensors = values.shape[0]
-    per_device = n_devices * tile
-    padded = math.ceil(sensors / per_device) * per_device
-    full = np.zeros((padded, *values.shape[1:]), values.dtype)
-    full[:sensors] = values
-    out = []
-    for part in np.split(full, n_devices):
-        tiles = part.reshape(-1, tile, *values.shape[1:])
-        if lanes:
-            tiles = np.moveaxis(tiles.reshape(tiles.shape[0], tile // lanes, lanes, *values.shape[1:]), 2, -1)
-        out.append(np.ascontiguousarray(tiles))
-    return out
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _lay_out(values: Array, share: int, tile: int, lanes: int | None) -> Array:
+    """One device's ``(sensors, ...)`` share -> ``(n_tiles, tile, ...)`` or, with ``lanes``,
+    ``(n_tiles, tile // lanes, ..., lanes)``, zero-padded to ``share`` sensors: sensor ``s`` at
+    tile ``s // tile``, then group, then lane. Runs on the device that holds ``values``."""
+    rest = values.shape[1:]
+    padded = jnp.pad(values, [(0, share - values.shape[0])] + [(0, 0)] * len(rest))
+    tiles = padded.reshape(-1, tile, *rest)
+    if lanes:
+        tiles = jnp.moveaxis(tiles.reshape(tiles.shape[0], tile // lanes, lanes, *rest), 2, -1)
+    return tiles
 
 
 def _unlayout(parts: Sequence[Any], sensors: int) -> np.ndarray:
@@ -233,21 +229,24 @@ def fit_fleet(
         raise _checks.InvalidInput(f"t_u and t_c: must have the same shape, got {t_u.shape} and {t_c.shape}")
     sensors, width = t_u.shape
     dtype = jax.dtypes.canonicalize_dtype(np.result_type(t_u, t_c))
-    if mask is None:
-        counts = np.full(sensors, width) if counts is None else np.asarray(counts)
+    if mask is None and counts is not None:
+        counts = np.asarray(counts)
         if counts.shape != (sensors,) or not np.issubdtype(counts.dtype, np.integer):
             raise _checks.InvalidInput(f"counts: must be {sensors} integers, got shape {counts.shape}")
         mask = np.arange(width)[None, :] < counts[:, None]
-    else:
+    elif mask is not None:
         mask = np.asarray(mask, bool)
         if mask.shape != t_u.shape:
             raise _checks.InvalidInput(f"mask: must have the shape of t_u {t_u.shape}, got {mask.shape}")
-    counts = mask.sum(axis=1)
+    ragged = mask is not None and not np.all(mask)
+    counts = mask.sum(axis=1) if ragged else np.full(sensors, width)
     if sensors == 0 or counts.min() < 2:
         worst = int(np.argmin(counts)) if sensors else 0
         raise _checks.InvalidInput(
             f"t_u: sensor {worst} has {int(counts[worst]) if sensors else 0} readings; each needs at least 2")
-    if not (np.all(np.isfinite(t_u[mask])) and np.all(np.isfinite(t_c[mask]))):
+    finite = ((np.isfinite(t_u[mask]).all() and np.isfinite(t_c[mask]).all()) if ragged
+              else (np.isfinite(t_u).all() and np.isfinite(t_c).all()))
+    if not finite:
         raise _checks.InvalidInput("t_u, t_c: contain NaN or infinite readings")
     init = np.asarray(([1.0, 0.0] if n_params == 2 else [0.0, 1.0, 0.0]) if params is None else params, dtype)
     if init.shape == (n_params,):
@@ -268,23 +267,25 @@ def fit_fleet(
         tile = 1000 if cpu else 128 * math.ceil(per_device / 128)
     tile = _checks.check_positive_int(tile, "tile")
     tile = 8 * math.ceil(min(tile, per_device) / 8)  # whole SIMD groups, at most a device's share
-    ragged = not np.all(mask)
+    share = tile * math.ceil(per_device / tile)  # sensors per device, padded: every device the same tiles
     if ragged:
         columns = {"x": np.where(mask, t_u, 0).astype(dtype), "y": np.where(mask, t_c, 0).astype(dtype),
                    "m": mask.astype(dtype), "count": counts.astype(dtype)}
     else:  # every sensor has every reading: no mask to build, carry or multiply by
         columns = {"x": t_u.astype(dtype, copy=False), "y": t_c.astype(dtype, copy=False)}
-    laid = {key: _layout(value, len(devices), tile, lanes) for key, value in columns.items()}
-    laid_params = [_layout(init[:, j], len(devices), tile, lanes) for j in range(n_params)]
+    columns.update({f"p{j}": np.ascontiguousarray(init[:, j]) for j in range(n_params)})
     lr = np.asarray(learning_rate, dtype)
     shares = []
     for d, device in enumerate(devices):
-        data, start = jax.device_put(
-            (tuple(laid[key][d] if key in laid else None for key in ("x", "y", "m", "count")),
-             tuple(laid_params[j][d] for j in range(n_params))), device)
+        # each device's contiguous share goes over as it is and is laid out in tiles there
+        mine = slice(min(d * share, sensors), min((d + 1) * share, sensors))
+        laid = {key: _lay_out(value, share, tile, lanes)
+                for key, value in jax.device_put({key: value[mine] for key, value in columns.items()}, device).items()}
+        data = tuple(laid.get(key) for key in ("x", "y", "m", "count"))
         if ragged:
             # padded sensors get count 1 (not 0) so their loss stays finite; they are dropped at the end
             data = (*data[:3], jnp.maximum(data[3], 1))
+        start = tuple(laid[f"p{j}"] for j in range(n_params))
         shares.append((data, (start, _fleet_init(optimizer, lr, start))))
     # Equal chunks (the last one takes the remainder), so at most two compiled programs.
     base = n_epochs // max(1, chunks)
@@ -305,8 +306,8 @@ def fit_fleet(
     suspects = np.nonzero(~(np.isfinite(loss) & np.all([np.isfinite(p) for p in final], axis=0)))[0]
     if len(suspects):
         final = tuple(p.copy() for p in final)
-        _refit_diverged(suspects, t_u, t_c, mask, init, n_epochs, lr, optimizer, model_name, final, loss, epochs_run,
-                        diverged)
+        _refit_diverged(suspects, t_u, t_c, np.ones(t_u.shape, bool) if mask is None else mask, init, n_epochs, lr,
+                        optimizer, model_name, final, loss, epochs_run, diverged)
     return FleetResult(final, loss, epochs_run, diverged, MODELS[model_name].param_names)
 
 
