@@ -202,8 +202,12 @@ def _choice(value: str, choices: Sequence[str], name: str, what: str) -> str:
     return value
 
 
-def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """Parse and check every train flag before any JAX work starts; return run settings."""
+def _train_settings(args: argparse.Namespace, part: Any = None) -> dict[str, Any]:
+    """Parse and check every train flag before any JAX work starts; return run settings.
+
+    ``part``: read only the rows ``part(n)`` of ``--data`` (a process's share of a multi-process
+    run); ``n_total`` in the settings is then the file's count (``None`` when all were read).
+    """
     import numpy as np
 
     from . import data as book
@@ -234,8 +238,13 @@ def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
         raise _checks.InvalidInput("--exact: reproduces the float32 recording; it cannot be combined with --x64")
 
     dtype = np.float64 if args.x64 else np.float32
+    n_total = None
     if args.data is None:
         t_u, t_c = book.readings(dtype)
+    elif part is not None and not (args.book_split or args.val_fraction is not None):
+        from .io import read_readings_share
+
+        t_u, t_c, n_total = read_readings_share(args.data, dtype, part)
     else:
         from .io import read_readings
 
@@ -264,6 +273,7 @@ def _train_settings(args: argparse.Namespace) -> dict[str, Any]:
         "n_epochs": epochs, "learning_rate": lr, "params": init, "t_u": t_un, "t_c": t_c,
         "optimizer": _OPTIMIZERS[args.optimizer], "model": model, "gradient": gradient, "delta": delta,
         "log_every": log_every, "log_epochs": log_epochs, "val": val, "exact": bool(args.exact), "raw_t_u": t_u,
+        "n_total": n_total,
     }
 
 
@@ -312,12 +322,16 @@ def _log_schedule(settings: dict[str, Any]) -> tuple[int, set[int] | None]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from . import report
+    from . import distributed, report
     from .training import training_loop
 
-    s = _train_settings(args)
-    devices = None if args.devices is None else _int_arg(args.devices, "--devices")
     processes, process_id, timeout = _cluster_flags(args)
+    planned = distributed.planned(args.coordinator, processes, process_id)
+    # Each process of a multi-process run reads only its share of the readings, unless process 0
+    # needs them all (to save their fingerprint or plot them).
+    shared = planned is not None and not (args.save or args.plot)
+    s = _train_settings(args, (lambda n: distributed.share(n, planned)) if shared else None)
+    devices = None if args.devices is None else _int_arg(args.devices, "--devices")
     _check_output(args.save, "--save")
     _check_output(args.plot, "--plot")
     if args.plot:
@@ -325,8 +339,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if devices is not None:
         _set_cpu_devices(devices)
     _start_up(args)
-    from . import distributed
-
     cluster = distributed.initialize(args.coordinator, processes, process_id, timeout)
     if args.plot and not s["log_epochs"]:
         # the loss curve wants every epoch; the printed log keeps its own schedule
@@ -338,7 +350,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if s["exact"]:
             raise _checks.InvalidInput("--exact: a multi-process run sums in another order; run exact mode alone")
         # every process holds its share of the readings; the run's mean is an all-reduce (gloo)
-        t_u, t_c = distributed.global_readings(t_u, t_c, cluster)
+        t_u, t_c = distributed.global_readings(t_u, t_c, cluster, s["n_total"])
     elif devices is not None and devices > 1:
         from .sharding import shard_readings
 
@@ -525,7 +537,7 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
     from . import distributed
     from ._files import write_atomic
     from .fleet import fit_fleet, least_squares
-    from .io import read_fleet
+    from .io import read_fleet, read_fleet_share
     from .progress import ProgressBar
 
     s = _train_settings(argparse.Namespace(**{**vars(args), "data": None, "log_every": "1", "log_epochs": None,
@@ -538,12 +550,20 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
     if args.plot:
         _need_matplotlib()
     dtype = np.float64 if args.x64 else np.float32
-    table = read_fleet(args.data, dtype=dtype)
+    planned = distributed.planned(args.coordinator, processes, process_id)
+    if planned is not None:
+        # a process of a multi-process run reads only its share of the sensors' readings
+        table, ids = read_fleet_share(args.data, dtype, lambda n: distributed.share(n, planned))
+    else:
+        table = read_fleet(args.data, dtype=dtype)
+        ids = table.sensors
     _set_cpu_devices(devices)
     _start_up(args)
     cluster = distributed.initialize(args.coordinator, processes, process_id, timeout)
-    n = len(table.sensors)
-    mine = distributed.share(n, cluster)  # this process fits only its share of the sensors
+    n = len(ids)
+    if planned is None:  # this process fits only its share of the sensors
+        mine = distributed.share(n, cluster)
+        table = type(table)(*(column[mine] for column in table))
     scale = table.t_u.dtype.type(float(args.scale))
     t_un = (scale * table.t_u).astype(table.t_u.dtype)
     if not np.all(np.isfinite(t_un)):
@@ -552,17 +572,19 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
     # Compiled chunks of ~0.1 s of work (at ~5e8 sensor-epochs/s): the bar moves, and Ctrl-C or
     # SIGTERM is handled between chunks instead of after the whole fit; a chunk that long keeps
     # the host's wait between chunks to about 1% of the run.
-    work = (mine.stop - mine.start) * s["n_epochs"]
+    work = len(table.sensors) * s["n_epochs"]
     chunks = max(1, min(s["n_epochs"], int(work / 5e7)))
     try:
-        result = fit_fleet(t_un[mine], table.t_c[mine], n_epochs=s["n_epochs"], learning_rate=s["learning_rate"],
-                           params=s["params"], counts=table.counts[mine], optimizer=s["optimizer"], model=s["model"],
+        result = fit_fleet(t_un, table.t_c, n_epochs=s["n_epochs"], learning_rate=s["learning_rate"],
+                           params=s["params"], counts=table.counts, optimizer=s["optimizer"], model=s["model"],
                            progress=bar, chunks=chunks)
     finally:
         bar.close()
     names = result.param_names
     columns = {**{name: result.params[j] for j, name in enumerate(names)}, "loss": result.loss,
                "epochs_run": result.epochs_run, "diverged": result.diverged}
+    if args.out is not None:  # the closed-form check, per sensor of this share
+        columns["lsq"] = least_squares(t_un, table.t_c, table.counts, s["model"])
     columns = distributed.gather_rows(columns, n, cluster)
     if cluster.process_id != 0:
         return EXIT_OK  # process 0 reports for everyone
@@ -571,9 +593,9 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
 
         plot_fleet(args.plot, names, columns, np.asarray(columns["diverged"], bool))
     if args.out is not None:
-        lsq = least_squares(t_un, table.t_c, table.counts, s["model"])
+        lsq = columns["lsq"]
         lines = [",".join(["sensor", *names, "loss", "epochs_run", "diverged", *(f"lsq_{n}" for n in names)])]
-        for i, sensor in enumerate(table.sensors.tolist()):
+        for i, sensor in enumerate(ids.tolist()):
             values = [repr(float(columns[name][i])) for name in names]
             lines.append(",".join([str(sensor), *values, repr(float(columns["loss"][i])),
                                    str(int(columns["epochs_run"][i])), str(bool(columns["diverged"][i])).lower(),
@@ -584,7 +606,7 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
             {"sensor": sensor, "params": [float(columns[name][i]) for name in names],
              "loss": float(columns["loss"][i]) if np.isfinite(columns["loss"][i]) else None,
              "epochs_run": int(columns["epochs_run"][i]), "diverged": bool(columns["diverged"][i])}
-            for i, sensor in enumerate(table.sensors.tolist())
+            for i, sensor in enumerate(ids.tolist())
         ]
         print(json.dumps({"sensors": sensors}))
     elif args.out is None or not args.quiet:

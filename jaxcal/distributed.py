@@ -22,7 +22,7 @@ import numpy as np
 
 from ._checks import InvalidInput
 
-__all__ = ["Cluster", "gather_rows", "global_readings", "initialize", "share"]
+__all__ = ["Cluster", "gather_rows", "global_readings", "initialize", "planned", "share"]
 
 #: Environment variables `jaxcal launch` sets for its processes (flags take precedence).
 ENV = {"coordinator": "JAXCAL_COORDINATOR", "num_processes": "JAXCAL_NUM_PROCESSES", "process_id": "JAXCAL_PROCESS_ID"}
@@ -41,11 +41,7 @@ def initialize(coordinator: str | None, num_processes: int | None, process_id: i
     """
     import jax
 
-    coordinator = coordinator or os.environ.get(ENV["coordinator"])
-    if num_processes is None and os.environ.get(ENV["num_processes"]):
-        num_processes = int(os.environ[ENV["num_processes"]])
-    if process_id is None and os.environ.get(ENV["process_id"]):
-        process_id = int(os.environ[ENV["process_id"]])
+    coordinator, num_processes, process_id = _from_environment(coordinator, num_processes, process_id)
     auto = os.environ.get("JAXCAL_CLUSTER_AUTODETECT") == "1"  # SLURM, Open MPI, ... via JAX
     if coordinator is None and not auto:
         if num_processes not in (None, 1):
@@ -62,6 +58,29 @@ def initialize(coordinator: str | None, num_processes: int | None, process_id: i
     jax.distributed.initialize(coordinator, num_processes, process_id, initialization_timeout=timeout,
                                heartbeat_timeout_seconds=timeout)
     return Cluster(jax.process_index(), jax.process_count())
+
+
+def _from_environment(coordinator: str | None, num_processes: int | None,
+                      process_id: int | None) -> tuple[str | None, int | None, int | None]:
+    """The flags, completed from the ``JAXCAL_*`` variables that ``jaxcal launch`` sets."""
+    coordinator = coordinator or os.environ.get(ENV["coordinator"])
+    if num_processes is None and os.environ.get(ENV["num_processes"]):
+        num_processes = int(os.environ[ENV["num_processes"]])
+    if process_id is None and os.environ.get(ENV["process_id"]):
+        process_id = int(os.environ[ENV["process_id"]])
+    return coordinator, num_processes, process_id
+
+
+def planned(coordinator: str | None, num_processes: int | None, process_id: int | None) -> Cluster | None:
+    """This process's place in a multi-process run as its flags (or launch's variables) give it,
+    known before it joins, so that it can read only its share of the input; ``None`` for a
+    single process, or where only the cluster's runtime knows (auto-detection)."""
+    coordinator, num_processes, process_id = _from_environment(coordinator, num_processes, process_id)
+    if coordinator is None or num_processes is None or process_id is None or num_processes < 2:
+        return None
+    if not 0 <= process_id < num_processes:
+        return None  # initialize() reports it
+    return Cluster(process_id, num_processes)
 
 
 def _wait_for_coordinator(coordinator: str, timeout: int) -> None:
@@ -102,23 +121,27 @@ def share(n: int, cluster: Cluster) -> slice:
     return slice(start, start + base + (1 if cluster.process_id < extra else 0))
 
 
-def global_readings(t_u: np.ndarray, t_c: np.ndarray, cluster: Cluster) -> tuple[Any, Any]:
+def global_readings(t_u: np.ndarray, t_c: np.ndarray, cluster: Cluster, n: int | None = None) -> tuple[Any, Any]:
     """One fit's readings as global arrays over every device of the run, each process holding
     only its contiguous share: ``training_loop`` then runs as one SPMD program whose mean over
     the readings is an all-reduce across the processes.
 
-    The shares must be equal (a padded reading would change the mean): the readings must divide
+    ``t_u, t_c`` are every reading, or (with ``n``, the run's count) this process's share
+    already (``share(n, cluster)``, as :func:`jaxcal.io.read_readings_share` reads it). The
+    shares must be equal (a padded reading would change the mean): the readings must divide
     evenly over the run's devices.
     """
     import jax
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-    n, devices = len(t_u), jax.device_count()
+    devices = jax.device_count()
+    if n is None:
+        n = len(t_u)
+        t_u, t_c = t_u[share(n, cluster)], t_c[share(n, cluster)]
     if n % devices:
         raise InvalidInput(f"--num-processes: the {n} readings must split evenly over the run's {devices} devices")
     sharding = NamedSharding(Mesh(np.asarray(jax.devices()), ("readings",)), PartitionSpec("readings"))
-    mine = share(n, cluster)
-    return tuple(jax.make_array_from_process_local_data(sharding, np.ascontiguousarray(values[mine]), (n,))
+    return tuple(jax.make_array_from_process_local_data(sharding, np.ascontiguousarray(values), (n,))
                  for values in (t_u, t_c))
 
 
@@ -133,7 +156,12 @@ def gather_rows(arrays: dict[str, np.ndarray], n: int, cluster: Cluster) -> dict
     for key, value in arrays.items():
         padded = np.zeros((longest, *value.shape[1:]), value.dtype)
         padded[: len(value)] = value
-        everything = np.asarray(multihost_utils.process_allgather(padded))
+        # 64-bit values travel as pairs of 32-bit words: bit for bit, with or without x64
+        wide = padded.dtype.itemsize == 8
+        sent = padded.reshape(longest, -1).view(np.uint32) if wide else padded
+        everything = np.asarray(multihost_utils.process_allgather(sent))
+        if wide:
+            everything = everything.view(padded.dtype).reshape(cluster.num_processes, *padded.shape)
         out[key] = np.concatenate([everything[p][: _share_len(n, p, cluster.num_processes)]
                                    for p in range(cluster.num_processes)])
     return out

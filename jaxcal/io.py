@@ -10,6 +10,9 @@ from __future__ import annotations
 import csv
 import math
 import os
+import struct
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -17,7 +20,10 @@ import numpy as np
 
 from ._checks import InvalidInput
 
-__all__ = ["FleetTable", "read_fleet", "read_readings", "read_t_u"]
+__all__ = ["FleetTable", "read_fleet", "read_fleet_share", "read_readings", "read_readings_share", "read_t_u"]
+
+#: A process's share of ``n`` items: ``part(n)`` is the slice it reads.
+Part = Callable[[int], slice]
 
 _COLUMNS = ("t_u", "t_c")
 
@@ -67,41 +73,77 @@ def _csv_table(path: Path, columns: tuple[str, ...], header_ok: Any, expected: s
     return values
 
 
-def _read_numpy_readings(path: Path, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``.npz`` with arrays ``t_u`` and ``t_c``, or ``.npy`` holding an ``(n, 2)`` array of (t_u, t_c)."""
+def _npz_columns(path: Path, names: tuple[str, ...], expected: str) -> dict[str, np.ndarray]:
+    """The named arrays of an ``.npz`` archive, memory-mapped where stored uncompressed
+    (``np.savez``): reading a slice of one then reads only those bytes of the file. Compressed
+    members (``np.savez_compressed``) are read whole."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {name.removesuffix(".npy"): archive.getinfo(name) for name in archive.namelist()}
+    except (OSError, zipfile.BadZipFile):
+        raise InvalidInput(f"{path}: not a readable .npz file") from None
+    missing = [name for name in names if name not in members]
+    if missing:
+        raise InvalidInput(f"{path}: missing arrays {', '.join(missing)}; expected {expected}")
+    out = {}
+    try:
+        with open(path, "rb") as file:
+            for name in names:
+                info = members[name]
+                if info.compress_type != zipfile.ZIP_STORED:
+                    with np.load(path, allow_pickle=False) as whole:
+                        out[name] = np.asarray(whole[name])
+                    continue
+                file.seek(info.header_offset)
+                local = file.read(30)  # the member's local header: its name and extra field follow
+                name_length, extra_length = struct.unpack("<HH", local[26:30])
+                file.seek(info.header_offset + 30 + name_length + extra_length)
+                fmt = np.lib.format
+                version = fmt.read_magic(file)
+                header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                shape, fortran, dtype = header(file)
+                if dtype.hasobject:
+                    raise ValueError("object arrays")
+                out[name] = (np.memmap(path, dtype=dtype, mode="r", offset=file.tell(), shape=shape,
+                                       order="F" if fortran else "C") if math.prod(shape) else np.zeros(shape, dtype))
+    except (OSError, ValueError, struct.error):
+        raise InvalidInput(f"{path}: not a readable .npz file") from None
+    return out
+
+
+def _read_numpy_readings(path: Path, dtype: Any, part: Part | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """``.npz`` with arrays ``t_u`` and ``t_c``, or ``.npy`` holding an ``(n, 2)`` array of
+    (t_u, t_c): the rows ``part(n)`` (all by default), cast and checked, and ``n``."""
     if not path.exists():
         raise InvalidInput(f"{path}: no such file")
     if path.is_dir():
         raise InvalidInput(f"{path}: is a directory, not a readings file")
-    try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                missing = [k for k in _COLUMNS if k not in archive.files]
-                if missing:
-                    raise InvalidInput(f"{path}: missing arrays {', '.join(missing)}; expected t_u and t_c")
-                t_u, t_c = np.asarray(archive["t_u"]), np.asarray(archive["t_c"])
-        else:
-            table = np.load(path, allow_pickle=False)
-            if table.ndim != 2 or table.shape[1] != 2:
-                raise InvalidInput(f"{path}: expected an (n, 2) array of t_u, t_c; got shape {table.shape}")
-            t_u, t_c = table[:, 0], table[:, 1]
-    except InvalidInput:
-        raise
-    except (OSError, ValueError):
-        raise InvalidInput(f"{path}: not a readable {path.suffix} file") from None
+    if path.suffix == ".npz":
+        columns = _npz_columns(path, _COLUMNS, "t_u and t_c")
+        t_u, t_c = columns["t_u"], columns["t_c"]
+    else:
+        try:
+            table = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError):
+            raise InvalidInput(f"{path}: not a readable {path.suffix} file") from None
+        if table.ndim != 2 or table.shape[1] != 2:
+            raise InvalidInput(f"{path}: expected an (n, 2) array of t_u, t_c; got shape {table.shape}")
+        t_u, t_c = table[:, 0], table[:, 1]
     if t_u.ndim != 1 or t_u.shape != t_c.shape:
         raise InvalidInput(f"{path}: t_u and t_c must be 1-D arrays of the same length")
     if not (np.issubdtype(t_u.dtype, np.number) and np.issubdtype(t_c.dtype, np.number)):
         raise InvalidInput(f"{path}: t_u and t_c must be numeric")
-    if len(t_u) < 2:
-        raise InvalidInput(f"{path}: needs at least 2 readings, got {len(t_u)}")
+    n = len(t_u)
+    if n < 2:
+        raise InvalidInput(f"{path}: needs at least 2 readings, got {n}")
+    rows = slice(None) if part is None else part(n)
     with np.errstate(over="ignore", invalid="ignore"):
-        cast_u, cast_c = np.asarray(t_u, dtype), np.asarray(t_c, dtype)
+        cast_u, cast_c = np.array(t_u[rows], dtype), np.array(t_c[rows], dtype)  # reads only these rows
     bad = ~(np.isfinite(cast_u) & np.isfinite(cast_c))
     if bad.any():
-        raise InvalidInput(f"{path}: reading {int(np.argmax(bad))}: not finite (or too large for "
-                           f"{np.dtype(dtype).name})")
-    return cast_u, cast_c
+        first = int(np.argmax(bad)) + (rows.start or 0)
+        raise InvalidInput(f"{path}: reading {first}: not finite (or too large for {np.dtype(dtype).name})")
+    return cast_u, cast_c, n
 
 
 def read_readings(path: str | os.PathLike[str], dtype: np.dtype | type = np.float32) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +161,7 @@ def read_readings(path: str | os.PathLike[str], dtype: np.dtype | type = np.floa
     """
     path = Path(path)
     if path.suffix in (".npy", ".npz"):
-        return _read_numpy_readings(path, dtype)
+        return _read_numpy_readings(path, dtype)[:2]
     values = _csv_table(path, _COLUMNS, lambda header: sorted(header) == sorted(_COLUMNS), "the header 't_u,t_c'")
     if len(values) < 2:
         raise InvalidInput(f"{path}: needs at least 2 readings, got {len(values)}")
@@ -129,6 +171,20 @@ def read_readings(path: str | os.PathLike[str], dtype: np.dtype | type = np.floa
         line_no = int(np.argwhere(~np.isfinite(cast))[0][0]) + 2
         raise InvalidInput(f"{path}: line {line_no}: value too large for {np.dtype(dtype).name}")
     return cast[:, 0].copy(), cast[:, 1].copy()
+
+
+def read_readings_share(path: str | os.PathLike[str], dtype: Any, part: Part) -> tuple[np.ndarray, np.ndarray, int]:
+    """One process's share of a readings file: ``(t_u, t_c)`` of the rows ``part(n)``, and ``n``.
+
+    From ``.npy`` and uncompressed ``.npz`` files only those rows are read (memory-mapped); each
+    process checks its own rows. A CSV file has no index of its lines: it is parsed whole.
+    """
+    path = Path(path)
+    if path.suffix in (".npy", ".npz"):
+        return _read_numpy_readings(path, dtype, part)
+    t_u, t_c = read_readings(path, dtype)
+    rows = part(len(t_u))
+    return t_u[rows], t_c[rows], len(t_u)
 
 
 _FLEET_COLUMNS = ("sensor", "t_u", "t_c")
@@ -143,18 +199,25 @@ class FleetTable(NamedTuple):
     counts: np.ndarray
 
 
-def _group(path: Path, sensor: np.ndarray, t_u: np.ndarray, t_c: np.ndarray, dtype: Any) -> FleetTable:
+def _group(path: Path, sensor: np.ndarray, t_u: np.ndarray, t_c: np.ndarray, dtype: Any,
+           rows: np.ndarray | None = None) -> FleetTable:
+    """Readings grouped by sensor; ``rows`` are their row numbers in the file (0-based; default
+    ``0..n-1``), for the error messages."""
     if len(sensor) == 0:
         raise InvalidInput(f"{path}: has no readings")
+
+    def row(i: int) -> int:
+        return (i if rows is None else int(rows[i])) + 1
+
     for column, values in (("t_u", t_u), ("t_c", t_c)):
         bad = ~np.isfinite(values)
         if bad.any():
-            raise InvalidInput(f"{path}: row {int(np.argmax(bad)) + 1}: {column} is not finite: {values[bad][0]!r}")
+            raise InvalidInput(f"{path}: row {row(int(np.argmax(bad)))}: {column} is not finite: {values[bad][0]!r}")
     with np.errstate(over="ignore"):
         cast_u, cast_c = t_u.astype(dtype), t_c.astype(dtype)
     bad = ~(np.isfinite(cast_u) & np.isfinite(cast_c))
     if bad.any():
-        raise InvalidInput(f"{path}: row {int(np.argmax(bad)) + 1}: value too large for {np.dtype(dtype).name}")
+        raise InvalidInput(f"{path}: row {row(int(np.argmax(bad)))}: value too large for {np.dtype(dtype).name}")
     ids, inverse = np.unique(sensor, return_inverse=True)
     counts = np.bincount(inverse, minlength=len(ids))
     if counts.min() < 2:
@@ -180,23 +243,7 @@ def read_fleet(path: str | os.PathLike[str], dtype: Any = np.float32) -> FleetTa
     """
     path = Path(path)
     if path.suffix == ".npz":
-        if not path.exists():
-            raise InvalidInput(f"{path}: no such file")
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                missing = [k for k in _FLEET_COLUMNS if k not in archive.files]
-                if missing:
-                    raise InvalidInput(f"{path}: missing arrays {', '.join(missing)}; expected sensor, t_u, t_c")
-                sensor, t_u, t_c = (np.asarray(archive[k]) for k in _FLEET_COLUMNS)
-        except (OSError, ValueError) as error:
-            if isinstance(error, InvalidInput):
-                raise
-            raise InvalidInput(f"{path}: not a readable .npz file") from None
-        if not (sensor.ndim == t_u.ndim == t_c.ndim == 1 and len(sensor) == len(t_u) == len(t_c)):
-            raise InvalidInput(f"{path}: sensor, t_u and t_c must be 1-D arrays of the same length")
-        if not (np.issubdtype(t_u.dtype, np.number) and np.issubdtype(t_c.dtype, np.number)):
-            raise InvalidInput(f"{path}: t_u and t_c must be numeric arrays")
-        return _group(path, sensor, t_u.astype(np.float64), t_c.astype(np.float64), dtype)
+        return _read_fleet_npz(path, dtype)[0]
     text = _open_text(path)
     rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
     header = [cell.strip() for cell in rows[0]]
@@ -227,6 +274,41 @@ def read_fleet(path: str | os.PathLike[str], dtype: Any = np.float32) -> FleetTa
             number, _, tail = rest.partition(":")
             message = f"{prefix}: line {int(number) + 1}:{tail}"
         raise InvalidInput(message) from None
+
+
+def _read_fleet_npz(path: Path, dtype: Any, part: Part | None = None) -> tuple[FleetTable, np.ndarray]:
+    """The sensors ``part(n)`` of the ``n`` in an ``.npz`` fleet (all by default), and every
+    sensor id. The sensor column is read whole (to know which rows are whose); of the readings,
+    only those rows (memory-mapped: one contiguous range when the file is grouped by sensor)."""
+    if not path.exists():
+        raise InvalidInput(f"{path}: no such file")
+    columns = _npz_columns(path, _FLEET_COLUMNS, "sensor, t_u, t_c")
+    sensor, t_u, t_c = (columns[k] for k in _FLEET_COLUMNS)
+    if not (sensor.ndim == t_u.ndim == t_c.ndim == 1 and len(sensor) == len(t_u) == len(t_c)):
+        raise InvalidInput(f"{path}: sensor, t_u and t_c must be 1-D arrays of the same length")
+    if not (np.issubdtype(t_u.dtype, np.number) and np.issubdtype(t_c.dtype, np.number)):
+        raise InvalidInput(f"{path}: t_u and t_c must be numeric arrays")
+    sensor = np.asarray(sensor)
+    ids, inverse = np.unique(sensor, return_inverse=True)
+    if part is None:
+        return _group(path, sensor, np.asarray(t_u, np.float64), np.asarray(t_c, np.float64), dtype), ids
+    mine = part(len(ids))
+    rows = np.nonzero((inverse >= mine.start) & (inverse < mine.stop))[0]
+    return _group(path, sensor[rows], np.asarray(t_u[rows], np.float64), np.asarray(t_c[rows], np.float64), dtype,
+                  rows), ids
+
+
+def read_fleet_share(path: str | os.PathLike[str], dtype: Any, part: Part) -> tuple[FleetTable, np.ndarray]:
+    """One process's share of a fleet: the table of the sensors ``part(n)`` (of the ``n`` sorted
+    ids), and every sensor id. From an ``.npz`` file only the sensor column is read whole; a CSV
+    file is parsed whole.
+    """
+    path = Path(path)
+    if path.suffix == ".npz":
+        return _read_fleet_npz(path, dtype, part)
+    table = read_fleet(path, dtype)
+    mine = part(len(table.sensors))
+    return FleetTable(*(column[mine] for column in table)), table.sensors
 
 
 def read_t_u(path: str | os.PathLike[str]) -> np.ndarray:

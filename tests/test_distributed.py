@@ -43,12 +43,15 @@ def test_two_processes_of_two_devices_give_the_single_process_result(tmp_path):
     data = _fleet_file(tmp_path / "fleet.npz", 501, seed=1)
     # launch runs its processes on the CPU (see jaxcal.launch): so does the single process here
     cpu = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    single = _jaxcal("fleet", str(data), "--epochs", "500", "--json", "--devices", "1", env=cpu)
+    single = _jaxcal("fleet", str(data), "--epochs", "500", "--json", "--devices", "1",
+                     "--out", str(tmp_path / "single.csv"), env=cpu)
     launched = _jaxcal("launch", "-n", "2", "--", "fleet", str(data), "--epochs", "500", "--json", "--devices", "2",
-                       timeout=120)
+                       "--out", str(tmp_path / "launched.csv"), timeout=120)
     assert single.returncode == 0, single.stderr
     assert launched.returncode == 0, launched.stderr
     assert launched.stdout == single.stdout  # the same sensors, the same numbers, one JSON object
+    # each process read its own sensors: the closed-form columns are gathered like the fits
+    assert (tmp_path / "launched.csv").read_text() == (tmp_path / "single.csv").read_text()
 
 
 def _children_of(pid: int) -> dict[int, int]:
@@ -178,3 +181,58 @@ def test_readings_that_do_not_split_evenly_over_the_processes_are_a_clear_error(
     assert done.returncode == 2
     assert "must split evenly over the run's 2 devices" in done.stderr
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz", "compressed.npz"])
+def test_a_process_reads_and_checks_only_its_share_of_a_readings_file(tmp_path, suffix):
+    from jaxcal.distributed import Cluster, share
+    from jaxcal.io import read_readings, read_readings_share
+
+    rng = np.random.default_rng(8)
+    t_u = rng.uniform(2, 8, 1001).astype(np.float32)
+    t_c = (5.4 * t_u - 17).astype(np.float32)
+    t_u[3] = np.nan  # in process 0's share only
+    path = tmp_path / f"big{suffix}"
+    if suffix == ".npy":
+        np.save(path, np.stack([t_u, t_c], axis=1))
+    else:
+        (np.savez_compressed if suffix.startswith("compressed") else np.savez)(path, t_u=t_u, t_c=t_c)
+    with pytest.raises(ValueError, match="reading 3: not finite"):
+        read_readings(path)
+    mine = share(1001, Cluster(1, 2))
+    got_u, got_c, n = read_readings_share(path, np.float32, lambda count: share(count, Cluster(1, 2)))
+    assert n == 1001
+    assert mine == slice(501, 1001)
+    np.testing.assert_array_equal(got_u, t_u[mine])
+    np.testing.assert_array_equal(got_c, t_c[mine])
+    with pytest.raises(ValueError, match="reading 3: not finite"):
+        read_readings_share(path, np.float32, lambda count: share(count, Cluster(0, 2)))
+
+
+def test_uncompressed_npz_arrays_are_memory_mapped(tmp_path):
+    from jaxcal.io import _npz_columns
+
+    np.savez(tmp_path / "a.npz", t_u=np.arange(10.0), t_c=np.arange(10.0))
+    np.savez_compressed(tmp_path / "b.npz", t_u=np.arange(10.0), t_c=np.arange(10.0))
+    assert isinstance(_npz_columns(tmp_path / "a.npz", ("t_u",), "t_u")["t_u"], np.memmap)
+    assert not isinstance(_npz_columns(tmp_path / "b.npz", ("t_u",), "t_u")["t_u"], np.memmap)
+
+
+def test_a_process_reads_only_its_share_of_a_fleet(tmp_path):
+    from jaxcal.distributed import Cluster, share
+    from jaxcal.io import read_fleet, read_fleet_share
+
+    path = _fleet_file(tmp_path / "fleet.npz", 9, seed=9)
+    with np.load(path) as archive:
+        columns = {key: np.array(archive[key]) for key in archive.files}
+    bad = np.nonzero(columns["sensor"] == columns["sensor"].max())[0][0]
+    columns["t_u"][bad] = np.inf  # the last sensor: process 1's share
+    np.savez(path, **columns)
+    with pytest.raises(ValueError, match=f"row {bad + 1}: t_u is not finite"):
+        read_fleet(path)
+    table, ids = read_fleet_share(path, np.float32, lambda n: share(n, Cluster(0, 2)))
+    whole_ids = np.unique(columns["sensor"])
+    np.testing.assert_array_equal(ids, whole_ids)
+    np.testing.assert_array_equal(table.sensors, whole_ids[share(len(whole_ids), Cluster(0, 2))])
+    with pytest.raises(ValueError, match=f"row {bad + 1}: t_u is not finite"):
+        read_fleet_share(path, np.float32, lambda n: share(n, Cluster(1, 2)))
