@@ -16,18 +16,20 @@ import sys
 
 import jax
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import median_time as _median  # one timing helper for every benchmark
+
+# start-up choice, before any computation (and after bench's import, which picks one per core)
 _devices = next((int(a.split("=")[1]) for a in sys.argv if a.startswith("--devices=")), os.cpu_count() or 1)
-jax.config.update("jax_num_cpu_devices", _devices)  # start-up choice, before any computation
+jax.config.update("jax_num_cpu_devices", _devices)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
 from jaxcal import loss_and_grad  # noqa: E402
+from jaxcal.cli import fleet_chunks  # noqa: E402
 from jaxcal.fleet import fit_fleet  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import median_time as _median  # noqa: E402  (one timing helper for every benchmark)
 
 
 def main() -> None:
@@ -62,7 +64,7 @@ def main() -> None:
         lambda: plain_vmap(t_u, t_c), args.repeats)
     fleet, fleet_first = _median(lambda: fit_fleet(t_u, t_c, n_epochs=args.epochs, learning_rate=1e-2).loss,
                                  args.repeats)
-    chunks = max(1, min(args.epochs, int(work / 5e7)))  # the CLI's policy: ~0.1 s per compiled chunk
+    chunks = fleet_chunks(work, args.epochs)  # the CLI's policy: ~0.1 s per compiled chunk
     chunked, _ = _median(lambda: fit_fleet(t_u, t_c, n_epochs=args.epochs, learning_rate=1e-2,
                                            progress=lambda done, total: None, chunks=chunks).loss, args.repeats)
     print(f"plain vmap(scan):  {plain * 1e3:8.1f} ms  {work / plain:.3g} sensor-epochs/s  "
