@@ -33,10 +33,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 
-jax.config.update("jax_num_cpu_devices", os.cpu_count() or 1)  # start-up choice: every core a device
+# Start-up choice: every core a device (fleets and large data), except in the child process that
+# measures the seed's run with JAX's default single CPU device, as `jaxcal train` and a library
+# caller run it (measured here: with 2 devices each call of a 0.2 ms program takes ~0.1 ms longer).
+_SEED_CHILD = "--seed-child" in sys.argv
+jax.config.update("jax_num_cpu_devices", 1 if _SEED_CHILD else (os.cpu_count() or 1))
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
@@ -103,17 +108,28 @@ void fleet(int sensors, int n, int epochs, float lr, const float *x, const float
 """
 
 
-def median_time(fn, repeats: int) -> tuple[float, float]:
-    """(median seconds of ``repeats`` calls after one warm-up call, seconds of the warm-up call)."""
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(repeats):
+def median_times(fns: dict[str, Any], repeats: int, burst: int = 1) -> dict[str, tuple[float, float]]:
+    """Per name, (median seconds of ``repeats * burst`` calls after one warm-up call, seconds of
+    the warm-up call). The variants take turns, ``burst`` calls each per round, so that variants
+    compared in a ratio see the same state of a noisy machine rather than consecutive stretches of
+    it; a burst of calls keeps a sub-millisecond call's code and data warm, as in a loop."""
+    first, times = {}, {name: [] for name in fns}
+    for name, fn in fns.items():
         start = time.perf_counter()
         jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), first
+        first[name] = time.perf_counter() - start
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            for _ in range(burst):
+                start = time.perf_counter()
+                jax.block_until_ready(fn())
+                times[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(times[name]), first[name]) for name in fns}
+
+
+def median_time(fn, repeats: int) -> tuple[float, float]:
+    """(median seconds of ``repeats`` calls after one warm-up call, seconds of the warm-up call)."""
+    return median_times({"": fn}, repeats)[""]
 
 
 def build_c() -> tuple[ctypes.CDLL | None, str]:
@@ -178,16 +194,15 @@ def seed_runs(repeats: int, limit: ctypes.CDLL | None) -> dict[str, dict[str, fl
     out["torch optim.SGD loop"] = dict(zip(("s", "first_s"), median_time(torch_sgd, slow), strict=True))
     out["jaxcal: Python loop of jitted sgd_step"] = dict(zip(("s", "first_s"), median_time(stepped, slow),
                                                              strict=True))
-    out["jaxcal: compiled training_loop"] = dict(zip(("s", "first_s"), median_time(
-        lambda: training_loop(epochs, LR, [1.0, 0.0], t_un, t_c), repeats), strict=True))
     # The same program without the per-call checks and conversions (~0.05-0.08 ms here): the
     # loop under jax.jit, called with arrays already on the device.
     program = jax.jit(lambda lr, p, x, y: training_loop(epochs, lr, p, x, y).params)
     placed = (jnp.float32(LR), jnp.asarray([1.0, 0.0]), jnp.asarray(t_un), jnp.asarray(t_c))
-    out["jaxcal: its program alone (jax.jit, inputs on the device)"] = dict(zip(("s", "first_s"), median_time(
-        lambda: program(*placed), repeats), strict=True))
-    out["jaxcal: training_loop, exact=True"] = dict(zip(("s", "first_s"), median_time(
-        lambda: training_loop(epochs, LR, [1.0, 0.0], t_un, t_c, exact=True), repeats), strict=True))
+    fast = {
+        "jaxcal: compiled training_loop": lambda: training_loop(epochs, LR, [1.0, 0.0], t_un, t_c),
+        "jaxcal: its program alone (jax.jit, inputs on the device)": lambda: program(*placed),
+        "jaxcal: training_loop, exact=True": lambda: training_loop(epochs, LR, [1.0, 0.0], t_un, t_c, exact=True),
+    }
     if limit is not None:
         params = np.zeros(2, np.float32)
 
@@ -196,7 +211,9 @@ def seed_runs(repeats: int, limit: ctypes.CDLL | None) -> dict[str, dict[str, fl
             limit.seed(epochs, ctypes.c_float(LR), _ptr(t_un), _ptr(t_c), len(t_un), _ptr(params))
             return params
 
-        out["hand-written C loop (limit)"] = dict(zip(("s", "first_s"), median_time(c_seed, repeats), strict=True))
+        fast["hand-written C loop (limit)"] = c_seed
+    for name, (median, first) in median_times(fast, repeats, burst=25).items():  # taking turns: their ratios
+        out[name] = {"s": median, "first_s": first}
     return out
 
 
@@ -239,14 +256,14 @@ def fleet_runs(sizes: list[int], repeats: int, limit: ctypes.CDLL | None) -> dic
         slow = 1 if sensors >= 10_000 else max(2, repeats // 3)
         out["torch batched eager"][sensors] = sensors * epochs / median_time(torch_batched, slow)[0]
         out["plain jax.vmap(scan)"][sensors] = sensors * epochs / median_time(lambda: plain(t_u, t_c), slow)[0]
-        out["jaxcal fit_fleet"][sensors] = sensors * epochs / median_time(
-            lambda: fit_fleet(t_u, t_c, n_epochs=epochs, learning_rate=LR).loss, repeats)[0]
+        fast = {"jaxcal fit_fleet": lambda: fit_fleet(t_u, t_c, n_epochs=epochs, learning_rate=LR).loss}
         if limit is not None:
             xt, yt = np.ascontiguousarray(t_u.T), np.ascontiguousarray(t_c.T)
             w, b = np.ones(sensors, np.float32), np.zeros(sensors, np.float32)
-            out["C loop, one core"][sensors] = sensors * epochs / median_time(
-                lambda: limit.fleet(sensors, 11, epochs, ctypes.c_float(LR), _ptr(xt), _ptr(yt), _ptr(w), _ptr(b)),
-                max(2, repeats // 3))[0]
+            fast["C loop, one core"] = lambda: limit.fleet(sensors, 11, epochs, ctypes.c_float(LR), _ptr(xt), _ptr(yt),
+                                                           _ptr(w), _ptr(b))
+        for name, (median, _) in median_times(fast, repeats).items():  # interleaved: their ratio
+            out[name][sensors] = sensors * epochs / median
     return out
 
 
@@ -297,10 +314,10 @@ def data_runs(sizes: list[int], repeats: int) -> dict[str, dict[int, float]]:
 
         slow = 1 if n >= 1_000_000 else max(2, repeats // 3)
         out["torch eager"][n] = gigabytes / median_time(torch_eager, slow)[0]
-        out["jaxcal training_loop"][n] = gigabytes / median_time(
-            lambda: training_loop(epochs, LR, [1.0, 0.0], x, y, log_every=epochs), repeats)[0]
-        out["streaming read (limit)"][n] = max(
-            gigabytes / median_time(lambda run=run: run(x, y), repeats)[0] for run in streams.values())
+        timed = median_times({"jaxcal": lambda: training_loop(epochs, LR, [1.0, 0.0], x, y, log_every=epochs),
+                              **{name: (lambda run=run: run(x, y)) for name, run in streams.items()}}, repeats)
+        out["jaxcal training_loop"][n] = gigabytes / timed["jaxcal"][0]
+        out["streaming read (limit)"][n] = max(gigabytes / timed[name][0] for name in streams)
     return out
 
 
@@ -386,13 +403,26 @@ def plot(curves: dict[str, dict[int, float]], xlabel: str, ylabel: str, title: s
     os.replace(temp, path)
 
 
+def _seed_in_child(quick: bool) -> dict[str, dict[str, float]]:
+    """The seed's section, run by this script in a process of its own with one CPU device."""
+    command = [sys.executable, __file__, "--seed-child", *(["--quick"] if quick else [])]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"the seed's section failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats: under a minute")
     parser.add_argument("--out", default=str(RESULTS), help="folder for bench.md, bench.json and the plots")
+    parser.add_argument("--seed-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     quick = args.quick
     repeats = 3 if quick else 9
+    if args.seed_child:
+        print(json.dumps(seed_runs(repeats, build_c()[0])))
+        return
     fleet_sizes = [1, 100, 1000] if quick else [1, 10, 100, 1000, 10_000, 100_000]
     data_sizes = [1000, 100_000] if quick else [1000, 10_000, 100_000, 1_000_000, 10_000_000]
     out_dir = Path(args.out)
@@ -401,7 +431,7 @@ def main() -> None:
     limit, limit_note = build_c()
     info = machine()
     started = time.perf_counter()
-    seed = seed_runs(repeats, limit)
+    seed = _seed_in_child(quick)
     fleets = fleet_runs(fleet_sizes, repeats, limit)
     large = data_runs(data_sizes, repeats)
     startup = startup_runs(2 if quick else 5)
@@ -415,7 +445,8 @@ def main() -> None:
     lines = [f"Measured on {info['cpu']}, {info['cores']} cores, {info['platform']} ({info['devices']} devices), "
              f"jax {info['jax']}, torch {info['torch']}, Python {info['python']}"
              f"{' (--quick)' if quick else ''}. Medians after a warm-up call; compile time apart.", "",
-             "**The seed's run** (5000 epochs, 11 readings)", "",
+             "**The seed's run** (5000 epochs, 11 readings; in a process of its own with one CPU device, "
+             "as `jaxcal train` runs it)", "",
              "| variant | median | first call | vs the seed's torch loop |", "|---|---|---|---|"]
     for name, row in seed.items():
         lines.append(f"| {name} | {row['s'] * 1e3:.3f} ms | {row['first_s'] * 1e3:.0f} ms | "
