@@ -150,6 +150,22 @@ def _ptr(array: np.ndarray) -> ctypes.c_void_p:
     return array.ctypes.data_as(ctypes.c_void_p)
 
 
+def _torch_eager(t_u: np.ndarray, t_c: np.ndarray, epochs: int) -> object:
+    """The seed's torch loop as it writes it: autograd, grad.zero_, backward, no_grad update."""
+    import torch
+
+    t_u, y = torch.tensor(t_u), torch.tensor(t_c)
+    params = torch.tensor([1.0, 0.0], requires_grad=True)
+    for _ in range(epochs):
+        if params.grad is not None:
+            params.grad.zero_()
+        loss = ((params[0] * t_u + params[1] - y) ** 2).mean()
+        loss.backward()
+        with torch.no_grad():
+            params -= LR * params.grad
+    return params.detach()
+
+
 def seed_runs(repeats: int, limit: ctypes.CDLL | None) -> dict[str, dict[str, float]]:
     import torch
 
@@ -158,16 +174,7 @@ def seed_runs(repeats: int, limit: ctypes.CDLL | None) -> dict[str, dict[str, fl
     epochs = 5000
 
     def torch_seed() -> object:
-        t_u, y = torch.tensor(t_un), torch.tensor(t_c)
-        params = torch.tensor([1.0, 0.0], requires_grad=True)
-        for _ in range(epochs):
-            if params.grad is not None:
-                params.grad.zero_()
-            loss = ((params[0] * t_u + params[1] - y) ** 2).mean()
-            loss.backward()
-            with torch.no_grad():
-                params -= LR * params.grad
-        return params.detach()
+        return _torch_eager(t_un, t_c, epochs)
 
     def torch_sgd() -> object:
         t_u, y = torch.tensor(t_un), torch.tensor(t_c)
@@ -268,7 +275,6 @@ def fleet_runs(sizes: list[int], repeats: int, limit: ctypes.CDLL | None) -> dic
 
 
 def data_runs(sizes: list[int], repeats: int) -> dict[str, dict[int, float]]:
-    import torch
 
     epochs = 100
     out: dict[str, dict[int, float]] = {"torch eager": {}, "jaxcal training_loop": {}, "streaming read (limit)": {}}
@@ -300,17 +306,8 @@ def data_runs(sizes: list[int], repeats: int) -> dict[str, dict[int, float]]:
         x, y = jnp.asarray(t_u), jnp.asarray(t_c)
         gigabytes = 2 * 4 * n * epochs / 1e9
 
-        def torch_eager() -> object:
-            xt, yt = torch.tensor(t_u), torch.tensor(t_c)
-            params = torch.tensor([1.0, 0.0], requires_grad=True)
-            for _ in range(epochs):
-                if params.grad is not None:
-                    params.grad.zero_()
-                loss = ((params[0] * xt + params[1] - yt) ** 2).mean()
-                loss.backward()
-                with torch.no_grad():
-                    params -= LR * params.grad
-            return params.detach()
+        def torch_eager(t_u=t_u, t_c=t_c) -> object:
+            return _torch_eager(t_u, t_c, epochs)
 
         slow = 1 if n >= 1_000_000 else max(2, repeats // 3)
         out["torch eager"][n] = gigabytes / median_time(torch_eager, slow)[0]
