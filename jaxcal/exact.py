@@ -13,7 +13,7 @@ three things differently (found by comparing its results element by element):
 
 :func:`make_ops` builds the counter-measures inside a traced function. They take a runtime
 zero, an ``int32`` input that XLA cannot fold: rounding a value to float32 through
-``bitcast -> xor zero -> bitcast`` hides it from contraction, and a divisor passed that way
+``bitcast -> or zero -> bitcast`` hides it from contraction, and a divisor passed that way
 is not a constant. Sums run as a sequential ``lax.scan``; divisions run on scalars. The
 differentiable operations carry ``jax.custom_vjp`` rules whose backward pass does what the
 recorded build's autograd did (torch's ``mul``/``add`` backward: a left-to-right sum of
@@ -61,7 +61,10 @@ def make_ops(zero: Array) -> ExactOps:
     def rounded(x: Array) -> Array:
         # The integer round trip is invisible to XLA's float rewrites and LLVM's contraction,
         # so x is materialised as a float32 value: one rounding, exactly where the code says.
-        bits = lax.bitcast_convert_type(x, jnp.int32) ^ zero
+        # An OR, not an XOR: rounded(rounded(x)) must stay opaque, and LLVM folds x ^ z ^ z
+        # back to x (then contracts the bare product into the next addition), but x | z | z
+        # only to x | z.
+        bits = lax.bitcast_convert_type(x, jnp.int32) | zero
         return lax.bitcast_convert_type(bits, x.dtype)
 
     @rounded.defjvp
@@ -137,12 +140,19 @@ def make_ops(zero: Array) -> ExactOps:
 
     mean.defvjp(mean_fwd, mean_bwd)
 
+    def two_sum(x: Array, y: Array) -> tuple[Array, Array]:
+        # Knuth: x + y = s + e exactly, s the rounded sum
+        s = rounded(x + y)
+        bb = rounded(s - x)
+        return s, rounded(rounded(x - rounded(s - bb)) + rounded(y - bb))
+
     def fma(a: Array, b: Array, c: Array) -> Array:
         """``a * b + c`` rounded once (what ``torch.add_(g, alpha=-lr)`` does on AVX2 CPUs).
 
-        Dekker's exact product ``a * b = ph + pl`` and Knuth's exact sum ``c + ph = s + e``
-        leave one rounding, ``s + (e + pl)``; it differs from the correctly rounded result only
-        when the exact value lies within ``u * |e + pl|`` of a rounding boundary.
+        Boldo and Melquiond's emulation (IEEE Trans. Computers 57(4), 2008): Dekker's exact
+        product ``a * b = ph + pl``, Knuth's exact sum ``c + ph = s + e``, then ``s + v`` rounded
+        to nearest where ``v`` is ``e + pl`` rounded *to odd*. Rounding ``v`` to nearest instead
+        breaks ties wrongly when the exact value lies just beside a midpoint.
         """
         split = jnp.asarray(4097.0, a.dtype)  # 2**12 + 1 splits a 24-bit mantissa in halves
 
@@ -158,10 +168,13 @@ def make_ops(zero: Array) -> ExactOps:
         pl = rounded(pl + rounded(a_hi * b_lo))
         pl = rounded(pl + rounded(a_lo * b_hi))
         pl = rounded(pl + rounded(a_lo * b_lo))
-        s = rounded(c + ph)
-        bb = rounded(s - c)
-        e = rounded(rounded(c - rounded(s - bb)) + rounded(ph - bb))
-        return rounded(s + rounded(e + pl))
+        s, e = two_sum(c, ph)
+        v, err = two_sum(e, pl)
+        # round to odd: an inexact sum with an even last bit moves one ulp toward the exact value
+        bits = lax.bitcast_convert_type(v, jnp.int32)
+        step = jnp.where(jnp.signbit(err) == jnp.signbit(v), 1, -1).astype(jnp.int32)
+        bits = jnp.where((err != 0) & ((bits & 1) == 0), bits + step, bits)
+        return rounded(s + lax.bitcast_convert_type(bits, v.dtype))
 
     return ExactOps(rounded, seq_sum, scale, shift, square, mean, divide, fma)
 
