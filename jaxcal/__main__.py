@@ -1,6 +1,34 @@
-"""``python -m jaxcal``: the same as the ``jaxcal`` command."""
+"""The ``jaxcal`` console script and ``python -m jaxcal``: ``entrypoint()`` around ``cli.main``.
 
-from .cli import entrypoint
+Interrupt handling comes first, before anything heavy is imported, so that Ctrl-C or SIGTERM at
+any moment (imports, parsing, reading, compiling, fitting, writing) ends with exit status 130 or
+143, one line on stderr and no output file left behind (see :mod:`jaxcal._interrupts`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import NoReturn
+
+from . import _interrupts
+
+__all__ = ["entrypoint"]
+
+def entrypoint() -> NoReturn:
+    """Run the command line with ``sys.argv``; exit with its status."""
+    _interrupts.install(quiet=bool(os.environ.get(_interrupts.LAUNCHED)))
+    from .cli import main
+
+    try:
+        status = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `jaxcal train | head`: stop quietly, as a command killed by SIGPIPE would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = 141
+    sys.exit(status)
+
 
 if __name__ == "__main__":
     entrypoint()

@@ -1,4 +1,4 @@
-"""The ``jaxcal`` command line: ``main(argv) -> int`` for tests, ``entrypoint()`` for the script.
+"""The ``jaxcal`` command line: ``main(argv) -> int``, called by tests and by ``jaxcal.__main__``.
 
 Bad input ends with one line on stderr and exit status 2, never a traceback. Start-up choices
 (``--x64``) are applied here, before any JAX computation, never inside the library.
@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from . import _checks
 
-__all__ = ["entrypoint", "main"]
+__all__ = ["main"]
 
 EXIT_OK = 0
 EXIT_PARITY_FAILED = 1
@@ -535,8 +535,8 @@ FLEET_CHUNK_WORK = 1.2e8
 
 
 def fleet_chunks(work: float, n_epochs: int) -> int:
-    """Compiled chunks for a fleet of ``work`` sensor-epochs: the bar moves and Ctrl-C or SIGTERM
-    is handled between chunks instead of after the whole fit. Each chunk ends in a wait for every
+    """Compiled chunks for a fleet of ``work`` sensor-epochs, so that the progress bar moves
+    during a long fit. Each chunk ends in a wait for every
     device (the slowest one's share), measured at ~4 ms per chunk for 100,000 sensors on 2
     devices, so chunks of ~0.1 s keep the progress bar's cost near 4%."""
     return max(1, min(n_epochs, int(work / FLEET_CHUNK_WORK)))
@@ -657,40 +657,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UsageError as error:
         print(error, file=sys.stderr)
         return EXIT_BAD_INPUT
+    from ._files import all_or_nothing
+
     try:
-        return _COMMANDS[args.command](args)
+        with all_or_nothing():  # a run's output files appear together, or not at all
+            return _COMMANDS[args.command](args)
     except _checks.InputError as error:
         print(f"{prog}: error: {_as_flag(str(error))}", file=sys.stderr)
         return EXIT_BAD_INPUT
-
-
-class _Terminated(Exception):
-    """SIGTERM, turned into an exception so that ``finally`` blocks and temp-file cleanup run."""
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise _Terminated
-
-
-def entrypoint() -> NoReturn:
-    """The console script: ``sys.exit(main())``; Ctrl-C exits 130 and SIGTERM 143, each with one
-    line and no output file left behind; quiet when a reader closes the pipe early."""
-    import signal
-
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        status = main()
-        sys.stdout.flush()
-    except KeyboardInterrupt:
-        print("jaxcal: interrupted; nothing was written", file=sys.stderr)
-        status = 130
-    except _Terminated:
-        print("jaxcal: terminated; nothing was written", file=sys.stderr)
-        status = 143
-    except BrokenPipeError:
-        # `jaxcal train | head`: stop quietly, as a command killed by SIGPIPE would.
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        status = 141
-    sys.exit(status)

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 
+from . import _interrupts
 from .distributed import ENV
 
 __all__ = ["launch"]
@@ -33,16 +34,19 @@ def _free_port() -> int:
 def launch(command: list[str], processes: int, timeout: int) -> int:
     """Run ``jaxcal <command>`` in ``processes`` processes; return the run's exit status."""
     address = f"127.0.0.1:{_free_port()}"
-    children = []
-    for index in range(processes):
-        env = {**os.environ, ENV["coordinator"]: address, ENV["num_processes"]: str(processes),
-               ENV["process_id"]: str(index), "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-               "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
-        children.append(subprocess.Popen(
-            [sys.executable, "-m", "jaxcal", *command, "--timeout", str(timeout)], env=env,
-            stdout=None if index == 0 else subprocess.DEVNULL,
-        ))
-    try:
+    children: list[subprocess.Popen] = []
+    # Interrupted (Ctrl-C reaches every process of the group; SIGTERM only this one), the
+    # launcher stops its processes, which end quietly, and reports once.
+    with _interrupts.at_interrupt(lambda: _stop(children)):
+        for index in range(processes):
+            env = {**os.environ, ENV["coordinator"]: address, ENV["num_processes"]: str(processes),
+                   ENV["process_id"]: str(index),
+                   "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+                   "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"), _interrupts.LAUNCHED: "1"}
+            children.append(subprocess.Popen(
+                [sys.executable, "-m", "jaxcal", *command, "--timeout", str(timeout)], env=env,
+                stdout=None if index == 0 else subprocess.DEVNULL,
+            ))
         while True:
             codes = [child.poll() for child in children]
             failed = [(i, code) for i, code in enumerate(codes) if code not in (None, 0)]
@@ -56,9 +60,6 @@ def launch(command: list[str], processes: int, timeout: int) -> int:
             if all(code == 0 for code in codes):
                 return 0
             time.sleep(0.05)
-    except KeyboardInterrupt:
-        _stop(children)
-        raise
 
 
 def _stop(children: list[subprocess.Popen]) -> None:

@@ -1,11 +1,10 @@
 """Figures (the ``plot`` extra). matplotlib is imported inside each function, and every figure is
-written to a temporary file and renamed into place."""
+rendered in memory and written atomically (see :mod:`jaxcal._files`)."""
 
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
+import io
 from typing import Any
 
 import numpy as np
@@ -23,15 +22,15 @@ def _figure(*size: float) -> Any:
 
 
 def _save(plt: Any, figure: Any, path: str) -> None:
-    target = Path(path)
-    temp = target.with_name(f".{target.name}.part{target.suffix or '.png'}")
+    from ._files import write_atomic
+
+    buffer = io.BytesIO()
     try:
         figure.tight_layout()
-        figure.savefig(temp, format="png")
-        os.replace(temp, target)
+        figure.savefig(buffer, format="png")
     finally:
-        temp.unlink(missing_ok=True)
         plt.close(figure)
+    write_atomic(path, buffer.getvalue(), name="--plot")
 
 
 def plot_fit(path: str, args: argparse.Namespace, settings: dict[str, Any], result: Any) -> None:

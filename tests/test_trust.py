@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,20 +151,53 @@ def test_plots_are_pngs(tmp_path, capsys):
     assert not list(tmp_path.glob(".*part*"))
 
 
+INTERRUPT_POINTS = Path(__file__).with_name("interrupt_points.py")
+
+
+def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+    """Until ``path`` exists (the observable event), failing if the process ends first."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, f"the command ended before the event: {process.communicate()}"
+        assert time.monotonic() < deadline, "the event never came"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("phase", ["startup", "fit", "write"])
 @pytest.mark.parametrize(("sig", "status", "word"), [(signal.SIGINT, 130, "interrupted"),
                                                      (signal.SIGTERM, 143, "terminated")])
-def test_interrupted_run_exits_with_one_line_and_writes_nothing(tmp_path, sig, status, word):
+def test_an_interrupt_in_any_phase_exits_with_one_line_and_writes_nothing(tmp_path, phase, sig, status, word):
     rows = "".join(f"{s},{u},{0.5 * u - 17}\n" for s in range(2000) for u in (30.0, 50.0, 70.0))
     (tmp_path / "f.csv").write_text("sensor,t_u,t_c\n" + rows)
-    process = subprocess.Popen([sys.executable, "-m", "jaxcal", "fleet", str(tmp_path / "f.csv"), "--epochs",
-                                "5000000", "--out", str(tmp_path / "out.csv"), "--quiet"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
-    process.send_signal(sig)
-    _, err = process.communicate(timeout=120)
+    work = tmp_path / "work"
+    work.mkdir()
+    marker = tmp_path / "reached"
+    # the fit is long (2000 sensors x 5e6 epochs) except when the write is the phase to reach
+    epochs = "50" if phase == "write" else "5000000"
+    process = subprocess.Popen([sys.executable, str(INTERRUPT_POINTS), phase, str(marker), "--", "fleet",
+                                str(tmp_path / "f.csv"), "--epochs", epochs, "--out", str(work / "out.csv"),
+                                "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(marker, process)
+        if phase == "write":
+            assert next(p.name for p in work.iterdir()).endswith(".part")  # a half-written temporary file
+        process.send_signal(sig)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
     assert process.returncode == status
-    assert err.strip().splitlines()[-1] == f"jaxcal: {word}; nothing was written"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.csv"]
+    assert err == f"jaxcal: {word}; nothing was written\n"
+    assert list(work.iterdir()) == []
+
+
+def test_a_signal_ignored_at_start_stays_ignored(tmp_path):
+    # `nohup` and a shell's background jobs start a command with SIGINT ignored: jaxcal keeps it so.
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+            "from jaxcal import _interrupts; _interrupts.install(); "
+            "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN, "
+            "signal.getsignal(signal.SIGTERM) is _interrupts._ignore)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "True"]
 
 
 @settings(max_examples=15, deadline=None)

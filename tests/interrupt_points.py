@@ -1,0 +1,70 @@
+"""Runs ``jaxcal`` (its real entry point) and creates a marker file when it reaches a chosen phase.
+
+``python interrupt_points.py PHASE MARKER -- ARGS...``, for the interrupt tests: the test waits for
+MARKER to appear, the observable sign that the command is in PHASE, then sends the signal.
+
+- ``startup``: the marker appears as ``jax`` starts to be imported (after jaxcal's entry point has
+  begun, before anything is computed);
+- ``fit``: as ``fit_fleet`` is called (the run is long by construction);
+- ``write``: once half of an output file's bytes are written; the write then waits there, as on a
+  very slow disk, until the signal ends the process.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import sys
+import threading
+from pathlib import Path
+
+
+def _mark(marker: Path) -> None:
+    marker.write_text("reached\n")
+
+
+class _MarkOnImport(importlib.abc.MetaPathFinder):
+    def __init__(self, name: str, marker: Path) -> None:
+        self.name, self.marker = name, marker
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname == self.name and not self.marker.exists():
+            _mark(self.marker)
+        return None  # the normal finders import it
+
+
+def main() -> None:
+    phase, marker, separator, *args = sys.argv[1:]
+    assert separator == "--"
+    marker = Path(marker)
+    if phase == "startup":
+        sys.meta_path.insert(0, _MarkOnImport("jax", marker))
+    elif phase == "fit":
+        import jaxcal.fleet
+
+        fit_fleet = jaxcal.fleet.fit_fleet
+
+        def marked(*a, **k):
+            _mark(marker)
+            return fit_fleet(*a, **k)
+
+        jaxcal.fleet.fit_fleet = marked
+    elif phase == "write":
+        import jaxcal._files
+
+        def slow_write(handle, data: bytes) -> None:
+            handle.write(data[: len(data) // 2])
+            handle.flush()
+            _mark(marker)
+            threading.Event().wait()  # the rest never comes: only the signal ends this
+
+        jaxcal._files._write_all = slow_write
+    else:
+        raise SystemExit(f"unknown phase {phase!r}")
+    from jaxcal.__main__ import entrypoint
+
+    sys.argv = ["jaxcal", *args]
+    entrypoint()
+
+
+if __name__ == "__main__":
+    main()
