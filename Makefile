@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-quick clean
+.PHONY: demo test test-lowest lint bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,26 @@ demo: $(VENV)/.run-installed
 test: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+	$(MAKE) test-lowest
+
+# The declared lower bounds are tested bounds: a second virtualenv with every dependency at the
+# lowest version pyproject.toml allows (.ci/lowest.py) runs the tests of training, exact mode,
+# fleets, sweeps and the CLI.
+LOWEST := .venv-lowest
+LOWEST_TESTS := tests/test_core.py tests/test_training.py tests/test_exact_every_epoch.py tests/test_fleet.py \
+	tests/test_onepass.py tests/test_book_runs.py tests/test_cli.py tests/test_trust.py
+
+$(LOWEST)/.installed: pyproject.toml .ci/lowest.py
+	rm -rf $(LOWEST)
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
+	$(PYTHON) .ci/lowest.py test plot > $(LOWEST)/constraints.txt
+	$(LOWEST)/bin/python -m pip install --quiet -c $(LOWEST)/constraints.txt -e '.[test,plot]'
+	touch $@
+
+test-lowest: $(LOWEST)/.installed
+	$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(jax|jaxlib|optax|numpy|matplotlib) '
+	$(LOWEST)/bin/python -m pytest -p no:cacheprovider $(LOWEST_TESTS)
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
@@ -32,7 +52,7 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(LOWEST) .pytest_cache .ruff_cache .hypothesis build *.egg-info
 
 bench-quick: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/bench.py --quick

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
+    "MAX_EPOCHS",
     "InputError",
     "InvalidInput",
     "InvalidType",
@@ -23,7 +24,12 @@ __all__ = [
     "check_learning_rate",
     "check_positive_int",
     "check_readings",
+    "fit_dtype",
 ]
+
+#: The most epochs a run can have: the compiled loop counts epochs (and numbers the history's
+#: rows) in int32.
+MAX_EPOCHS = 2**31 - 1
 
 
 class InputError(Exception):
@@ -57,13 +63,35 @@ def _all_finite(values: Any) -> Any:
     return jnp.all(jnp.isfinite(values))
 
 
-def check_positive_int(value: Any, name: str) -> int:
-    """An integer >= 1 (epochs, log interval); bools and floats are refused."""
+def check_positive_int(value: Any, name: str, most: int | None = None) -> int:
+    """An integer >= 1 (epochs, log interval), and at most ``most``; bools and floats are refused."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InvalidType(f"{name}: must be a positive integer, got {value!r}")
     if value < 1:
         raise InvalidInput(f"{name}: must be a positive integer, got {value!r}")
+    if most is not None and value > most:
+        raise InvalidInput(f"{name}: must be at most {most}, got {value!r}")
     return int(value)
+
+
+def fit_dtype(values: Any, dtype: Any, name: str, *, nonzero: bool = False) -> np.ndarray:
+    """``values`` as a NumPy array of ``dtype``, refusing numbers that do not fit it: those that
+    overflow to infinity and, with ``nonzero``, nonzero ones that underflow to 0 (a learning
+    rate or a scale that would silently become 0)."""
+    wide = np.asarray(values, np.float64) if not isinstance(values, np.ndarray) else values
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        cast = np.asarray(wide, dtype)
+    name_of = np.dtype(dtype).name
+    overflow = ~np.isfinite(cast) & np.isfinite(wide)
+    if overflow.any():
+        raise InvalidInput(f"{name}: {float(np.asarray(wide)[overflow].flat[0])!r} does not fit {name_of} "
+                           f"(largest {float(np.finfo(dtype).max):.7g})")
+    if nonzero:
+        underflow = (cast == 0) & (wide != 0)
+        if underflow.any():
+            raise InvalidInput(f"{name}: {float(np.asarray(wide)[underflow].flat[0])!r} is too small for {name_of} "
+                               "(it rounds to 0)")
+    return cast
 
 
 def check_learning_rate(value: Any, name: str = "learning_rate") -> Any:

@@ -188,12 +188,13 @@ def _float_arg(text: str, name: str) -> float:
         raise _checks.InvalidInput(f"{name}: not a number: {text!r}") from None
 
 
-def _int_arg(text: str, name: str) -> int:
+def _int_arg(text: str, name: str, most: int = _checks.MAX_EPOCHS) -> int:
+    """A positive integer flag, at most ``most`` (by default what an int32 counter holds)."""
     try:
         value = int(text)
     except ValueError:
         raise _checks.InvalidInput(f"{name}: must be a positive integer, got {text!r}") from None
-    return _checks.check_positive_int(value, name)
+    return _checks.check_positive_int(value, name, most)
 
 
 def _choice(value: str, choices: Sequence[str], name: str, what: str) -> str:
@@ -213,31 +214,35 @@ def _train_settings(args: argparse.Namespace, part: Any = None) -> dict[str, Any
     from . import data as book
     from .training import GRADIENTS
 
+    dtype = np.float64 if args.x64 else np.float32
     epochs = _int_arg(args.epochs, "--epochs")
     log_every = _int_arg(args.log_every, "--log-every")
     lr = _checks.check_learning_rate(_float_arg(args.lr, "--lr"), "--lr")
+    _checks.fit_dtype(lr, dtype, "--lr", nonzero=True)
     scale = _float_arg(args.scale, "--scale")
     if not (math.isfinite(scale) and scale != 0):
         raise _checks.InvalidInput(f"--scale: must be a finite nonzero number, got {args.scale!r}")
+    _checks.fit_dtype(scale, dtype, "--scale", nonzero=True)
     _choice(args.optimizer, list(_OPTIMIZERS), "--optimizer", "optimizer")
     model = _choice(args.model, list(_MODEL_PARAMS), "--model", "model")
     gradient = _choice(args.gradient, list(GRADIENTS), "--gradient", "gradient")
     delta = _float_arg(args.fd_delta, "--fd-delta")
     if not (math.isfinite(delta) and delta > 0):
         raise _checks.InvalidInput(f"--fd-delta: must be a positive finite number, got {args.fd_delta!r}")
+    _checks.fit_dtype(delta, dtype, "--fd-delta", nonzero=True)
     names = _MODEL_PARAMS[model]
     init = list(_DEFAULT_INIT[model]) if args.init is None else [_float_arg(v, "--init") for v in args.init]
     if len(init) != len(names):
         raise _checks.InvalidInput(
             f"--init: the {model} model expects {len(names)} numbers ({' '.join(names)}), got {len(init)}")
     _checks.check_finite_array(init, "--init")
+    _checks.fit_dtype(init, dtype, "--init")
     log_epochs: set[int] = set()
     if args.log_epochs:
         log_epochs = {_int_arg(part.strip(), "--log-epochs") for part in args.log_epochs.split(",") if part.strip()}
     if args.exact and args.x64:
         raise _checks.InvalidInput("--exact: reproduces the float32 recording; it cannot be combined with --x64")
 
-    dtype = np.float64 if args.x64 else np.float32
     n_total = None
     if args.data is None:
         t_u, t_c = book.readings(dtype)
@@ -260,7 +265,9 @@ def _train_settings(args: argparse.Namespace, part: Any = None) -> dict[str, Any
             try:
                 seed = int(args.split_seed)
             except ValueError:
-                raise _checks.InvalidInput(f"--split-seed: must be an integer, got {args.split_seed!r}") from None
+                seed = -1
+            if seed < 0:
+                raise _checks.InvalidInput(f"--split-seed: must be an integer >= 0, got {args.split_seed!r}")
             train_idx, val_idx = book.split_indices(len(t_u), fraction, seed)
         val = (t_u[val_idx], t_c[val_idx])
         t_u, t_c = t_u[train_idx], t_c[train_idx]
@@ -269,12 +276,50 @@ def _train_settings(args: argparse.Namespace, part: Any = None) -> dict[str, Any
         if val is not None:
             val = ((dtype(scale) * val[0]).astype(dtype), val[1])
     _checks.check_finite_array(t_un, "--scale")
+    _check_determined(t_un, model, "--data" if args.data is not None else "--scale")
     return {
         "n_epochs": epochs, "learning_rate": lr, "params": init, "t_u": t_un, "t_c": t_c,
         "optimizer": _OPTIMIZERS[args.optimizer], "model": model, "gradient": gradient, "delta": delta,
         "log_every": log_every, "log_epochs": log_epochs, "val": val, "exact": bool(args.exact), "raw_t_u": t_u,
         "n_total": n_total,
     }
+
+
+def _distinct(values: Any) -> str:
+    return f"{values} distinct t_u value" + ("" if values == 1 else "s")
+
+
+def _check_determined(t_u: Any, model: str, name: str) -> None:
+    """Refuse readings from which the model cannot be determined: fewer distinct ``t_u`` values
+    than it has parameters (all readings at one temperature leave the slope undetermined)."""
+    import numpy as np
+
+    need = len(_MODEL_PARAMS[model])
+    distinct = len(np.unique(t_u))
+    if distinct < need:
+        raise _checks.InvalidInput(f"{name}: the readings have {_distinct(distinct)}; the {model} model's {need} "
+                                   f"parameters need at least {need} (the fit is undetermined)")
+
+
+def _check_fleet_determined(path: str, ids: Any, t_u: Any, counts: Any, model: str) -> None:
+    """:func:`_check_determined` for every sensor of a padded ``(sensors, readings)`` table."""
+    import numpy as np
+
+    need = len(_MODEL_PARAMS[model])
+    if need <= 1:
+        return
+    valid = np.arange(t_u.shape[1])[None, :] < np.asarray(counts)[:, None]
+    ordered = np.sort(np.where(valid, t_u, np.nan), axis=1)  # padding (NaN) sorts last
+    new = np.ones(ordered.shape, bool)
+    new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    distinct = (new & ~np.isnan(ordered)).sum(axis=1)
+    short = np.nonzero(distinct < need)[0]
+    if short.size:
+        first = int(short[0])
+        others = f" (and {short.size - 1} more sensors)" if short.size > 1 else ""
+        raise _checks.InvalidInput(
+            f"{path}: sensor {ids[first]!s} has {_distinct(int(distinct[first]))}{others}; the {model} model's "
+            f"{need} parameters need at least {need} (the fit is undetermined)")
 
 
 def _cluster_flags(args: argparse.Namespace) -> tuple[int | None, int | None, int]:
@@ -439,6 +484,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
+    s = _train_settings(args)  # bad flags are reported first, torch or not
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -446,7 +492,6 @@ def _cmd_parity(args: argparse.Namespace) -> int:
                                    ) from None
     from .parity import RunConfig, compare, format_table
 
-    s = _train_settings(args)
     log_every, keep = _log_schedule(s)
     if s["gradient"] == "finite-difference" and s["n_epochs"] > 1:
         raise _checks.InvalidInput("--gradient: parity of finite-difference runs is derived for one step (--epochs 1)")
@@ -476,6 +521,10 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: The most learning rates of one sweep: every configuration's params and results are held in memory.
+MAX_SWEEP = 10_000_000
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
@@ -489,9 +538,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         _need_matplotlib()
     lo, hi = (_checks.check_learning_rate(_float_arg(v, n), n) for v, n in ((args.lr_min, "--lr-min"),
                                                                              (args.lr_max, "--lr-max")))
+    for value, flag in ((lo, "--lr-min"), (hi, "--lr-max")):
+        _checks.fit_dtype(value, s["t_u"].dtype, flag, nonzero=True)
     if lo > hi:
         raise _checks.InvalidInput(f"--lr-min: {lo} is larger than --lr-max {hi}")
-    num = _int_arg(args.num, "--num")
+    num = _int_arg(args.num, "--num", MAX_SWEEP)
     devices = None if args.devices is None else _int_arg(args.devices, "--devices")
     if devices is not None:
         _set_cpu_devices(devices)
@@ -580,6 +631,7 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
     t_un = (scale * table.t_u).astype(table.t_u.dtype)
     if not np.all(np.isfinite(t_un)):
         raise _checks.InvalidInput("--scale: scaled readings overflow")
+    _check_fleet_determined(args.data, table.sensors, t_un, table.counts, s["model"])
     bar = ProgressBar("fleet", enabled=not args.quiet and cluster.process_id == 0)
     work = len(table.sensors) * s["n_epochs"]
     chunks = fleet_chunks(work, s["n_epochs"])

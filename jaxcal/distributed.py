@@ -55,8 +55,12 @@ def initialize(coordinator: str | None, num_processes: int | None, process_id: i
         _wait_for_coordinator(coordinator, timeout)
     _keep_stdout_for_results()
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(coordinator, num_processes, process_id, initialization_timeout=timeout,
-                               heartbeat_timeout_seconds=timeout)
+    import inspect
+
+    # a peer that dies is noticed within the timeout too, where this jax can be told (0.7 and later)
+    heartbeat = ({"heartbeat_timeout_seconds": timeout}
+                 if "heartbeat_timeout_seconds" in inspect.signature(jax.distributed.initialize).parameters else {})
+    jax.distributed.initialize(coordinator, num_processes, process_id, initialization_timeout=timeout, **heartbeat)
     return Cluster(jax.process_index(), jax.process_count())
 
 

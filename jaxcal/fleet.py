@@ -212,7 +212,7 @@ def fit_fleet(
     Raises:
       ValueError, TypeError: on bad input, one line naming the argument.
     """
-    n_epochs = _checks.check_positive_int(n_epochs, "n_epochs")
+    n_epochs = _checks.check_positive_int(n_epochs, "n_epochs", _checks.MAX_EPOCHS)
     _checks.check_learning_rate(learning_rate, "learning_rate")
     optimizer = _check_optimizer(optimizer)
     model_fn, model_name, n_params = _resolve_model(model)
@@ -248,7 +248,8 @@ def fit_fleet(
               else (np.isfinite(t_u).all() and np.isfinite(t_c).all()))
     if not finite:
         raise _checks.InvalidInput("t_u, t_c: contain NaN or infinite readings")
-    init = np.asarray(([1.0, 0.0] if n_params == 2 else [0.0, 1.0, 0.0]) if params is None else params, dtype)
+    init = _checks.fit_dtype(([1.0, 0.0] if n_params == 2 else [0.0, 1.0, 0.0]) if params is None else params, dtype,
+                             "params")
     if init.shape == (n_params,):
         init = np.broadcast_to(init, (sensors, n_params))
     if init.shape != (sensors, n_params) or not np.all(np.isfinite(init)):
@@ -274,7 +275,7 @@ def fit_fleet(
     else:  # every sensor has every reading: no mask to build, carry or multiply by
         columns = {"x": t_u.astype(dtype, copy=False), "y": t_c.astype(dtype, copy=False)}
     columns.update({f"p{j}": np.ascontiguousarray(init[:, j]) for j in range(n_params)})
-    lr = np.asarray(learning_rate, dtype)
+    lr = _checks.fit_dtype(learning_rate, dtype, "learning_rate", nonzero=True)
     shares = []
     for d, device in enumerate(devices):
         # each device's contiguous share goes over as it is and is laid out in tiles there
@@ -393,8 +394,8 @@ def sweep(
     t_c = np.asarray(t_c)
     _checks.check_readings(t_u, t_c)
     dtype = np.result_type(t_u, t_c)
-    grid_lr = np.repeat(rates, len(starts)).astype(dtype)
-    grid_init = np.tile(starts, (len(rates), 1)).astype(dtype)
+    grid_lr = _checks.fit_dtype(np.repeat(rates, len(starts)), dtype, "learning_rates", nonzero=True)
+    grid_init = _checks.fit_dtype(np.tile(starts, (len(rates), 1)), dtype, "inits")
     total = len(grid_lr)
     if devices is None:
         # On CPU one device already spreads a sweep's wide kernels over the cores: measured, 4000

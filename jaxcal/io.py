@@ -8,6 +8,7 @@ with one line that names the file (and the line, where there is one) and what is
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import struct
@@ -28,7 +29,7 @@ Part = Callable[[int], slice]
 _COLUMNS = ("t_u", "t_c")
 
 
-def _open_text(path: Path) -> str:
+def _open_text(path: Path, expected: str = "a header 't_u,t_c' and at least 2 rows") -> str:
     if not path.exists():
         raise InvalidInput(f"{path}: no such file")
     if path.is_dir():
@@ -38,11 +39,20 @@ def _open_text(path: Path) -> str:
     except OSError as error:
         raise InvalidInput(f"{path}: cannot read: {error.strerror}") from None
     if not raw.strip():
-        raise InvalidInput(f"{path}: is empty; expected a header 't_u,t_c' and at least 2 rows")
+        raise InvalidInput(f"{path}: is empty; expected {expected}")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput(f"{path}: is not a UTF-8 text CSV file") from None
+
+
+def _csv_rows(path: Path, expected: str) -> list[list[str]]:
+    """The non-blank rows of a CSV file (lines end only at ``\\n`` or ``\\r\\n``), at least one."""
+    rows = [row for row in csv.reader(io.StringIO(_open_text(path, expected), newline=""))
+            if any(cell.strip() for cell in row)]
+    if not rows:
+        raise InvalidInput(f"{path}: is empty; expected {expected}")
+    return rows
 
 
 def _csv_table(path: Path, columns: tuple[str, ...], header_ok: Any, expected: str) -> np.ndarray:
@@ -51,8 +61,7 @@ def _csv_table(path: Path, columns: tuple[str, ...], header_ok: Any, expected: s
     ``header_ok(header)`` says whether the header is acceptable; ``expected`` describes it in the
     error. Every value must be a finite number; every row as long as the header.
     """
-    text = _open_text(path)
-    rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
+    rows = _csv_rows(path, expected)
     header = [cell.strip() for cell in rows[0]]
     if not header_ok(header):
         raise InvalidInput(f"{path}: line 1: expected {expected}, got {','.join(header)!r}")
@@ -218,6 +227,10 @@ def _group(path: Path, sensor: np.ndarray, t_u: np.ndarray, t_c: np.ndarray, dty
     bad = ~(np.isfinite(cast_u) & np.isfinite(cast_c))
     if bad.any():
         raise InvalidInput(f"{path}: row {row(int(np.argmax(bad)))}: value too large for {np.dtype(dtype).name}")
+    if sensor.dtype.kind in "US":
+        empty = np.char.strip(sensor.astype(str)) == ""
+        if empty.any():
+            raise InvalidInput(f"{path}: row {row(int(np.argmax(empty)))}: sensor is empty")
     ids, inverse = np.unique(sensor, return_inverse=True)
     counts = np.bincount(inverse, minlength=len(ids))
     if counts.min() < 2:
@@ -244,8 +257,7 @@ def read_fleet(path: str | os.PathLike[str], dtype: Any = np.float32) -> FleetTa
     path = Path(path)
     if path.suffix == ".npz":
         return _read_fleet_npz(path, dtype)[0]
-    text = _open_text(path)
-    rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
+    rows = _csv_rows(path, "a header 'sensor,t_u,t_c' and 2 or more rows per sensor")
     header = [cell.strip() for cell in rows[0]]
     if sorted(header) != sorted(_FLEET_COLUMNS):
         raise InvalidInput(f"{path}: line 1: expected the header 'sensor,t_u,t_c', got {','.join(header)!r}")
@@ -255,7 +267,10 @@ def read_fleet(path: str | os.PathLike[str], dtype: Any = np.float32) -> FleetTa
     for line_no, row in enumerate(rows[1:], start=2):
         if len(row) != 3:
             raise InvalidInput(f"{path}: line {line_no}: expected 3 values, got {len(row)}")
-        sensors.append(row[order[0]].strip())
+        sensor = row[order[0]].strip()
+        if not sensor:
+            raise InvalidInput(f"{path}: line {line_no}: sensor is empty")
+        sensors.append(sensor)
         for k, (column, index) in enumerate(zip(_FLEET_COLUMNS[1:], order[1:], strict=True)):
             try:
                 values[line_no - 2, k] = float(row[index])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple, Union
 
@@ -360,8 +361,8 @@ def training_loop(
     >>> int(result.history.epoch[-1]), bool(result.diverged)
     (5000, False)
     """
-    n_epochs = _checks.check_positive_int(n_epochs, "n_epochs")
-    log_every = _checks.check_positive_int(log_every, "log_every")
+    n_epochs = _checks.check_positive_int(n_epochs, "n_epochs", _checks.MAX_EPOCHS)
+    log_every = _checks.check_positive_int(log_every, "log_every", _checks.MAX_EPOCHS)
     _checks.check_learning_rate(learning_rate, "learning_rate")
     optimizer = _check_optimizer(optimizer)
     model_fn, model_name, n_params = _resolve_model(model)
@@ -374,17 +375,21 @@ def training_loop(
     dtype = np.result_type(t_u, t_c)
     _check_modes(gradient, bool(exact), optimizer, model_name, dtype)
     as_dtype = functools.partial(jnp.asarray, dtype=dtype)
-    params = as_dtype(params) if isinstance(params, jax.Array) else np.asarray(params, dtype=dtype)
+    params = as_dtype(params) if isinstance(params, jax.Array) else _checks.fit_dtype(params, dtype, "params")
     if isinstance(learning_rate, jax.Array):
         learning_rate = as_dtype(learning_rate)
     else:
-        learning_rate = np.asarray(learning_rate, dtype)
+        learning_rate = _checks.fit_dtype(learning_rate, dtype, "learning_rate", nonzero=True)
     if params.ndim != 1 or (n_params is not None and params.shape[0] != n_params):
         want = f"{n_params} values" if n_params is not None else "a 1-D vector"
         raise _checks.InvalidInput(f"params: must be {want}, got shape {tuple(params.shape)}")
     _checks.check_finite_array(params, "params")
     val = (val_t_u, val_t_c) if has_val else None
-    args = (learning_rate, params, t_u, t_c, val, np.asarray(delta, dtype), np.int32(0))
+    if not isinstance(delta, jax.core.Tracer):
+        if not (isinstance(delta, numbers.Real) or np.ndim(delta) == 0) or not float(delta) > 0:
+            raise _checks.InvalidInput(f"delta: must be a positive finite number, got {delta!r}")
+        delta = _checks.fit_dtype(delta, dtype, "delta", nonzero=True)
+    args = (learning_rate, params, t_u, t_c, val, delta, np.int32(0))
     placed = isinstance(t_u, jax.Array) and not isinstance(t_u, jax.core.Tracer)
     platform = next(iter(t_u.devices())).platform if placed else jax.default_backend()
     if exact and platform != "cpu":
@@ -403,6 +408,11 @@ def training_loop(
                and gradient == "autograd" and not exact)
     statics = (n_epochs, log_every, optimizer, model_fn, model_name, gradient, bool(exact), max_extent,
                layout if blocked else None)
+    if exact and not exact_ops.rounding_holds():
+        # This XLA rewrites some of exact mode's roundings (see jaxcal.exact.rounding_holds):
+        # one operation at a time, nothing can be fused or reordered. Slower, still exact.
+        with jax.disable_jit():
+            return _compiled_loop(*statics, *args)
     return _compiled_loop(*statics, *args)
 
 

@@ -47,9 +47,10 @@ class CompileCounter:
 
     def __init__(self) -> None:
         self.names: list[str] = []
+        self.active = True
 
     def __call__(self, event: str, duration: float, **kwargs: Any) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
+        if self.active and event == "/jax/core/compile/backend_compile_duration":
             self.names.append(str(kwargs.get("fun_name", "")))
 
     def count(self, name: str) -> int:
@@ -62,7 +63,10 @@ def compiles():
     counter = CompileCounter()
     jax.monitoring.register_event_duration_secs_listener(counter)
     yield counter
-    jax.monitoring.unregister_event_duration_listener(counter)
+    counter.active = False
+    unregister = getattr(jax.monitoring, "unregister_event_duration_listener", None)  # jax >= 0.7
+    if unregister is not None:
+        unregister(counter)
 
 
 _X64_AT_START = bool(jax.config.jax_enable_x64)  # JAX_ENABLE_X64=1 for x64_cases.py only

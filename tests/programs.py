@@ -13,6 +13,19 @@ class Sum(NamedTuple):
     shape: tuple[int, ...]  # of its (first) operand
 
 
+def _jaxprs_in(params: dict[str, Any]) -> list[Any]:
+    """The jaxprs nested in an equation's params (``jax.extend.core.jaxprs_in_params``, which
+    older JAX lacks)."""
+    found = []
+    for value in params.values():
+        for item in value if isinstance(value, (tuple, list)) else [value]:
+            if hasattr(item, "eqns"):
+                found.append(item)
+            elif hasattr(getattr(item, "jaxpr", None), "eqns"):
+                found.append(item.jaxpr)
+    return found
+
+
 def sums_in(fun: Any, *args: Any) -> list[Sum]:
     """Every reduction in ``fun``'s jaxpr for ``args``, nested jaxprs (loops, calls) included."""
     found = []
@@ -21,7 +34,7 @@ def sums_in(fun: Any, *args: Any) -> list[Sum]:
         for eqn in jaxpr.eqns:
             if eqn.primitive.name in ("reduce_sum", "reduce"):
                 found.append(Sum(eqn.primitive.name, len(eqn.outvars), tuple(eqn.invars[0].aval.shape)))
-            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            for sub in _jaxprs_in(eqn.params):
                 walk(sub)
 
     walk(jax.make_jaxpr(fun)(*args).jaxpr)

@@ -114,3 +114,24 @@ def problems(draw):
 @given(config=problems())
 def test_exact_mode_equals_the_emulation_on_random_problems(config):
     _assert_every_epoch_equal(config)
+
+
+def test_an_xla_that_rewrites_the_roundings_is_detected_and_exact_mode_still_exact(monkeypatch):
+    import jaxcal.exact
+
+    assert jaxcal.exact.rounding_holds()  # this JAX keeps them: the compiled loop is used
+    # An XLA that rewrote them (the check fails): the loop runs one operation at a time
+    monkeypatch.setattr(jaxcal.exact, "rounding_holds", lambda: False)
+    config = RUNS["p1ch5_3_c09_sgd_tun_lr1e-2_5000"]._replace(n_epochs=25)
+    _assert_every_epoch_equal(config)
+
+
+def test_the_rounding_check_fails_when_the_compiled_values_differ(monkeypatch):
+    import jaxcal.exact
+
+    # a compiled model that is off by one rounding's worth in b: the check must notice
+    def off(ops, t_u, params):
+        return ops.shift(ops.scale(params[0], t_u), params[1] * (1 + 2**-20))
+
+    monkeypatch.setitem(jaxcal.exact.MODELS, "linear", off)
+    assert not jaxcal.exact.rounding_holds.__wrapped__()  # the check itself, not its cached answer

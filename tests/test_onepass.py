@@ -155,3 +155,38 @@ def test_sums_of_different_dtypes_or_axes_stay_apart(dtype):
     assert merged == ([] if dtype == np.int32 else [2])
     got = one_pass(fun)(x, y)
     assert [np.asarray(g).tolist() for g in got] == [[3] * 4, [3.0] * 4, [4] * 3]
+
+
+@pytest.mark.parametrize("how", ["replay fails", "no internals"])
+def test_without_the_internals_it_relies_on_one_pass_evaluates_the_plain_program(monkeypatch, how):
+    import jaxcal.onepass as onepass
+
+    if how == "replay fails":  # an installed JAX whose jaxprs the replay does not understand
+        def broken(*args, **kwargs):
+            raise TypeError("Primitive.bind() argument after ** must be a mapping, not tuple")
+
+        monkeypatch.setattr(onepass, "_replay", broken)
+    else:  # jax.extend.core missing or different: the import-time check failed
+        monkeypatch.setattr(onepass, "_AVAILABLE", False)
+    params, x, y = _fleet(16, 11)
+    grad = jax.value_and_grad(_fleet_loss)
+    # the plain program: its separate sums, not one merged reduction
+    assert _reductions(one_pass(grad), params, x, y) == _reductions(grad, params, x, y)
+    # and the plain program's values, bit for bit: it is the same program
+    got, want = jax.jit(one_pass(grad))(params, x, y), jax.jit(grad)(params, x, y)
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_the_training_loop_still_runs_when_one_pass_falls_back(monkeypatch):
+    import jaxcal.onepass as onepass
+    from jaxcal import data, training_loop
+    from jaxcal.tolerances import gd_trajectory_bounds
+
+    fast = training_loop(2000, 1e-2, [1.0, 0.0], data.t_un, data.t_c, log_every=2000)
+    monkeypatch.setattr(onepass, "_AVAILABLE", False)
+    # a new program (different sums) is traced: log_every differs so the cached one is not reused
+    plain = training_loop(2000, 1e-2, [1.0, 0.0], data.t_un, data.t_c, log_every=1000)
+    bounds = gd_trajectory_bounds([1.0, 0.0], data.t_un, data.t_c, 1e-2, 2000)
+    # both are float32 evaluations of the same run, each within the derived bound of the exact one
+    assert np.all(np.abs(np.asarray(fast.params) - np.asarray(plain.params)) <= 2 * bounds.params_err[-1])

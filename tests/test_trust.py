@@ -65,6 +65,24 @@ CATALOGUE = [
     (["launch", "-n", "2"], {}, "give the command to run after --"),
     (["launch", "-n", "0", "--", "fleet", "x.csv"], {}, "-n: must be a positive integer"),
     (["launch", "-n", "2", "--", "sweep"], {}, "runs 'fleet' or 'train' in several processes"),
+    # numbers that do not fit the computation's dtype or the compiled program
+    (["train", "--epochs", "99999999999999999999"], {}, "--epochs: must be at most 2147483647"),
+    (["train", "--log-every", "99999999999999999999"], {}, "--log-every: must be at most 2147483647"),
+    (["sweep", "--num", "99999999999999"], {}, "--num: must be at most 10000000"),
+    (["train", "--lr", "1e308"], {}, "--lr: 1e+308 does not fit float32"),
+    (["train", "--lr", "1e-50"], {}, "--lr: 1e-50 is too small for float32 (it rounds to 0)"),
+    (["train", "--init", "1e39", "0"], {}, "--init: 1e+39 does not fit float32"),
+    (["train", "--scale", "1e-50"], {}, "--scale: 1e-50 is too small for float32"),
+    (["train", "--val-fraction", "0.2", "--split-seed", "-1"], {}, "--split-seed: must be an integer >= 0"),
+    # data from which the model cannot be determined, and sensors without a name
+    (["train", "--data", "{tmp}/flat.csv"], {"flat.csv": "t_u,t_c\n3,1\n3,2\n3,4\n"},
+     "--data: the readings have 1 distinct t_u value; the linear model's 2 parameters need at least 2"),
+    (["train", "--data", "{tmp}/two.csv", "--model", "quadratic"], {"two.csv": "t_u,t_c\n3,1\n4,2\n3,4\n"},
+     "the quadratic model's 3 parameters need at least 3 (the fit is undetermined)"),
+    (["fleet", "{tmp}/f.csv"], {"f.csv": "sensor,t_u,t_c\n1,2,3\n1,3,4\n2,5,1\n2,5,2\n"},
+     "f.csv: sensor 2 has 1 distinct t_u value; the linear model's 2 parameters need at least 2"),
+    (["fleet", "{tmp}/f.csv"], {"f.csv": "sensor,t_u,t_c\n,2,3\n,3,4\n"}, "f.csv: line 2: sensor is empty"),
+    (["fleet", "{tmp}/f.csv"], {"f.csv": ""}, "f.csv: is empty; expected a header 'sensor,t_u,t_c'"),
 ]
 
 GOOD_CALIBRATION = json.dumps(Calibration((5.0, -17.0), "linear", 0.1, 2.9).to_dict())
