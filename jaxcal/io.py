@@ -278,8 +278,8 @@ def read_fleet(path: str | os.PathLike[str], dtype: Any = np.float32) -> FleetTa
                 cell = row[index].strip()
                 raise InvalidInput(f"{path}: line {line_no}: {column} is not a number: {cell!r}") from None
     ids = np.asarray(sensors)
-    if len(ids) and all(s.lstrip("-").isdigit() for s in sensors):
-        ids = ids.astype(np.int64)  # numeric ids sort as numbers
+    if len(ids) and all(s.isascii() and s.lstrip("-").isdigit() and len(s) < 19 for s in sensors):
+        ids = ids.astype(np.int64)  # numeric ids sort as numbers (those that fit int64; others stay text)
     try:
         return _group(path, ids, values[:, 0], values[:, 1], dtype)
     except InvalidInput as error:

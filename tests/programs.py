@@ -1,7 +1,10 @@
-"""What a traced program holds: the sums in it (for tests that check a program's shape)."""
+"""Helpers for tests that look inside: the sums a traced program holds, and whether a process has
+installed its signal handlers."""
 
 from __future__ import annotations
 
+import signal
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -39,3 +42,13 @@ def sums_in(fun: Any, *args: Any) -> list[Sum]:
 
     walk(jax.make_jaxpr(fun)(*args).jaxpr)
     return found
+
+
+def handles_sigterm(pid: int) -> bool:
+    """Whether process ``pid`` catches SIGTERM (/proc's SigCgt): jaxcal's entry point has started."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1]
+    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))

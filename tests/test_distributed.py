@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from programs import handles_sigterm
 
 
 def _fleet_file(path: Path, sensors: int, seed: int = 0) -> Path:
@@ -72,14 +73,14 @@ def _children_of(pid: int) -> dict[int, int]:
     return found
 
 
-def _handles_sigterm(pid: int) -> bool:
-    """Whether ``pid`` has installed its SIGTERM handler (jaxcal's entry point has started)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1]
-    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
+def _long_launch(tmp_path: Path, out: Path) -> subprocess.Popen:
+    """``jaxcal launch -n 2 -- fleet ...`` of a fit that takes minutes, writing ``out`` at its end."""
+    data = _fleet_file(tmp_path / "fleet.npz", 4000, seed=2)
+    return subprocess.Popen(
+        [sys.executable, "-m", "jaxcal", "launch", "-n", "2", "--timeout", "20", "--", "fleet", str(data),
+         "--epochs", "2000000", "--out", str(out), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
 
 
 def _started_children(launcher: subprocess.Popen) -> dict[int, int]:
@@ -87,7 +88,7 @@ def _started_children(launcher: subprocess.Popen) -> dict[int, int]:
     deadline = time.monotonic() + 120
     while True:
         children = _children_of(launcher.pid)
-        if len(children) == 2 and all(_handles_sigterm(pid) for pid in children.values()):
+        if len(children) == 2 and all(handles_sigterm(pid) for pid in children.values()):
             return children
         assert launcher.poll() is None, launcher.communicate()
         assert time.monotonic() < deadline, "the launched processes never started"
@@ -96,13 +97,8 @@ def _started_children(launcher: subprocess.Popen) -> dict[int, int]:
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the processes through /proc")
 def test_a_process_killed_mid_run_fails_the_run_and_writes_nothing(tmp_path):
-    data = _fleet_file(tmp_path / "fleet.npz", 4000, seed=2)
     out = tmp_path / "fits.csv"
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "jaxcal", "launch", "-n", "2", "--timeout", "20", "--", "fleet", str(data),
-         "--epochs", "2000000", "--out", str(out), "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    launcher = _long_launch(tmp_path, out)
     children = _started_children(launcher)
     os.kill(children[1], signal.SIGKILL)
     # the launcher stops the other process at once: without that, process 0 would fit for minutes
@@ -115,19 +111,14 @@ def test_a_process_killed_mid_run_fails_the_run_and_writes_nothing(tmp_path):
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the processes through /proc")
 def test_an_interrupted_launch_stops_its_processes_and_says_so_once(tmp_path):
-    data = _fleet_file(tmp_path / "fleet.npz", 4000, seed=2)
     out = tmp_path / "fits.csv"
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "jaxcal", "launch", "-n", "2", "--timeout", "20", "--", "fleet", str(data),
-         "--epochs", "2000000", "--out", str(out), "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    launcher = _long_launch(tmp_path, out)
     children = _started_children(launcher)
     launcher.send_signal(signal.SIGTERM)
     _, err = launcher.communicate(timeout=120)
     assert launcher.returncode == 143
     assert err == "jaxcal: terminated; nothing was written\n"  # the processes end quietly
-    assert not any(Path(f"/proc/{pid}").exists() and _handles_sigterm(pid) for pid in children.values())
+    assert not any(Path(f"/proc/{pid}").exists() and handles_sigterm(pid) for pid in children.values())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fleet.npz"]
 
 

@@ -6,7 +6,7 @@ or temporary file) or, when the signal came after the last byte, finished (the c
 temporary file, and exit 0, or 130/143 with one line saying the output was already written).
 Prints the counts; exits 1 if any try ended otherwise.
 
-    python benchmarks/interrupt_soak.py --tries 60
+    python tests/interrupt_soak.py --tries 60
 """
 
 from __future__ import annotations
@@ -20,16 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from programs import handles_sigterm
+
 WORDS = {signal.SIGINT: (130, "interrupted"), signal.SIGTERM: (143, "terminated")}
-
-
-def _handles_sigterm(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1]
-    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
 
 
 def one_try(folder: Path, data: Path, delay: float, sig: signal.Signals) -> str:
@@ -37,7 +30,7 @@ def one_try(folder: Path, data: Path, delay: float, sig: signal.Signals) -> str:
     process = subprocess.Popen([sys.executable, "-m", "jaxcal", "fleet", str(data), "--epochs", "20000",
                                 "--out", str(out), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
-    while not _handles_sigterm(process.pid) and process.poll() is None:
+    while not handles_sigterm(process.pid) and process.poll() is None:
         time.sleep(0.001)
     time.sleep(delay)
     process.send_signal(sig)
