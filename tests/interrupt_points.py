@@ -13,6 +13,7 @@ MARKER to appear, the observable sign that the command is in PHASE, then sends t
 from __future__ import annotations
 
 import importlib.abc
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -33,6 +34,9 @@ class _MarkOnImport(importlib.abc.MetaPathFinder):
 
 
 def main() -> None:
+    # As from an interactive shell: a test run from a script's background job inherits SIGINT
+    # ignored, which jaxcal (rightly) keeps ignoring.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     phase, marker, separator, *args = sys.argv[1:]
     assert separator == "--"
     marker = Path(marker)

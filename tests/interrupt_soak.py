@@ -25,11 +25,16 @@ from programs import handles_sigterm
 WORDS = {signal.SIGINT: (130, "interrupted"), signal.SIGTERM: (143, "terminated")}
 
 
+def _default_sigint() -> None:
+    # as from an interactive shell, even when this script runs as a background job (SIGINT ignored)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def one_try(folder: Path, data: Path, delay: float, sig: signal.Signals) -> str:
     out = folder / "out.csv"
     process = subprocess.Popen([sys.executable, "-m", "jaxcal", "fleet", str(data), "--epochs", "20000",
                                 "--out", str(out), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=_default_sigint)
     while not handles_sigterm(process.pid) and process.poll() is None:
         time.sleep(0.001)
     time.sleep(delay)

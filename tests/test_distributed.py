@@ -5,11 +5,13 @@ Device counts and jax.distributed are start-up choices, so every run here is its
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -73,14 +75,24 @@ def _children_of(pid: int) -> dict[int, int]:
     return found
 
 
-def _long_launch(tmp_path: Path, out: Path) -> subprocess.Popen:
-    """``jaxcal launch -n 2 -- fleet ...`` of a fit that takes minutes, writing ``out`` at its end."""
+@contextlib.contextmanager
+def _long_launch(tmp_path: Path, out: Path) -> Iterator[subprocess.Popen]:
+    """``jaxcal launch -n 2 -- fleet ...`` of a fit that takes minutes, writing ``out`` at its end;
+    whatever still runs when the block ends (a failed test) is killed."""
     data = _fleet_file(tmp_path / "fleet.npz", 4000, seed=2)
-    return subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "jaxcal", "launch", "-n", "2", "--timeout", "20", "--", "fleet", str(data),
          "--epochs", "2000000", "--out", str(out), "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    ) as launcher:
+        try:
+            yield launcher
+        finally:
+            if launcher.poll() is None:
+                for pid in _children_of(launcher.pid).values():
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                launcher.kill()
 
 
 def _started_children(launcher: subprocess.Popen) -> dict[int, int]:
@@ -98,28 +110,28 @@ def _started_children(launcher: subprocess.Popen) -> dict[int, int]:
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the processes through /proc")
 def test_a_process_killed_mid_run_fails_the_run_and_writes_nothing(tmp_path):
     out = tmp_path / "fits.csv"
-    launcher = _long_launch(tmp_path, out)
-    children = _started_children(launcher)
-    os.kill(children[1], signal.SIGKILL)
-    # the launcher stops the other process at once: without that, process 0 would fit for minutes
-    _, err = launcher.communicate(timeout=120)
-    assert launcher.returncode != 0
-    assert "jaxcal launch: error: process 1 of 2 exited with signal 9; stopped the others" in err
-    assert not out.exists()
-    assert not list(tmp_path.glob(".*.part"))
+    with _long_launch(tmp_path, out) as launcher:
+        children = _started_children(launcher)
+        os.kill(children[1], signal.SIGKILL)
+        # the launcher stops the other process at once: without that, process 0 would fit for minutes
+        _, err = launcher.communicate(timeout=120)
+        assert launcher.returncode != 0
+        assert "jaxcal launch: error: process 1 of 2 exited with signal 9; stopped the others" in err
+        assert not out.exists()
+        assert not list(tmp_path.glob(".*.part"))
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the processes through /proc")
 def test_an_interrupted_launch_stops_its_processes_and_says_so_once(tmp_path):
     out = tmp_path / "fits.csv"
-    launcher = _long_launch(tmp_path, out)
-    children = _started_children(launcher)
-    launcher.send_signal(signal.SIGTERM)
-    _, err = launcher.communicate(timeout=120)
-    assert launcher.returncode == 143
-    assert err == "jaxcal: terminated; nothing was written\n"  # the processes end quietly
-    assert not any(Path(f"/proc/{pid}").exists() and handles_sigterm(pid) for pid in children.values())
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fleet.npz"]
+    with _long_launch(tmp_path, out) as launcher:
+        children = _started_children(launcher)
+        launcher.send_signal(signal.SIGTERM)
+        _, err = launcher.communicate(timeout=120)
+        assert launcher.returncode == 143
+        assert err == "jaxcal: terminated; nothing was written\n"  # the processes end quietly
+        assert not any(Path(f"/proc/{pid}").exists() and handles_sigterm(pid) for pid in children.values())
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["fleet.npz"]
 
 
 def test_a_peer_that_never_joins_fails_within_the_timeout(tmp_path):

@@ -192,17 +192,18 @@ def test_an_interrupt_in_any_phase_exits_with_one_line_and_writes_nothing(tmp_pa
     marker = tmp_path / "reached"
     # the fit is long (2000 sensors x 5e6 epochs) except when the write is the phase to reach
     epochs = "50" if phase == "write" else "5000000"
-    process = subprocess.Popen([sys.executable, str(INTERRUPT_POINTS), phase, str(marker), "--", "fleet",
-                                str(tmp_path / "f.csv"), "--epochs", epochs, "--out", str(work / "out.csv"),
-                                "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for(marker, process)
-        if phase == "write":
-            assert next(p.name for p in work.iterdir()).endswith(".part")  # a half-written temporary file
-        process.send_signal(sig)
-        _, err = process.communicate(timeout=120)
-    finally:
-        process.kill()
+    with subprocess.Popen([sys.executable, str(INTERRUPT_POINTS), phase, str(marker), "--", "fleet",
+                           str(tmp_path / "f.csv"), "--epochs", epochs, "--out", str(work / "out.csv"), "--quiet"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            _wait_for(marker, process)
+            if phase == "write":
+                assert next(p.name for p in work.iterdir()).endswith(".part")  # a half-written temporary file
+            process.send_signal(sig)
+            _, err = process.communicate(timeout=120)
+        except BaseException:
+            process.kill()
+            raise
     assert process.returncode == status
     assert err == f"jaxcal: {word}; nothing was written\n"
     assert list(work.iterdir()) == []
