@@ -87,10 +87,11 @@ def fit_dtype(values: Any, dtype: Any, name: str, *, nonzero: bool = False) -> n
         raise InvalidInput(f"{name}: {float(np.asarray(wide)[overflow].flat[0])!r} does not fit {name_of} "
                            f"(largest {float(np.finfo(dtype).max):.7g})")
     if nonzero:
-        underflow = (cast == 0) & (wide != 0)
+        # below the smallest normal number: 0, or a subnormal that XLA's CPU code flushes to 0
+        underflow = (np.abs(cast) < np.finfo(dtype).tiny) & (wide != 0)
         if underflow.any():
             raise InvalidInput(f"{name}: {float(np.asarray(wide)[underflow].flat[0])!r} is too small for {name_of} "
-                               "(it rounds to 0)")
+                               f"(smallest normal {float(np.finfo(dtype).tiny):.7g})")
     return cast
 
 

@@ -76,16 +76,33 @@ def all_or_nothing() -> Iterator[None]:
     token = _staged.set(staged)
     try:
         yield
+    except BrokenPipeError:
+        _commit(staged)  # the reader of standard output left early (`| head`): the files are complete
+        raise
     except BaseException:
         for temp, _ in staged:
             _discard(temp)
         raise
     else:
-        with _interrupts.lock:
-            for temp, target in staged:
-                os.replace(temp, target)
-                _interrupts.untrack(temp)
-            if staged:
-                _interrupts.mark_written()
+        _commit(staged)
     finally:
         _staged.reset(token)
+
+
+def _commit(staged: list[tuple[str, Path]]) -> None:
+    with _interrupts.lock:
+        blocked = [target for _, target in staged if target.is_dir()]  # a rename that would fail: none is done
+        if blocked:
+            for temp, _ in staged:
+                _discard(temp)
+            raise InvalidInput(f"cannot write {blocked[0]}: it is a directory")
+        for k, (temp, target) in enumerate(staged):
+            try:
+                os.replace(temp, target)
+            except OSError as error:
+                for rest, _ in staged[k:]:
+                    _discard(rest)
+                raise InvalidInput(f"cannot write {target}: {error.strerror}") from None
+            _interrupts.untrack(temp)
+        if staged:
+            _interrupts.mark_written()

@@ -21,7 +21,8 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 
-__all__ = ["EXIT_STATUS", "LAUNCHED", "at_interrupt", "install", "lock", "mark_written", "track", "untrack"]
+__all__ = ["EXIT_STATUS", "LAUNCHED", "at_interrupt", "deferred", "install", "lock", "mark_written", "reclaim", "track",
+           "untrack"]
 
 #: Set by ``jaxcal launch`` in its processes' environment: the launcher reports an interrupt, once.
 LAUNCHED = "JAXCAL_LAUNCHED"
@@ -35,7 +36,7 @@ _WORD = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 lock = threading.RLock()
 _temporary: set[str] = set()
 _clean_ups: list[Callable[[], None]] = []
-_state = {"written": False}
+_state: dict[str, object] = {"written": False, "signals": set()}
 
 
 def track(path: str) -> None:
@@ -62,6 +63,25 @@ def at_interrupt(clean_up: Callable[[], None]) -> Iterator[None]:
     finally:
         with lock:
             _clean_ups.remove(clean_up)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back inside the block (they arrive when it ends). A process
+    started inside it inherits them held back until its own :func:`install` lets them in."""
+    signals = set(EXIT_STATUS)
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+
+
+def reclaim() -> None:
+    """Route the signals to the watcher again after a library installed its own handler (JAX's
+    preemption service takes SIGTERM in ``jax.distributed.initialize``)."""
+    for signum in _state["signals"]:  # type: ignore[attr-defined]
+        signal.signal(signum, _ignore)
 
 
 def _ignore(signum: int, frame: object) -> None:
@@ -93,12 +113,13 @@ def install(*, quiet: bool = False) -> None:
         signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
         for signum in signals:
             signal.signal(signum, _ignore)
+        _state["signals"] = signals
         # At exit, after every later-registered handler (JAX's shutdown among them) has run, the
         # finished run ignores them: the interpreter's finalisation stops the watcher and resets
         # handlers other than SIG_IGN to the default, which would kill it without a word.
         atexit.register(_ignore_from_now_on, signals)
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(EXIT_STATUS))  # also what a launcher held back
 
 
 def _watch(read_end: int, quiet: bool) -> None:

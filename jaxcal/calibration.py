@@ -57,7 +57,11 @@ class Calibration:
         readings = np.asarray(t_u, np.float64)
         if not np.all(np.isfinite(readings)):
             raise InvalidInput("t_u: readings to convert must be finite numbers")
-        return np.asarray(MODELS[self.model].fn(self.scale * readings, *self.params), np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            celsius = np.asarray(MODELS[self.model].fn(self.scale * readings, *self.params), np.float64)
+        if not np.all(np.isfinite(celsius)):
+            raise InvalidInput("t_u: a converted reading is not finite (a reading too large for this calibration)")
+        return celsius
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object (a non-finite loss, from a diverged fit, is written as null)."""
@@ -68,6 +72,16 @@ class Calibration:
 def save_calibration(path: str | os.PathLike[str], calibration: Calibration, name: str = "--save") -> None:
     """Write ``calibration`` as JSON, atomically (a temporary file renamed into place)."""
     write_atomic(path, json.dumps(calibration.to_dict(), indent=1) + "\n", name=name)
+
+
+def _finite_number(value: Any) -> bool:
+    """A JSON number that is a finite float64 (a 400-digit integer is not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def load_calibration(path: str | os.PathLike[str]) -> Calibration:
@@ -82,7 +96,7 @@ def load_calibration(path: str | os.PathLike[str]) -> Calibration:
                            "expected a calibration saved by 'jaxcal train --save'")
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError):  # ValueError: a 5000-digit int
         raise InvalidInput(f"{path}: not a calibration file (not valid JSON); save one with 'jaxcal train --save'"
                            ) from None
     if not isinstance(content, dict) or content.get("format") != FORMAT:
@@ -92,18 +106,20 @@ def load_calibration(path: str | os.PathLike[str]) -> Calibration:
     if missing:
         raise InvalidInput(f"{path}: incomplete calibration, missing {', '.join(missing)}")
     model = content["model"]
-    if model not in MODELS:
+    if not isinstance(model, str) or model not in MODELS:
         raise InvalidInput(f"{path}: unknown model {model!r}; this jaxcal knows {', '.join(MODELS)}")
     params = content["params"]
     if (not isinstance(params, list) or len(params) != MODELS[model].n_params
-            or not all(isinstance(p, (int, float)) and not isinstance(p, bool) and math.isfinite(p) for p in params)):
+            or not all(_finite_number(p) for p in params)):
         raise InvalidInput(f"{path}: params must be {MODELS[model].n_params} finite numbers for the {model} model")
     scale = content["scale"]
-    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale) or scale == 0:
+    if not _finite_number(scale) or scale == 0:
         raise InvalidInput(f"{path}: scale must be a finite nonzero number")
     loss = content["loss"]
-    if loss is not None and not isinstance(loss, (int, float)):
-        raise InvalidInput(f"{path}: loss must be a number")
+    if loss is not None and not _finite_number(loss):
+        raise InvalidInput(f"{path}: loss must be a finite number (or null)")
+    if not isinstance(content.get("settings") or {}, dict):
+        raise InvalidInput(f"{path}: settings must be an object")
     return Calibration(
         params=tuple(float(p) for p in params), model=model, scale=float(scale),
         loss=float("inf") if loss is None else float(loss), settings=dict(content.get("settings") or {}),

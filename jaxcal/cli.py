@@ -276,7 +276,8 @@ def _train_settings(args: argparse.Namespace, part: Any = None) -> dict[str, Any
         if val is not None:
             val = ((dtype(scale) * val[0]).astype(dtype), val[1])
     _checks.check_finite_array(t_un, "--scale")
-    _check_determined(t_un, model, "--data" if args.data is not None else "--scale")
+    if n_total is None:  # a process's share of a split run cannot tell (its peers hold the rest)
+        _check_determined(t_un, model, "--data" if args.data is not None else "--scale")
     return {
         "n_epochs": epochs, "learning_rate": lr, "params": init, "t_u": t_un, "t_c": t_c,
         "optimizer": _OPTIMIZERS[args.optimizer], "model": model, "gradient": gradient, "delta": delta,
@@ -324,13 +325,13 @@ def _check_fleet_determined(path: str, ids: Any, t_u: Any, counts: Any, model: s
 
 def _cluster_flags(args: argparse.Namespace) -> tuple[int | None, int | None, int]:
     """``--num-processes``, ``--process-id`` and ``--timeout``, checked."""
-    processes = None if args.num_processes is None else _int_arg(args.num_processes, "--num-processes")
+    processes = None if args.num_processes is None else _int_arg(args.num_processes, "--num-processes", 1 << 20)
     process_id = None
     if args.process_id is not None:
-        if not args.process_id.isdigit():
+        if not (args.process_id.isascii() and args.process_id.isdigit()):
             raise _checks.InvalidInput(f"--process-id: must be an integer >= 0, got {args.process_id!r}")
         process_id = int(args.process_id)
-    return processes, process_id, _int_arg(args.timeout, "--timeout")
+    return processes, process_id, _int_arg(args.timeout, "--timeout", MAX_TIMEOUT)
 
 
 def _start_up(args: argparse.Namespace) -> None:
@@ -339,6 +340,15 @@ def _start_up(args: argparse.Namespace) -> None:
         import jax
 
         jax.config.update("jax_enable_x64", True)
+
+
+def _join(args: argparse.Namespace, processes: int | None, process_id: int | None, timeout: int) -> Any:
+    """Join the multi-process run the flags describe (or none); interrupts stay jaxcal's."""
+    from . import _interrupts, distributed
+
+    cluster = distributed.initialize(args.coordinator, processes, process_id, timeout)
+    _interrupts.reclaim()  # jax.distributed's preemption service takes SIGTERM
+    return cluster
 
 
 def _set_cpu_devices(requested: int | None) -> None:
@@ -376,7 +386,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     # needs them all (to save their fingerprint or plot them).
     shared = planned is not None and not (args.save or args.plot)
     s = _train_settings(args, (lambda n: distributed.share(n, planned)) if shared else None)
-    devices = None if args.devices is None else _int_arg(args.devices, "--devices")
+    devices = None if args.devices is None else _int_arg(args.devices, "--devices", MAX_CPU_DEVICES)
     _check_output(args.save, "--save")
     _check_output(args.plot, "--plot")
     if args.plot:
@@ -384,7 +394,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if devices is not None:
         _set_cpu_devices(devices)
     _start_up(args)
-    cluster = distributed.initialize(args.coordinator, processes, process_id, timeout)
+    cluster = _join(args, processes, process_id, timeout)
     if args.plot and not s["log_epochs"]:
         # the loss curve wants every epoch; the printed log keeps its own schedule
         s["log_epochs"] = set(range(s["log_every"], s["n_epochs"] + 1, s["log_every"]))
@@ -521,6 +531,12 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: Bounds of the flags that start things: local processes of a loopback trial, CPU devices of one
+#: process, and seconds to wait for a peer (a day).
+MAX_LAUNCHED = 64
+MAX_CPU_DEVICES = 256
+MAX_TIMEOUT = 86_400
+
 #: The most learning rates of one sweep: every configuration's params and results are held in memory.
 MAX_SWEEP = 10_000_000
 
@@ -543,7 +559,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if lo > hi:
         raise _checks.InvalidInput(f"--lr-min: {lo} is larger than --lr-max {hi}")
     num = _int_arg(args.num, "--num", MAX_SWEEP)
-    devices = None if args.devices is None else _int_arg(args.devices, "--devices")
+    devices = None if args.devices is None else _int_arg(args.devices, "--devices", MAX_CPU_DEVICES)
     if devices is not None:
         _set_cpu_devices(devices)
     _start_up(args)
@@ -606,7 +622,7 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
     s = _train_settings(argparse.Namespace(**{**vars(args), "data": None, "log_every": "1", "log_epochs": None,
                                               "gradient": "autograd", "fd_delta": "0.1", "val_fraction": None,
                                               "book_split": False, "exact": False, "split_seed": "0"}))
-    devices = None if args.devices is None else _int_arg(args.devices, "--devices")
+    devices = None if args.devices is None else _int_arg(args.devices, "--devices", MAX_CPU_DEVICES)
     processes, process_id, timeout = _cluster_flags(args)
     _check_output(args.out, "--out")
     _check_output(args.plot, "--plot")
@@ -622,13 +638,14 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
         ids = table.sensors
     _set_cpu_devices(devices)
     _start_up(args)
-    cluster = distributed.initialize(args.coordinator, processes, process_id, timeout)
+    cluster = _join(args, processes, process_id, timeout)
     n = len(ids)
     if planned is None:  # this process fits only its share of the sensors
         mine = distributed.share(n, cluster)
         table = type(table)(*(column[mine] for column in table))
     scale = table.t_u.dtype.type(float(args.scale))
-    t_un = (scale * table.t_u).astype(table.t_u.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        t_un = (scale * table.t_u).astype(table.t_u.dtype)
     if not np.all(np.isfinite(t_un)):
         raise _checks.InvalidInput("--scale: scaled readings overflow")
     _check_fleet_determined(args.data, table.sensors, t_un, table.counts, s["model"])
@@ -654,14 +671,18 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
 
         plot_fleet(args.plot, names, columns, np.asarray(columns["diverged"], bool))
     if args.out is not None:
+        import csv
+        import io
+
         lsq = columns["lsq"]
-        lines = [",".join(["sensor", *names, "loss", "epochs_run", "diverged", *(f"lsq_{n}" for n in names)])]
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")  # quotes a sensor id holding a comma or a newline
+        writer.writerow(["sensor", *names, "loss", "epochs_run", "diverged", *(f"lsq_{n}" for n in names)])
         for i, sensor in enumerate(ids.tolist()):
             values = [repr(float(columns[name][i])) for name in names]
-            lines.append(",".join([str(sensor), *values, repr(float(columns["loss"][i])),
-                                   str(int(columns["epochs_run"][i])), str(bool(columns["diverged"][i])).lower(),
-                                   *(repr(float(v)) for v in lsq[i])]))
-        write_atomic(args.out, "\n".join(lines) + "\n")
+            writer.writerow([str(sensor), *values, repr(float(columns["loss"][i])), str(int(columns["epochs_run"][i])),
+                             str(bool(columns["diverged"][i])).lower(), *(repr(float(v)) for v in lsq[i])])
+        write_atomic(args.out, text.getvalue())
     if args.json:
         sensors = [
             {"sensor": sensor, "params": [float(columns[name][i]) for name in names],
@@ -684,7 +705,7 @@ def _cmd_launch(args: argparse.Namespace) -> int:
         raise _checks.InvalidInput("launch: give the command to run after --, e.g. jaxcal launch -n 2 -- fleet DATA")
     if rest[0] not in ("fleet", "train"):
         raise _checks.InvalidInput(f"launch: runs 'fleet' or 'train' in several processes; got {rest[0]!r}")
-    return launch(rest, _int_arg(args.processes, "-n"), _int_arg(args.timeout, "--timeout"))
+    return launch(rest, _int_arg(args.processes, "-n", MAX_LAUNCHED), _int_arg(args.timeout, "--timeout", MAX_TIMEOUT))
 
 
 _COMMANDS = {

@@ -93,7 +93,8 @@ def _wait_for_coordinator(coordinator: str, timeout: int) -> None:
     import time
 
     host, _, port = coordinator.rpartition(":")
-    if not host or not port.isdigit():
+    host = host.removeprefix("[").removesuffix("]")  # [::1]:1234
+    if not host or not (port.isascii() and port.isdigit()):
         raise InvalidInput(f"--coordinator: expected HOST:PORT, got {coordinator!r}")
     deadline = time.monotonic() + timeout
     while True:

@@ -162,9 +162,15 @@ def make_ops(zero: Array) -> ExactOps:
         split = jnp.asarray(4097.0, a.dtype)  # 2**12 + 1 splits a 24-bit mantissa in halves
 
         def halves(x: Array) -> tuple[Array, Array]:
+            # split * x overflows above ~8e34: split such x scaled down by 2**-30 (exactly), and
+            # scale the halves back up
+            big = jnp.abs(x) > jnp.asarray(2.0**100, x.dtype)
+            down = jnp.where(big, jnp.asarray(2.0**-30, x.dtype), jnp.asarray(1.0, x.dtype))
+            up = jnp.where(big, jnp.asarray(2.0**30, x.dtype), jnp.asarray(1.0, x.dtype))
+            x = rounded(x * down)
             t = rounded(split * x)
             hi = rounded(t - rounded(t - x))
-            return hi, rounded(x - hi)
+            return rounded(hi * up), rounded(rounded(x - hi) * up)
 
         a_hi, a_lo = halves(a)
         b_hi, b_lo = halves(b)
@@ -179,7 +185,9 @@ def make_ops(zero: Array) -> ExactOps:
         bits = lax.bitcast_convert_type(v, jnp.int32)
         step = jnp.where(jnp.signbit(err) == jnp.signbit(v), 1, -1).astype(jnp.int32)
         bits = jnp.where((err != 0) & ((bits & 1) == 0), bits + step, bits)
-        return rounded(s + lax.bitcast_convert_type(bits, v.dtype))
+        fused = rounded(s + lax.bitcast_convert_type(bits, v.dtype))
+        # a product that overflows: the sum is that infinity (or NaN), not the NaN of inf - inf
+        return jnp.where(jnp.isfinite(ph), fused, rounded(ph + c))
 
     return ExactOps(rounded, seq_sum, scale, shift, square, mean, divide, fma)
 

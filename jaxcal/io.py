@@ -140,8 +140,8 @@ def _read_numpy_readings(path: Path, dtype: Any, part: Part | None = None) -> tu
         t_u, t_c = table[:, 0], table[:, 1]
     if t_u.ndim != 1 or t_u.shape != t_c.shape:
         raise InvalidInput(f"{path}: t_u and t_c must be 1-D arrays of the same length")
-    if not (np.issubdtype(t_u.dtype, np.number) and np.issubdtype(t_c.dtype, np.number)):
-        raise InvalidInput(f"{path}: t_u and t_c must be numeric")
+    if not all(np.dtype(x.dtype).kind in "iuf" for x in (t_u, t_c)):
+        raise InvalidInput(f"{path}: t_u and t_c must be real numbers (integer or floating arrays)")
     n = len(t_u)
     if n < 2:
         raise InvalidInput(f"{path}: needs at least 2 readings, got {n}")
@@ -301,8 +301,15 @@ def _read_fleet_npz(path: Path, dtype: Any, part: Part | None = None) -> tuple[F
     sensor, t_u, t_c = (columns[k] for k in _FLEET_COLUMNS)
     if not (sensor.ndim == t_u.ndim == t_c.ndim == 1 and len(sensor) == len(t_u) == len(t_c)):
         raise InvalidInput(f"{path}: sensor, t_u and t_c must be 1-D arrays of the same length")
-    if not (np.issubdtype(t_u.dtype, np.number) and np.issubdtype(t_c.dtype, np.number)):
-        raise InvalidInput(f"{path}: t_u and t_c must be numeric arrays")
+    if not all(np.dtype(x.dtype).kind in "iuf" for x in (t_u, t_c)):
+        raise InvalidInput(f"{path}: t_u and t_c must be real numbers (integer or floating arrays)")
+    if sensor.dtype.kind == "S":
+        try:
+            sensor = np.char.decode(np.asarray(sensor), "utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{path}: sensor ids must be UTF-8 text or integers") from None
+    elif sensor.dtype.kind not in "iuU":
+        raise InvalidInput(f"{path}: sensor ids must be text or integers, got {sensor.dtype}")
     sensor = np.asarray(sensor)
     ids, inverse = np.unique(sensor, return_inverse=True)
     if part is None:

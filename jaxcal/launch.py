@@ -43,10 +43,13 @@ def launch(command: list[str], processes: int, timeout: int) -> int:
                    ENV["process_id"]: str(index),
                    "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
                    "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu"), _interrupts.LAUNCHED: "1"}
-            children.append(subprocess.Popen(
-                [sys.executable, "-m", "jaxcal", *command, "--timeout", str(timeout)], env=env,
-                stdout=None if index == 0 else subprocess.DEVNULL,
-            ))
+            # Under the lock, so an interrupt stops every process started; the signals held back,
+            # so a process receives them only once its own entry point can end it cleanly.
+            with _interrupts.lock, _interrupts.deferred():
+                children.append(subprocess.Popen(
+                    [sys.executable, "-m", "jaxcal", *command, "--timeout", str(timeout)], env=env,
+                    stdout=None if index == 0 else subprocess.DEVNULL,
+                ))
         while True:
             codes = [child.poll() for child in children]
             failed = [(i, code) for i, code in enumerate(codes) if code not in (None, 0)]

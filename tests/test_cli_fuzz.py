@@ -86,9 +86,12 @@ def _file_contents(odd: bool):
         lambda vn: "t_u,t_c\n" + "".join(f"{vn[0]},{k}\n" for k in range(vn[1])))
     fleet = st.lists(st.tuples(st.sampled_from(["a", "b", "", " ", "7", "ü", "-3"]), number, number),
                      max_size=15).map(lambda r: "sensor,t_u,t_c\n" + "".join(f"{s},{u},{c}\n" for s, u, c in r))
-    calibration = st.sampled_from(["{", "[]", '{"format": "jaxcal-calibration/1"}',
-                                   '{"format": "jaxcal-calibration/1", "model": "linear", "params": [1e39, "x"], '
-                                   '"scale": 0}'])
+    good = '{"format": "jaxcal-calibration/1", "model": "linear", "params": [1, 2], "scale": 0.1, "loss": 1}'
+    calibration = st.sampled_from([
+        "{", "[]", '{"format": "jaxcal-calibration/1"}', "[" * 5000 + "]" * 5000,
+        good.replace("[1, 2]", '[1e39, "x"]'), good.replace("[1, 2]", "[1" + "0" * 400 + ", 2]"),
+        good.replace('"linear"', '["linear"]'), good.replace('"loss": 1', '"loss": 1, "settings": [1]'),
+        good.replace("0.1", "1e300"), good.replace("0.1", "0"), good.replace('"loss": 1', '"loss": "x"')])
     garbage = st.binary(max_size=64).map(lambda b: b.decode("latin-1"))
     return st.one_of(table, constant, fleet, calibration, garbage, st.just(""))
 

@@ -23,6 +23,10 @@ from jaxcal.tolerances import gd_trajectory_bounds
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
+# a saved calibration, as jaxcal writes one (variants of it below are not)
+CALIBRATION = ('{"format": "jaxcal-calibration/1", "params": [5.0, -17.0], "model": "linear", "scale": 0.1, '
+               '"loss": 2.9, "settings": {}, "data_fingerprint": "", "jaxcal_version": "0.1.0"}')
+
 # (argv with {tmp} placeholders, files to create {name: content}, words the error must contain)
 CATALOGUE = [
     (["train", "--data", "{tmp}/missing.csv"], {}, "no such file"),
@@ -70,7 +74,7 @@ CATALOGUE = [
     (["train", "--log-every", "99999999999999999999"], {}, "--log-every: must be at most 2147483647"),
     (["sweep", "--num", "99999999999999"], {}, "--num: must be at most 10000000"),
     (["train", "--lr", "1e308"], {}, "--lr: 1e+308 does not fit float32"),
-    (["train", "--lr", "1e-50"], {}, "--lr: 1e-50 is too small for float32 (it rounds to 0)"),
+    (["train", "--lr", "1e-50"], {}, "--lr: 1e-50 is too small for float32 (smallest normal"),
     (["train", "--init", "1e39", "0"], {}, "--init: 1e+39 does not fit float32"),
     (["train", "--scale", "1e-50"], {}, "--scale: 1e-50 is too small for float32"),
     (["train", "--val-fraction", "0.2", "--split-seed", "-1"], {}, "--split-seed: must be an integer >= 0"),
@@ -83,6 +87,20 @@ CATALOGUE = [
      "f.csv: sensor 2 has 1 distinct t_u value; the linear model's 2 parameters need at least 2"),
     (["fleet", "{tmp}/f.csv"], {"f.csv": "sensor,t_u,t_c\n,2,3\n,3,4\n"}, "f.csv: line 2: sensor is empty"),
     (["fleet", "{tmp}/f.csv"], {"f.csv": ""}, "f.csv: is empty; expected a header 'sensor,t_u,t_c'"),
+    (["fleet", "{tmp}/f.csv", "--process-id", "\u00b2"], {"f.csv": "sensor,t_u,t_c\n1,2,3\n1,3,4\n"},
+     "--process-id: must be an integer >= 0"),
+    (["launch", "-n", "100000", "--", "fleet", "x.csv"], {}, "-n: must be at most 64"),
+    # calibrations that are JSON but not a calibration
+    (["predict", "--cal", "{tmp}/c.json", "1"], {"c.json": CALIBRATION.replace('"params": [5.0, -17.0]',
+                                                                                '"params": [1' + "0" * 400 + ', 2]')},
+     "params must be 2 finite numbers"),
+    (["predict", "--cal", "{tmp}/c.json", "1"], {"c.json": CALIBRATION.replace('"linear"', '["linear"]')},
+     "unknown model ['linear']"),
+    (["predict", "--cal", "{tmp}/c.json", "1"], {"c.json": CALIBRATION.replace('"settings": {}', '"settings": [1]')},
+     "settings must be an object"),
+    (["predict", "--cal", "{tmp}/c.json", "1"], {"c.json": "[" * 100000 + "]" * 100000}, "not valid JSON"),
+    (["predict", "--cal", "{tmp}/c.json", "1e300"], {"c.json": CALIBRATION.replace('"scale": 0.1', '"scale": 1e300')},
+     "t_u: a converted reading is not finite"),
 ]
 
 GOOD_CALIBRATION = json.dumps(Calibration((5.0, -17.0), "linear", 0.1, 2.9).to_dict())
@@ -299,3 +317,35 @@ def test_predict_data_file_errors(tmp_path, capsys, content, words):
     err = capsys.readouterr()[1]
     assert words in err
     assert err.count("\n") == 1
+
+
+def test_a_reader_that_leaves_early_still_gets_the_saved_file(tmp_path):
+    # `jaxcal train --log-every 1 --save cal.json | head`: the log (~300 KB) outgrows the pipe, the
+    # reader leaves, printing fails; the calibration was complete and is kept.
+    cal = tmp_path / "cal.json"
+    with subprocess.Popen([sys.executable, "-m", "jaxcal", "train", "--log-every", "1", "--save", str(cal)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout.read(100)
+        process.stdout.close()
+        err = process.stderr.read()
+    assert process.returncode == 141
+    assert err == b""
+    assert load_calibration(cal).model == "linear"
+    assert [p.name for p in tmp_path.iterdir()] == ["cal.json"]
+
+
+def test_a_failed_commit_leaves_no_temporary_file(tmp_path):
+    from jaxcal._files import all_or_nothing, write_atomic
+
+    target = tmp_path / "b.json"
+
+    def run() -> None:
+        with all_or_nothing():
+            write_atomic(tmp_path / "a.json", "{}")
+            write_atomic(target, "{}")
+            target.mkdir()  # what the rename will meet: a directory
+            (target / "x").write_text("")
+
+    with pytest.raises(ValueError, match="cannot write"):
+        run()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.json"]  # neither output, no temporary file
