@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from programs import handles_sigterm
+from programs import handles_sigterm, wait_for
 
 WORDS = {signal.SIGINT: (130, "interrupted"), signal.SIGTERM: (143, "terminated")}
 
@@ -35,9 +35,8 @@ def one_try(folder: Path, data: Path, delay: float, sig: signal.Signals) -> str:
     process = subprocess.Popen([sys.executable, "-m", "jaxcal", "fleet", str(data), "--epochs", "20000",
                                 "--out", str(out), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, preexec_fn=_default_sigint)
-    while not handles_sigterm(process.pid) and process.poll() is None:
-        time.sleep(0.001)
-    time.sleep(delay)
+    wait_for(lambda: handles_sigterm(process.pid), process)
+    time.sleep(delay)  # the random moment this try samples
     process.send_signal(sig)
     _, err = process.communicate(timeout=300)
     left = sorted(p.name for p in folder.iterdir())

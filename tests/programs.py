@@ -4,6 +4,9 @@ installed its signal handlers."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -52,3 +55,18 @@ def handles_sigterm(pid: int) -> bool:
         return False
     caught = next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1]
     return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
+
+
+#: How often wait_for looks again: the wait is for an event, this only sets how soon it is seen.
+POLL_SECONDS = 0.01
+
+
+def wait_for(event: Callable[[], Any], process: subprocess.Popen, timeout: float = 300) -> Any:
+    """Until ``event()`` is true (and return it), failing if ``process`` ends first or the event
+    has not come after a generous ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not (seen := event()):
+        assert process.poll() is None, f"the process ended before the event: {process.communicate()}"
+        assert time.monotonic() < deadline, "the event never came"
+        time.sleep(POLL_SECONDS)
+    return seen

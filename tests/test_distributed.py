@@ -10,13 +10,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from programs import handles_sigterm
+from programs import handles_sigterm, wait_for
 
 
 def _fleet_file(path: Path, sensors: int, seed: int = 0) -> Path:
@@ -97,14 +96,12 @@ def _long_launch(tmp_path: Path, out: Path) -> Iterator[subprocess.Popen]:
 
 def _started_children(launcher: subprocess.Popen) -> dict[int, int]:
     """Wait until both processes of the launch run jaxcal's entry point; their pids by process id."""
-    deadline = time.monotonic() + 120
-    while True:
+
+    def started() -> dict[int, int] | None:
         children = _children_of(launcher.pid)
-        if len(children) == 2 and all(handles_sigterm(pid) for pid in children.values()):
-            return children
-        assert launcher.poll() is None, launcher.communicate()
-        assert time.monotonic() < deadline, "the launched processes never started"
-        time.sleep(0.05)
+        return children if len(children) == 2 and all(map(handles_sigterm, children.values())) else None
+
+    return wait_for(started, launcher, timeout=120)
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the processes through /proc")

@@ -7,13 +7,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from programs import wait_for
 
 from jaxcal import data, training_loop
 from jaxcal.calibration import Calibration, load_calibration, save_calibration
@@ -190,15 +190,6 @@ def test_plots_are_pngs(tmp_path, capsys):
 INTERRUPT_POINTS = Path(__file__).with_name("interrupt_points.py")
 
 
-def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 300) -> None:
-    """Until ``path`` exists (the observable event), failing if the process ends first."""
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert process.poll() is None, f"the command ended before the event: {process.communicate()}"
-        assert time.monotonic() < deadline, "the event never came"
-        time.sleep(0.01)
-
-
 @pytest.mark.parametrize("phase", ["startup", "fit", "write"])
 @pytest.mark.parametrize(("sig", "status", "word"), [(signal.SIGINT, 130, "interrupted"),
                                                      (signal.SIGTERM, 143, "terminated")])
@@ -214,7 +205,7 @@ def test_an_interrupt_in_any_phase_exits_with_one_line_and_writes_nothing(tmp_pa
                            str(tmp_path / "f.csv"), "--epochs", epochs, "--out", str(work / "out.csv"), "--quiet"],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
         try:
-            _wait_for(marker, process)
+            wait_for(marker.exists, process)
             if phase == "write":
                 assert next(p.name for p in work.iterdir()).endswith(".part")  # a half-written temporary file
             process.send_signal(sig)
