@@ -6,6 +6,7 @@ MARKER to appear, the observable sign that the command is in PHASE, then sends t
 - ``startup``: the marker appears as ``jax`` starts to be imported (after jaxcal's entry point has
   begun, before anything is computed);
 - ``fit``: as ``fit_fleet`` is called (the run is long by construction);
+- ``joined``: once the process has joined its multi-process run (``jax.distributed``);
 - ``write``: once half of an output file's bytes are written; the write then waits there, as on a
   very slow disk, until the signal ends the process.
 """
@@ -52,6 +53,17 @@ def main() -> None:
             return fit_fleet(*a, **k)
 
         jaxcal.fleet.fit_fleet = marked
+    elif phase == "joined":
+        import jaxcal.cli
+
+        join = jaxcal.cli._join
+
+        def joined(*a, **k):
+            cluster = join(*a, **k)
+            _mark(marker)
+            return cluster
+
+        jaxcal.cli._join = joined
     elif phase == "write":
         import jaxcal._files
 

@@ -131,6 +131,38 @@ def test_an_interrupted_launch_stops_its_processes_and_says_so_once(tmp_path):
         assert sorted(p.name for p in tmp_path.iterdir()) == ["fleet.npz"]
 
 
+def test_sigterm_after_joining_a_run_still_ends_with_one_line(tmp_path):
+    # jax.distributed's preemption service installs its own SIGTERM handler as a process joins;
+    # jaxcal takes the signal back
+    import socket
+
+    data = _fleet_file(tmp_path / "fleet.npz", 4000, seed=5)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    helper = Path(__file__).with_name("interrupt_points.py")
+    markers = [tmp_path / f"joined{i}" for i in range(2)]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    with contextlib.ExitStack() as stack:
+        processes = [stack.enter_context(subprocess.Popen(
+            [sys.executable, str(helper), "joined", str(markers[i]), "--", "fleet", str(data), "--epochs", "20000000",
+             "--quiet", "--out", str(tmp_path / "fits.csv"), "--coordinator", address, "--num-processes", "2",
+             "--process-id", str(i), "--timeout", "60"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)) for i in range(2)]
+        try:
+            for marker, process in zip(markers, processes, strict=True):
+                wait_for(marker.exists, process, timeout=120)
+            processes[1].send_signal(signal.SIGTERM)
+            _, err = processes[1].communicate(timeout=60)
+        finally:
+            for process in processes:
+                process.kill()
+    assert processes[1].returncode == 143
+    assert err.splitlines()[-1] == "jaxcal: terminated; nothing was written"
+    assert "preemption" not in err
+    assert not (tmp_path / "fits.csv").exists()
+
+
 def test_a_peer_that_never_joins_fails_within_the_timeout(tmp_path):
     data = _fleet_file(tmp_path / "fleet.npz", 10, seed=3)
     # --timeout 5: without it the run would wait for its peer forever (subprocess's timeout fails the test)
