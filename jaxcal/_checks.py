@@ -7,6 +7,7 @@ Each check takes the name the caller knows the value by (``learning_rate`` in th
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from typing import Any
@@ -74,11 +75,31 @@ def check_positive_int(value: Any, name: str, most: int | None = None) -> int:
     return int(value)
 
 
+@functools.cache
+def _limits(dtype: np.dtype) -> tuple[float, float]:
+    """The smallest magnitude that rounds to infinity in ``dtype`` (halfway from its largest
+    finite number to the next power of two), and its smallest normal number, as float64."""
+    info = np.finfo(dtype)
+    half_ulp = 2.0 ** (info.maxexp - 2 - info.nmant)  # half the spacing of numbers near the largest
+    return float(info.max) + half_ulp, float(info.tiny)
+
+
 def fit_dtype(values: Any, dtype: Any, name: str, *, nonzero: bool = False) -> np.ndarray:
     """``values`` as a NumPy array of ``dtype``, refusing numbers that do not fit it: those that
     overflow to infinity and, with ``nonzero``, nonzero ones that underflow to 0 (a learning
     rate or a scale that would silently become 0)."""
-    wide = np.asarray(values, np.float64) if not isinstance(values, np.ndarray) else values
+    overflows, smallest = _limits(np.dtype(dtype))
+    if isinstance(values, (float, int)) and not isinstance(values, bool):  # a Python number: no arrays
+        size = abs(values)
+        if size < overflows and (not nonzero or size >= smallest or values == 0):
+            return np.asarray(values, dtype)
+    try:
+        wide = np.asarray(values, np.float64)  # compared in float64: a float32 limit would overflow itself
+    except OverflowError:  # a Python integer beyond float64
+        raise InvalidInput(f"{name}: does not fit {np.dtype(dtype).name}: {values!r:.40}") from None
+    magnitude = np.abs(wide)
+    if (magnitude < overflows).all() and (not nonzero or ((magnitude >= smallest) | (wide == 0)).all()):
+        return np.asarray(wide, dtype)  # the common case, without the cost of np.errstate (~10 us)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         cast = np.asarray(wide, dtype)
     name_of = np.dtype(dtype).name
