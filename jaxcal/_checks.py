@@ -89,10 +89,11 @@ def fit_dtype(values: Any, dtype: Any, name: str, *, nonzero: bool = False) -> n
     overflow to infinity and, with ``nonzero``, nonzero ones that underflow to 0 (a learning
     rate or a scale that would silently become 0)."""
     overflows, smallest = _limits(np.dtype(dtype))
-    if isinstance(values, (float, int)) and not isinstance(values, bool):  # a Python number: no arrays
-        size = abs(values)
-        if size < overflows and (not nonzero or size >= smallest or values == 0):
-            return np.asarray(values, dtype)
+    # Python numbers (the usual learning rate and initial params) are checked without arrays
+    numbers_ = [values] if isinstance(values, (float, int)) else values if isinstance(values, (list, tuple)) else None
+    if numbers_ is not None and all(type(v) in (float, int) for v in numbers_) and all(
+            abs(v) < overflows and (not nonzero or abs(v) >= smallest or v == 0) for v in numbers_):
+        return np.asarray(values, dtype)
     try:
         wide = np.asarray(values, np.float64)  # compared in float64: a float32 limit would overflow itself
     except OverflowError:  # a Python integer beyond float64
