@@ -99,22 +99,17 @@ def fit_dtype(values: Any, dtype: Any, name: str, *, nonzero: bool = False) -> n
     except OverflowError:  # a Python integer beyond float64
         raise InvalidInput(f"{name}: does not fit {np.dtype(dtype).name}: {values!r:.40}") from None
     magnitude = np.abs(wide)
-    if (magnitude < overflows).all() and (not nonzero or ((magnitude >= smallest) | (wide == 0)).all()):
-        return np.asarray(wide, dtype)  # the common case, without the cost of np.errstate (~10 us)
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        cast = np.asarray(wide, dtype)
     name_of = np.dtype(dtype).name
-    overflow = ~np.isfinite(cast) & np.isfinite(wide)
+    overflow = (magnitude >= overflows) & np.isfinite(wide)  # NaN and inf are check_finite_array's to refuse
     if overflow.any():
-        raise InvalidInput(f"{name}: {float(np.asarray(wide)[overflow].flat[0])!r} does not fit {name_of} "
+        raise InvalidInput(f"{name}: {float(wide[overflow].flat[0])!r} does not fit {name_of} "
                            f"(largest {float(np.finfo(dtype).max):.7g})")
-    if nonzero:
-        # below the smallest normal number: 0, or a subnormal that XLA's CPU code flushes to 0
-        underflow = (np.abs(cast) < np.finfo(dtype).tiny) & (wide != 0)
-        if underflow.any():
-            raise InvalidInput(f"{name}: {float(np.asarray(wide)[underflow].flat[0])!r} is too small for {name_of} "
-                               f"(smallest normal {float(np.finfo(dtype).tiny):.7g})")
-    return cast
+    # below the smallest normal number: 0, or a subnormal that XLA's CPU code flushes to 0
+    underflow = (magnitude < smallest) & (wide != 0) if nonzero else np.zeros((), bool)
+    if underflow.any():
+        raise InvalidInput(f"{name}: {float(wide[underflow].flat[0])!r} is too small for {name_of} "
+                           f"(smallest normal {smallest:.7g})")
+    return np.asarray(wide, dtype)  # every value fits: the cast neither overflows nor warns
 
 
 def check_learning_rate(value: Any, name: str = "learning_rate") -> Any:
