@@ -51,15 +51,17 @@ def launch(command: list[str], processes: int, timeout: int) -> int:
                     stdout=None if index == 0 else subprocess.DEVNULL,
                 ))
         while True:
-            codes = [child.poll() for child in children]
-            failed = [(i, code) for i, code in enumerate(codes) if code not in (None, 0)]
-            if failed:
-                index, code = failed[0]
-                _stop(children)
-                what = f"signal {-code}" if code < 0 else f"status {code}"
-                print(f"jaxcal launch: error: process {index} of {processes} exited with {what}; "
-                      "stopped the others", file=sys.stderr)
-                return code if 0 < code < 128 else 1
+            # under the lock: while an interrupt stops the processes, their exits are not failures
+            with _interrupts.lock:
+                codes = [child.poll() for child in children]
+                failed = [(i, code) for i, code in enumerate(codes) if code not in (None, 0)]
+                if failed:
+                    index, code = failed[0]
+                    _stop(children)
+                    what = f"signal {-code}" if code < 0 else f"status {code}"
+                    print(f"jaxcal launch: error: process {index} of {processes} exited with {what}; "
+                          "stopped the others", file=sys.stderr)
+                    return code if 0 < code < 128 else 1
             if all(code == 0 for code in codes):
                 return 0
             time.sleep(0.05)
