@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
 from jaxcal import loss_and_grad  # noqa: E402
-from jaxcal.cli import fleet_chunks  # noqa: E402
+from jaxcal.cli.fleet import fleet_chunks  # noqa: E402
 from jaxcal.fleet import fit_fleet  # noqa: E402
 
 

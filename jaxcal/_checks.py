@@ -34,7 +34,22 @@ MAX_EPOCHS = 2**31 - 1
 
 
 class InputError(Exception):
-    """Base of jaxcal's bad-input errors: the CLI turns these into one line and exit status 2."""
+    """Base of jaxcal's bad-input errors: the CLI turns these into one line and exit status 2.
+
+    Attributes:
+      name: the argument as the library knows it (``learning_rate``), or the file the value
+        came from; the command line maps it to its flag (``--lr``).
+      problem: what is wrong with it.
+
+    Raised as ``InvalidInput("learning_rate", "must be positive")`` or with the message whole,
+    ``InvalidInput("learning_rate: must be positive")``; ``str()`` is ``"name: problem"``.
+    """
+
+    def __init__(self, name: str, problem: str | None = None) -> None:
+        if problem is None:
+            name, _, problem = name.partition(": ")
+        self.name, self.problem = name, problem
+        super().__init__(f"{name}: {problem}" if problem else name)
 
 
 class InvalidInput(InputError, ValueError):

@@ -35,7 +35,7 @@ def _write_all(handle: object, data: bytes) -> None:
     handle.write(data)  # type: ignore[attr-defined]
 
 
-def write_atomic(path: str | os.PathLike[str], data: str | bytes, name: str = "--out") -> None:
+def write_atomic(path: str | os.PathLike[str], data: str | bytes, name: str = "path") -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it into place.
 
     Inside :func:`all_or_nothing` the rename waits for the end of the block.

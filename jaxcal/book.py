@@ -4,7 +4,7 @@ Before autograd, chapter 5 differentiates the loss by hand (``dloss_fn``, ``dmod
 ``dmodel_db``, ``grad_fn``) and, before that, estimates the rates of change by central finite
 differences. jaxcal keeps both, in the book's names and argument orders, so that every run of
 the chapter can be replayed (``training_loop(..., gradient="analytic")`` and
-``gradient="finite-difference"``), and so that a test can show the analytic gradient and
+``gradient="finite-difference"``, see :mod:`jaxcal.evaluate`), and so that a test can show the analytic gradient and
 ``jax.grad`` agree.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-__all__ = ["dloss_fn", "dmodel_db", "dmodel_dw", "finite_difference_step", "grad_fn"]
+__all__ = ["dloss_fn", "dmodel_db", "dmodel_dw", "grad_fn", "rate_of_change"]
 
 Array = jax.Array
 
@@ -50,36 +50,30 @@ def grad_fn(t_u: Array, t_c: Array, t_p: Array, w: Array, b: Array) -> Array:
     return jnp.stack([dloss_dw.sum(), dloss_db.sum()])
 
 
-def finite_difference_step(
+def rate_of_change(
     loss: Callable[[Array], Array],
     params: Array,
-    learning_rate: Array,
+    j: int,
     delta: Array,
     *,
     divide: Callable[[Array, Array], Array] = jnp.divide,
-    update: Callable[[Array, Array], Array] = lambda p, step: p - step,
-    multiply: Callable[[Array, Array], Array] = jnp.multiply,
-) -> tuple[Array, Array]:
-    """One step of the book's central finite differences, one parameter after the other.
+) -> Array:
+    """The book's central finite difference of ``loss`` along ``params[j]``.
 
-    As in the book, each parameter is updated before the next one's rate of change is taken
-    (so ``b``'s rate is evaluated at the already-updated ``w``).
+    ``(loss(params + delta e_j) - loss(params - delta e_j)) / (2 * delta)``. The book updates
+    each parameter before it takes the next one's rate (so ``b``'s rate is evaluated at the
+    already-updated ``w``): the training loop does that with the rates this returns.
 
     Args:
       loss: the loss as a function of the params vector.
       params: shape ``(m,)``.
-      learning_rate: the step size.
-      delta: the finite-difference half-width (the book uses 0.1).
-      divide, update, multiply: the arithmetic, replaceable by exact mode's
-        (``jaxcal.exact``) to reproduce the recorded rounding.
+      j: which parameter (static).
+      delta: the half-width (the book uses 0.1).
+      divide: the division, replaceable by exact mode's (:mod:`jaxcal.exact`).
 
-    Returns:
-      ``(new_params, rates)``: the updated params and the rates of change used, shape ``(m,)``.
+    >>> import jax.numpy as jnp
+    >>> float(rate_of_change(lambda p: (p ** 2).sum(), jnp.array([3.0, 1.0]), 0, 0.5))
+    6.0
     """
-    rates = []
-    for j in range(params.shape[0]):
-        step = jnp.zeros_like(params).at[j].set(delta)
-        rate = divide(loss(params + step) - loss(params - step), 2 * delta)
-        params = params.at[j].set(update(params[j], multiply(learning_rate, rate)))
-        rates.append(rate)
-    return params, jnp.stack(rates)
+    step = jnp.zeros_like(params).at[j].set(delta)
+    return divide(loss(params + step) - loss(params - step), 2 * delta)

@@ -69,7 +69,7 @@ class Calibration:
                 "loss": self.loss if math.isfinite(self.loss) else None}
 
 
-def save_calibration(path: str | os.PathLike[str], calibration: Calibration, name: str = "--save") -> None:
+def save_calibration(path: str | os.PathLike[str], calibration: Calibration, name: str = "path") -> None:
     """Write ``calibration`` as JSON, atomically (a temporary file renamed into place)."""
     write_atomic(path, json.dumps(calibration.to_dict(), indent=1) + "\n", name=name)
 

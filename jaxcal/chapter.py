@@ -1,7 +1,7 @@
-"""Every run of chapter 5 of the book, as jaxcal configurations and as command lines.
+"""Every run of chapter 5 of the book, as jaxcal configurations.
 
 ``RUNS[id]`` is a :class:`~jaxcal.parity.RunConfig` for ``training_loop`` (and the torch
-harness); ``COMMANDS[id]`` is the same run from the command line. The ids are those of the
+harness); ``jaxcal.cli._chapter.COMMANDS[id]`` is the same run from the command line. The ids are those of the
 reference recording (``tests/reference/book_ch5.json``). Two of the recording's entries are not
 training runs and need no configuration: the initial loss and the gradient at the initial params
 are the first history row of any run from ``w = 1, b = 0`` on raw readings
@@ -15,7 +15,7 @@ import numpy as np
 from . import data
 from .parity import RunConfig
 
-__all__ = ["COMMANDS", "QUADRATIC_EXERCISE", "RUNS"]
+__all__ = ["QUADRATIC_EXERCISE", "RUNS"]
 
 _T_UN = data.t_un
 _TRAIN, _VAL = (list(indices) for indices in data.BOOK_SPLIT)
@@ -63,21 +63,3 @@ RUNS: dict[str, RunConfig] = {
 
 #: The chapter's exercise (no recording exists; parity is against live torch).
 QUADRATIC_EXERCISE = RunConfig(5000, 1e-4, (0.0, 1.0, 0.0), _T_UN, data.t_c, model="quadratic", log_every=500)
-
-_MANUAL = f"jaxcal train --gradient analytic --log-epochs {_PRINTED}"
-_SINGLE = "--epochs 1 --log-every 1"
-
-COMMANDS: dict[str, str] = {
-    "p1ch5_1_c07-09_finite_difference_step": f"jaxcal train --scale 1 --gradient finite-difference {_SINGLE}",
-    "p1ch5_1_c16_gd_tu_lr1e-2_diverges": f"{_MANUAL} --scale 1 --epochs 100",
-    "p1ch5_1_c17_gd_tu_lr1e-4": f"{_MANUAL} --scale 1 --lr 1e-4 --epochs 100",
-    "p1ch5_1_c19_gd_tun_lr1e-2_100": f"{_MANUAL} --epochs 100",
-    "p1ch5_1_c20_gd_tun_lr1e-2_5000": _MANUAL,
-    "p1ch5_2_c09_autograd_tun_lr1e-2_5000": "jaxcal train",
-    "p1ch5_3_c06_sgd_single_step_tu_lr1e-5": f"jaxcal train --scale 1 --optimizer sgd --lr 1e-5 {_SINGLE}",
-    "p1ch5_3_c07_sgd_single_step_tun_lr1e-2": f"jaxcal train --optimizer sgd {_SINGLE}",
-    "p1ch5_3_c09_sgd_tun_lr1e-2_5000": "jaxcal train --optimizer sgd",
-    "p1ch5_3_c10_adam_tu_lr1e-1_2000": "jaxcal train --scale 1 --optimizer adam --lr 0.1 --epochs 2000",
-    "p1ch5_3_c14_split_sgd_tun_lr1e-2_3000": "jaxcal train --optimizer sgd --epochs 3000 --book-split "
-    "--log-epochs 1,2,3",
-}

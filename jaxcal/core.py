@@ -7,6 +7,8 @@ x64) and under ``jit``/``vmap``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -20,6 +22,7 @@ __all__ = [
     "model",
     "objective",
     "quadratic_model",
+    "resolve_model",
 ]
 
 Array = jax.Array
@@ -49,7 +52,7 @@ def quadratic_model(t_u: Array, w2: Array, w1: Array, b: Array) -> Array:
     return w2 * t_u**2 + w1 * t_u + b
 
 
-def loss_fn(t_p: Array, t_c: Array, axis: int | None = None) -> Array:
+def loss_fn(t_p: Array, t_c: Array, *, axis: int | None = None) -> Array:
     """Mean squared error, as the seed writes it: ``((t_p - t_c) ** 2).mean()``.
 
     ``axis`` averages along one axis only: a fleet's readings laid out ``(readings, sensors)``
@@ -64,21 +67,73 @@ def loss_fn(t_p: Array, t_c: Array, axis: int | None = None) -> Array:
 
 
 class ModelSpec(NamedTuple):
-    """A model by name: the function and how many parameters it takes after ``t_u``."""
+    """A model: its function, its parameters' names and the book's starting values.
+
+    Attributes:
+      fn: ``fn(t_u, *params) -> t_p``.
+      param_names: one name per parameter after ``t_u``, e.g. ``("w", "b")``.
+      init: the default initial params (the book's ``(1, 0)`` for the linear model), or ``None``
+        for a model the caller wrote.
+      name: the name jaxcal knows it by (``"linear"``), or ``None`` for a caller's function.
+    """
 
     fn: Model
-    n_params: int
     param_names: tuple[str, ...]
+    init: tuple[float, ...] | None = None
+    name: str | None = None
+
+    @property
+    def n_params(self) -> int:
+        return len(self.param_names)
 
 
 #: The models jaxcal knows by name (the CLI's ``--model``).
 MODELS: dict[str, ModelSpec] = {
-    "linear": ModelSpec(model, 2, ("w", "b")),
-    "quadratic": ModelSpec(quadratic_model, 3, ("w2", "w1", "b")),
+    "linear": ModelSpec(model, ("w", "b"), (1.0, 0.0), "linear"),
+    "quadratic": ModelSpec(quadratic_model, ("w2", "w1", "b"), (0.0, 1.0, 0.0), "quadratic"),
 }
 
 
-def objective(params: Array, t_u: Array, t_c: Array, model: Model = model) -> Array:
+@functools.cache
+def _spec_of(fn: Model) -> ModelSpec:
+    for spec in MODELS.values():
+        if spec.fn is fn:
+            return spec
+    try:
+        names = tuple(inspect.signature(fn).parameters)[1:]
+    except (TypeError, ValueError):  # a builtin or a callable without a signature
+        names = ()
+    if not names or any(name.startswith("*") for name in names):
+        names = ()
+    return ModelSpec(fn, names)
+
+
+def resolve_model(model: str | Model) -> ModelSpec:
+    """The :class:`ModelSpec` of a model name (``"linear"``, ``"quadratic"``) or a function.
+
+    A function's parameter names are those of its signature after ``t_u`` (none for
+    ``fn(t_u, *params)``: its params are then checked as any 1-D vector).
+
+    Raises:
+      ValueError: for an unknown name. TypeError: for something neither a name nor callable.
+    """
+    if isinstance(model, str):
+        if model not in MODELS:
+            from ._checks import InvalidInput
+
+            raise InvalidInput(f"model: unknown model {model!r}; choose one of {', '.join(MODELS)}")
+        return MODELS[model]
+    if callable(model):
+        try:
+            return _spec_of(model)
+        except TypeError:  # an unhashable callable
+            return ModelSpec(model, ())
+    from ._checks import InvalidType
+
+    raise InvalidType(f"model: must be a model name or a function, got {model!r}")
+
+
+def objective(params: Array, t_u: Array, t_c: Array, *, model: Model = model) -> Array:
     """The loss as a pure function of the parameter vector: what ``jax.grad`` differentiates.
 
     Args:
@@ -93,9 +148,7 @@ def objective(params: Array, t_u: Array, t_c: Array, model: Model = model) -> Ar
     return loss_fn(model(t_u, *params), t_c)
 
 
-def loss_and_grad(
-    params: Array, t_u: Array, t_c: Array, model: Model = model
-) -> tuple[Array, Array]:
+def loss_and_grad(params: Array, t_u: Array, t_c: Array, *, model: Model = model) -> tuple[Array, Array]:
     """The loss and its gradient with respect to ``params``, by ``jax.value_and_grad``.
 
     This is the counterpart of the seed's ``loss = loss_fn(...); loss.backward(); params.grad``:
@@ -107,4 +160,4 @@ def loss_and_grad(
     >>> print(f"{float(loss):.2f}", [round(float(g), 1) for g in grad])
     1763.88 [4517.3, 82.6]
     """
-    return jax.value_and_grad(objective)(params, t_u, t_c, model)
+    return jax.value_and_grad(objective)(params, t_u, t_c, model=model)

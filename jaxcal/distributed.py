@@ -1,16 +1,11 @@
-"""Several processes, several machines: JAX's own runtime (``jax.distributed``), configured at start-up.
+"""Several processes, several machines: how a run's work is shared once ``jax.distributed`` is joined.
 
 A multi-process fleet splits the sensors into contiguous shares, one per process; each process
 fits its share on its local devices, and process 0 gathers every share (a gloo all-gather on
 CPU) and writes the result. A multi-process single fit (``jaxcal train``) splits the readings:
 one SPMD program over every device of the run, its sums all-reduced across the processes.
-Nothing here is home-made networking: the coordinator, the heartbeats and the collectives are
-JAX's.
-
-Failure is bounded: a process that dies or never joins makes the others fail within the
-timeout (``initialization_timeout`` and ``heartbeat_timeout_seconds`` of
-``jax.distributed.initialize``); ``jaxcal launch`` does better for local runs and stops every
-process as soon as one exits with an error.
+Joining the run is a start-up choice, the command line's (``jaxcal.cli._startup.join``);
+``jaxcal launch`` stops every local process as soon as one exits with an error.
 """
 
 from __future__ import annotations
@@ -22,7 +17,7 @@ import numpy as np
 
 from ._checks import InvalidInput
 
-__all__ = ["Cluster", "gather_rows", "global_readings", "initialize", "planned", "share"]
+__all__ = ["Cluster", "from_environment", "gather_rows", "global_readings", "planned", "share"]
 
 #: Environment variables `jaxcal launch` sets for its processes (flags take precedence).
 ENV = {"coordinator": "JAXCAL_COORDINATOR", "num_processes": "JAXCAL_NUM_PROCESSES", "process_id": "JAXCAL_PROCESS_ID"}
@@ -33,39 +28,8 @@ class Cluster(NamedTuple):
     num_processes: int
 
 
-def initialize(coordinator: str | None, num_processes: int | None, process_id: int | None,
-               timeout: int = 60) -> Cluster:
-    """Join the run described by the flags, the ``JAXCAL_*`` variables, or a cluster's environment.
-
-    Must run before any JAX computation. With none of them set, this is a single process.
-    """
-    import jax
-
-    coordinator, num_processes, process_id = _from_environment(coordinator, num_processes, process_id)
-    auto = os.environ.get("JAXCAL_CLUSTER_AUTODETECT") == "1"  # SLURM, Open MPI, ... via JAX
-    if coordinator is None and not auto:
-        if num_processes not in (None, 1):
-            raise InvalidInput("--num-processes: needs --coordinator HOST:PORT")
-        return Cluster(0, 1)
-    if coordinator is not None and (num_processes is None or process_id is None):
-        raise InvalidInput("--coordinator: needs --num-processes and --process-id")
-    if num_processes is not None and process_id is not None and not 0 <= process_id < num_processes:
-        raise InvalidInput(f"--process-id: must be in 0..{num_processes - 1}, got {process_id}")
-    if coordinator is not None and process_id not in (None, 0):
-        _wait_for_coordinator(coordinator, timeout)
-    _keep_stdout_for_results()
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    import inspect
-
-    # a peer that dies is noticed within the timeout too, where this jax can be told (0.7 and later)
-    heartbeat = ({"heartbeat_timeout_seconds": timeout}
-                 if "heartbeat_timeout_seconds" in inspect.signature(jax.distributed.initialize).parameters else {})
-    jax.distributed.initialize(coordinator, num_processes, process_id, initialization_timeout=timeout, **heartbeat)
-    return Cluster(jax.process_index(), jax.process_count())
-
-
-def _from_environment(coordinator: str | None, num_processes: int | None,
-                      process_id: int | None) -> tuple[str | None, int | None, int | None]:
+def from_environment(coordinator: str | None, num_processes: int | None,
+                     process_id: int | None) -> tuple[str | None, int | None, int | None]:
     """The flags, completed from the ``JAXCAL_*`` variables that ``jaxcal launch`` sets."""
     coordinator = coordinator or os.environ.get(ENV["coordinator"])
     if num_processes is None and os.environ.get(ENV["num_processes"]):
@@ -79,44 +43,12 @@ def planned(coordinator: str | None, num_processes: int | None, process_id: int 
     """This process's place in a multi-process run as its flags (or launch's variables) give it,
     known before it joins, so that it can read only its share of the input; ``None`` for a
     single process, or where only the cluster's runtime knows (auto-detection)."""
-    coordinator, num_processes, process_id = _from_environment(coordinator, num_processes, process_id)
+    coordinator, num_processes, process_id = from_environment(coordinator, num_processes, process_id)
     if coordinator is None or num_processes is None or process_id is None or num_processes < 2:
         return None
     if not 0 <= process_id < num_processes:
         return None  # initialize() reports it
     return Cluster(process_id, num_processes)
-
-
-def _wait_for_coordinator(coordinator: str, timeout: int) -> None:
-    """Fail with one line, not the runtime's abort, when process 0 cannot be reached at all."""
-    import socket
-    import time
-
-    host, _, port = coordinator.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")  # [::1]:1234
-    if not host or not (port.isascii() and port.isdigit()):
-        raise InvalidInput(f"--coordinator: expected HOST:PORT, got {coordinator!r}")
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((host, int(port)), timeout=1.0):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise InvalidInput(f"--coordinator: cannot reach {coordinator} within {timeout} s; "
-                                   "is process 0 running there?") from None
-            time.sleep(0.2)
-
-
-def _keep_stdout_for_results() -> None:
-    """Send the native runtime's prints (gloo announces its connections on stdout) to stderr,
-    keeping standard output for jaxcal's own result (one JSON object, say)."""
-    import sys
-
-    sys.stdout.flush()
-    results = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = os.fdopen(results, "w", buffering=1)
 
 
 def share(n: int, cluster: Cluster) -> slice:
@@ -144,7 +76,7 @@ def global_readings(t_u: np.ndarray, t_c: np.ndarray, cluster: Cluster, n: int |
         n = len(t_u)
         t_u, t_c = t_u[share(n, cluster)], t_c[share(n, cluster)]
     if n % devices:
-        raise InvalidInput(f"--num-processes: the {n} readings must split evenly over the run's {devices} devices")
+        raise InvalidInput("num_processes", f"the {n} readings must split evenly over the run's {devices} devices")
     sharding = NamedSharding(Mesh(np.asarray(jax.devices()), ("readings",)), PartitionSpec("readings"))
     return tuple(jax.make_array_from_process_local_data(sharding, np.ascontiguousarray(values), (n,))
                  for values in (t_u, t_c))

@@ -22,6 +22,10 @@ rounded products; ``mean`` backward: ``grad / n``; ``pow(x, 2)`` backward:
 
 None of this is needed for correct results: it is how ``exact=True`` reproduces the recorded
 digits, and why fast mode differs from them by a few ulps.
+
+With these operations the module builds the same pieces as :mod:`jaxcal.evaluate` and
+:mod:`jaxcal.updates` (:func:`autograd`, :func:`analytic`, :func:`finite_difference`,
+:func:`plain`, :func:`sgd`); ``training_loop(..., exact=True)`` chooses them, once.
 """
 
 from __future__ import annotations
@@ -36,7 +40,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ["MODELS", "ExactOps", "make_ops", "rounding_holds"]
+from . import book
+from .evaluate import Evaluation
+from .updates import Update
+
+__all__ = ["MODELS", "ExactOps", "analytic", "autograd", "evaluation", "finite_difference", "make_ops", "plain",
+           "rounding_holds", "sgd", "update"]
 
 _log = logging.getLogger(__name__)
 
@@ -205,6 +214,73 @@ def _quadratic(ops: ExactOps, t_u: Array, params: Array) -> Array:
 
 #: The models exact mode knows, written with :class:`ExactOps`: ``t_p = MODELS[name](ops, t_u, params)``.
 MODELS: dict[str, Callable[[ExactOps, Array, Array], Array]] = {"linear": _linear, "quadratic": _quadratic}
+
+
+def _loss(ops: ExactOps, model: str) -> Callable[[Array, tuple[Array, Array]], Array]:
+    exact_model = MODELS[model]
+
+    def loss(params: Array, readings: tuple[Array, Array]) -> Array:  # torch: ((t_p - t_c) ** 2).mean()
+        t_u, t_c = readings
+        return ops.mean(ops.square(exact_model(ops, t_u, params) - t_c))
+
+    return loss
+
+
+def autograd(ops: ExactOps, model: str = "linear") -> Evaluation:
+    """:func:`jaxcal.evaluate.autograd` in the recording's arithmetic: ``jax.value_and_grad`` of
+    the loss, whose operations carry torch's backward rules."""
+    loss = _loss(ops, model)
+    return Evaluation(loss, jax.value_and_grad(loss))
+
+
+def analytic(ops: ExactOps) -> Evaluation:
+    """:func:`jaxcal.evaluate.analytic` (the book's ``grad_fn``) as torch evaluates it."""
+
+    def loss_and_grad(params: Array, data: tuple[Array, Array]) -> tuple[Array, Array]:
+        t_u, t_c = data
+        t_p = MODELS["linear"](ops, t_u, params)
+        dloss_dtp = ops.divide(ops.rounded(2 * (t_p - t_c)), jnp.asarray(t_p.shape[0], t_p.dtype))
+        dloss_dw = ops.seq_sum(ops.rounded(dloss_dtp * t_u))
+        dloss_db = ops.seq_sum(ops.rounded(dloss_dtp * 1.0))
+        return ops.mean(ops.square(t_p - t_c)), jnp.stack([dloss_dw, dloss_db])
+
+    return Evaluation(_loss(ops, "linear"), loss_and_grad)
+
+
+def finite_difference(ops: ExactOps, delta: Array, model: str = "linear") -> Evaluation:
+    """:func:`jaxcal.evaluate.finite_difference` with a correctly rounded division."""
+    loss = _loss(ops, model)
+
+    def rate(params: Array, readings: tuple[Array, Array], j: int) -> Array:
+        return book.rate_of_change(lambda p: loss(p, readings), params, j, delta, divide=ops.divide)
+
+    return Evaluation(loss, None, rate=rate)
+
+
+def evaluation(ops: ExactOps, gradient: str, model: str, delta: Array) -> Evaluation:
+    """The exact evaluation ``gradient`` names (see :data:`jaxcal.evaluate.GRADIENTS`)."""
+    if gradient == "analytic":
+        return analytic(ops)
+    if gradient == "finite-difference":
+        return finite_difference(ops, delta, model)
+    return autograd(ops, model)
+
+
+def plain(ops: ExactOps, learning_rate: Array) -> Update:
+    """The seed's ``params -= learning_rate * params.grad``: two roundings, never fused."""
+    return Update(lambda params: (), lambda grad, state, params: (
+        ops.rounded(params - ops.rounded(learning_rate * grad)), state))
+
+
+def sgd(ops: ExactOps, learning_rate: Array) -> Update:
+    """torch's ``optim.SGD`` step, ``param.add_(grad, alpha=-lr)``: one fused rounding."""
+    return Update(lambda params: (), lambda grad, state, params: (ops.fma(-learning_rate, grad, params), state))
+
+
+def update(ops: ExactOps, optimizer: str | None, learning_rate: Array) -> Update:
+    """The exact update of ``optimizer=None`` (plain) or ``"sgd"``; Adam's recording is not
+    bit-reproducible."""
+    return sgd(ops, learning_rate) if optimizer == "sgd" else plain(ops, learning_rate)
 
 
 def _numpy_loss_and_grad(params: np.ndarray, t_u: np.ndarray, t_c: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ def loss_jaxprs(model: str = "linear") -> tuple[str, str]:
     params = jnp.zeros((spec.n_params,), jnp.float32)
 
     def loss(params: jax.Array, t_u: jax.Array, t_c: jax.Array) -> jax.Array:
-        return objective(params, t_u, t_c, spec.fn)
+        return objective(params, t_u, t_c, model=spec.fn)
 
     t_un = jnp.asarray(data.t_un)
     t_c = jnp.asarray(data.t_c)

@@ -3,7 +3,6 @@ rendered in memory and written atomically (see :mod:`jaxcal._files`)."""
 
 from __future__ import annotations
 
-import argparse
 import io
 from typing import Any
 
@@ -21,7 +20,7 @@ def _figure(*size: float) -> Any:
     return plt, plt.subplots(*size[:2], figsize=size[2:], dpi=110)
 
 
-def _save(plt: Any, figure: Any, path: str) -> None:
+def _save(plt: Any, figure: Any, path: str, name: str) -> None:
     from ._files import write_atomic
 
     buffer = io.BytesIO()
@@ -30,21 +29,30 @@ def _save(plt: Any, figure: Any, path: str) -> None:
         figure.savefig(buffer, format="png")
     finally:
         plt.close(figure)
-    write_atomic(path, buffer.getvalue(), name="--plot")
+    write_atomic(path, buffer.getvalue(), name=name)
 
 
-def plot_fit(path: str, args: argparse.Namespace, settings: dict[str, Any], result: Any) -> None:
-    """The book's figure, the readings and the fitted line, beside the loss curve (log scale)."""
+def plot_fit(path: str, t_u: Any, t_c: Any, result: Any, *, scale: float = 1.0, model: str = "linear",
+             name: str = "path") -> None:
+    """The book's figure, the readings and the fitted line, beside the loss curve (log scale).
+
+    Args:
+      path: the PNG to write.
+      t_u, t_c: the readings as read (``t_u`` before ``scale``).
+      result: a :class:`~jaxcal.loop.TrainResult` with a history.
+      scale: what the fit multiplied ``t_u`` by (the book's 0.1).
+      model: the model's name.
+      name: what errors call ``path`` (the caller's name for it).
+    """
     from .core import MODELS
 
     plt, (figure, (left, right)) = _figure(1, 2, 10.0, 4.0)
-    scale = float(args.scale)
-    raw, t_c = np.asarray(settings["raw_t_u"], np.float64), np.asarray(settings["t_c"], np.float64)
+    raw, t_c = np.asarray(t_u, np.float64), np.asarray(t_c, np.float64)
     params = [float(p) for p in np.asarray(result.params)]
     grid = np.linspace(raw.min(), raw.max(), 200)
     left.plot(raw, t_c, "o", color="#1f77b4", label="readings")
-    left.plot(grid, MODELS[settings["model"]].fn(scale * grid, *params), "-", color="#d62728",
-              label=f"fit: {settings['model']}, params {', '.join(f'{p:.4g}' for p in params)}")
+    left.plot(grid, MODELS[model].fn(scale * grid, *params), "-", color="#d62728",
+              label=f"fit: {model}, params {', '.join(f'{p:.4g}' for p in params)}")
     left.set_xlabel("t_u (unknown units)")
     left.set_ylabel("t_c (Celsius)")
     left.set_title("Readings and the fitted calibration")
@@ -58,10 +66,10 @@ def plot_fit(path: str, args: argparse.Namespace, settings: dict[str, Any], resu
     title = "Loss" + (f" (diverged at epoch {int(result.epochs_run)})" if bool(result.diverged) else "")
     right.set_title(title)
     right.grid(True, which="both", alpha=0.3)
-    _save(plt, figure, path)
+    _save(plt, figure, path, name)
 
 
-def plot_sweep(path: str, rates: np.ndarray, losses: np.ndarray, diverged: np.ndarray) -> None:
+def plot_sweep(path: str, rates: np.ndarray, losses: np.ndarray, diverged: np.ndarray, *, name: str = "path") -> None:
     """Final loss against learning rate (log-log), diverged runs marked."""
     plt, (figure, axes) = _figure(1, 1, 6.4, 4.2)
     ok = ~diverged & np.isfinite(losses)
@@ -75,16 +83,20 @@ def plot_sweep(path: str, rates: np.ndarray, losses: np.ndarray, diverged: np.nd
     axes.set_title("Learning-rate sweep")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
-    _save(plt, figure, path)
+    _save(plt, figure, path, name)
 
 
-def plot_fleet(path: str, names: tuple[str, ...], params: dict[str, np.ndarray], diverged: np.ndarray) -> None:
-    """Histograms of each fitted parameter across the fleet (diverged sensors left out)."""
+def plot_fleet(path: str, names: tuple[str, ...], params: np.ndarray, diverged: np.ndarray, *,
+               name: str = "path") -> None:
+    """Histograms of each fitted parameter across the fleet (diverged sensors left out).
+
+    ``params`` is ``(sensors, n_params)`` (a fleet's ``TrainResult.params``), ``names`` its last
+    axis's names."""
     plt, (figure, axes) = _figure(1, len(names), 4.0 * len(names), 3.6)
-    for axis, name in zip(np.atleast_1d(axes), names, strict=True):
-        values = np.asarray(params[name], np.float64)[~diverged]
+    for j, (axis, name) in enumerate(zip(np.atleast_1d(axes), names, strict=True)):
+        values = np.asarray(params[:, j], np.float64)[~diverged]
         axis.hist(values[np.isfinite(values)], bins=50, color="#1f77b4")
         axis.set_xlabel(name)
         axis.set_ylabel("sensors")
         axis.set_title(f"{name} across {len(values)} sensors")
-    _save(plt, figure, path)
+    _save(plt, figure, path, name)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .training import TrainResult
+from .loop import TrainResult
 
 __all__ = ["format_values", "history_rows", "result_to_dict", "train_log_lines"]
 
@@ -86,7 +86,8 @@ def _json_number(value: float) -> float | None:
 
 
 def result_to_dict(result: TrainResult, keep: Collection[int] | None = None) -> dict[str, Any]:
-    """The ``--json`` object: params, epochs_run, diverged and the history, at full precision.
+    """The ``--json`` object: params, the final loss, epochs_run, diverged and the history, at full
+    precision.
 
     Non-finite numbers (a diverged epoch's loss) are written as ``null``: JSON has no inf.
     """
@@ -97,6 +98,7 @@ def result_to_dict(result: TrainResult, keep: Collection[int] | None = None) -> 
         history.append({"epoch": row["epoch"], **entry})
     return {
         "params": [float(p) for p in np.asarray(result.params)],
+        "loss": _json_number(float(result.loss)),
         "epochs_run": int(result.epochs_run),
         "diverged": bool(result.diverged),
         "history": history,

@@ -54,16 +54,19 @@ def main() -> None:
 
         jaxcal.fleet.fit_fleet = marked
     elif phase == "joined":
-        import jaxcal.cli
+        import jaxcal.cli.fleet
+        import jaxcal.cli.train
 
-        join = jaxcal.cli._join
+        def marking(join):
+            def joined(*a, **k):
+                cluster = join(*a, **k)
+                _mark(marker)
+                return cluster
 
-        def joined(*a, **k):
-            cluster = join(*a, **k)
-            _mark(marker)
-            return cluster
+            return joined
 
-        jaxcal.cli._join = joined
+        for command in (jaxcal.cli.fleet, jaxcal.cli.train):
+            command.join = marking(command.join)
     elif phase == "write":
         import jaxcal._files
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxcal import book, data, loss_and_grad, model
+from jaxcal import book, data, loss_and_grad, model, training_loop
 from jaxcal.tolerances import evaluation_bounds
 
 
@@ -42,9 +42,17 @@ def test_finite_difference_of_a_quadratic_is_its_gradient():
     def loss(p):
         return loss_and_grad(p, t_u, t_c)[0]
 
-    new, rates = book.finite_difference_step(loss, params, 1e-2, 0.1)
+    rate = book.rate_of_change(loss, params, 0, 0.1)
     _, grad = loss_and_grad(params, t_u, t_c)
     loss_err, _ = evaluation_bounds([1.0, 0.0], data.t_un, data.t_c)
     # two loss evaluations over 2 * delta: float32 error 2 * loss_err / 0.2 (and the same again)
-    assert abs(float(rates[0]) - float(grad[0])) <= 4 * loss_err / 0.2
-    assert float(new[0]) == pytest.approx(1.0 - 1e-2 * float(rates[0]), abs=1e-6)
+    assert abs(float(rate) - float(grad[0])) <= 4 * loss_err / 0.2
+    # one training step updates w by that rate before b's is taken, as the book does it
+    result = training_loop(1, 1e-2, params, t_u, t_c, gradient="finite-difference", log_every=1)
+    # (compiled there, op by op here: two float32 evaluations of the rate, each within 2 * loss_err / 0.2)
+    assert abs(float(result.history.grad[0, 0]) - float(rate)) <= 4 * loss_err / 0.2
+    assert float(result.params[0]) == pytest.approx(1.0 - 1e-2 * float(result.history.grad[0, 0]), abs=1e-6)
+    moved = params.at[0].set(result.params[0])
+    moved_err, _ = evaluation_bounds(np.asarray(moved), data.t_un, data.t_c)
+    b_rate = float(book.rate_of_change(loss, moved, 1, 0.1))
+    assert abs(float(result.history.grad[0, 1]) - b_rate) <= 4 * moved_err / 0.2

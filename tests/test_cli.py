@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import jax
+import numpy as np
 import pytest
 
 from jaxcal import data
@@ -38,7 +39,14 @@ def test_train_json_is_one_object_with_full_precision(capsys):
     status, out, _ = run_cli(capsys, "train", "--epochs", "1000", "--json")
     assert status == 0
     result = json.loads(out)
-    assert set(result) == {"params", "epochs_run", "diverged", "history"}
+    assert set(result) == {"params", "loss", "epochs_run", "diverged", "history"}
+    # the final loss is the loss at the final params: the float64 value within the float32 bound
+    from jaxcal.tolerances import evaluation_bounds
+
+    t_un, t_c = data.t_un.astype(np.float64), data.t_c.astype(np.float64)
+    w, b = result["params"]
+    loss_err, _ = evaluation_bounds(result["params"], data.t_un, data.t_c)
+    assert abs(result["loss"] - np.mean((w * t_un + b - t_c) ** 2)) <= loss_err
     assert result["epochs_run"] == 1000
     assert result["diverged"] is False
     assert [row["epoch"] for row in result["history"]] == [500, 1000]
@@ -241,9 +249,10 @@ def test_parity_without_torch_is_a_clear_error(capsys, monkeypatch):
     assert err.count("\n") == 1
 
 
-@pytest.mark.parametrize("name", list(__import__("jaxcal.chapter").chapter.COMMANDS))
+@pytest.mark.parametrize("name", list(__import__("jaxcal.cli._chapter").cli._chapter.COMMANDS))
 def test_every_chapter_run_is_a_command_line(capsys, book_runs, name):
-    from jaxcal.chapter import COMMANDS, RUNS
+    from jaxcal.chapter import RUNS
+    from jaxcal.cli._chapter import COMMANDS
 
     argv = [*COMMANDS[name].split()[1:], "--json"]
     with jax.numpy_dtype_promotion("standard" if RUNS[name].optimizer == "adam" else "strict"):

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jaxcal.cli import _build_parser, main
+from jaxcal.cli import build_parser, main
 
 EXCLUDED_FLAGS = {"--x64", "--devices", "--coordinator", "--num-processes", "--process-id", "--timeout", "--help",
                   "-h", "--version"}
@@ -51,7 +51,7 @@ ODD_TEXT = st.sampled_from(ODD_KINDS["text"] + ODD_KINDS["empty"] + ODD_KINDS["u
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
-    parser = _build_parser()
+    parser = build_parser()
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return {name: sub for name, sub in action.choices.items() if name not in EXCLUDED_COMMANDS}
 

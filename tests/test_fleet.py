@@ -13,8 +13,9 @@ import pytest
 
 from jaxcal import data, training_loop
 from jaxcal.cli import main
-from jaxcal.fleet import fit_fleet, least_squares, sweep
+from jaxcal.fleet import fit_fleet, least_squares
 from jaxcal.progress import ProgressBar
+from jaxcal.sweeps import sweep
 from jaxcal.tolerances import gd_trajectory_bounds
 
 
@@ -36,7 +37,7 @@ def test_each_sensor_matches_that_sensor_fitted_alone():
         bounds = gd_trajectory_bounds([1.0, 0.0], x, y, 1e-2, 300)
         # two float32 evaluations of the same run (a row sum here, XLA's reduction there):
         # within twice the derived bound of each other
-        fleet_params = np.asarray([result.params[0][s], result.params[1][s]])
+        fleet_params = result.params[s]
         assert np.all(np.abs(fleet_params - np.asarray(alone.params)) <= 2 * bounds.params_err[-1]), s
     assert not result.diverged.any()
     assert np.all(result.epochs_run == 300)
@@ -47,8 +48,7 @@ def test_mask_and_counts_are_the_same_fleet():
     mask = np.arange(6)[None, :] < counts[:, None]
     by_counts = fit_fleet(t_u, t_c, n_epochs=50, learning_rate=1e-2, counts=counts)
     by_mask = fit_fleet(np.where(mask, t_u, 99.0), t_c, n_epochs=50, learning_rate=1e-2, mask=mask)
-    for a, b in zip(by_counts.params, by_mask.params, strict=True):
-        np.testing.assert_array_equal(a, b)  # the padding's values never enter
+    np.testing.assert_array_equal(by_counts.params, by_mask.params)  # the padding's values never enter
 
 
 def test_divergence_is_per_sensor_and_as_fitted_alone():
@@ -58,8 +58,8 @@ def test_divergence_is_per_sensor_and_as_fitted_alone():
     alone = training_loop(100, 1e-2, [1.0, 0.0], data.t_u, data.t_c, log_every=100)
     assert result.diverged.tolist() == [True, False]
     assert result.epochs_run.tolist() == [11, 100]
-    np.testing.assert_array_equal([result.params[0][0], result.params[1][0]], np.asarray(alone.params))
-    assert np.all(np.isfinite([p[0] for p in result.params]))
+    np.testing.assert_array_equal(result.params[0], np.asarray(alone.params))
+    assert np.all(np.isfinite(result.params[0]))
 
 
 def test_adam_fleet_and_quadratic_model_run():
@@ -69,7 +69,7 @@ def test_adam_fleet_and_quadratic_model_run():
     assert np.all(np.isfinite(adam.loss))
     quad = fit_fleet(t_u, t_c, n_epochs=200, learning_rate=1e-4, counts=counts, model="quadratic")
     assert quad.param_names == ("w2", "w1", "b")
-    assert len(quad.params) == 3
+    assert quad.params.shape == (20, 3)
 
 
 def test_converged_fleet_lands_on_least_squares():
@@ -79,7 +79,7 @@ def test_converged_fleet_lands_on_least_squares():
     lsq = least_squares(t_u, t_c)
     # H has eigenvalues ~2 and ~6 here, so 5000 epochs at lr 0.1 contract the error by far more
     # than float32 resolves: what is left is rounding, a few ulps of |params| (~20): 1e-5 absolute
-    np.testing.assert_allclose(np.stack(result.params, axis=1), lsq, atol=1e-5 * 20)
+    np.testing.assert_allclose(result.params, lsq, atol=1e-5 * 20)
 
 
 @pytest.mark.parametrize(
@@ -102,14 +102,16 @@ def test_fleet_bad_input(kwargs, message):
 
 def test_sweep_is_one_compile_and_matches_single_runs(compiles):
     rates = np.geomspace(1e-5, 1e-1, 9)
-    result = sweep(data.t_u, data.t_c, n_epochs=500, learning_rates=rates)
+    result = sweep(data.t_u, data.t_c, n_epochs=500, learning_rate=rates)
     assert len(compiles.names) == 1  # the whole sweep is one XLA program
+    assert result.params.shape == (9, 1, 2)
+    assert result.param_names == ("w", "b")
     for i in (0, 4, 6, 8):
-        alone = training_loop(500, float(result.learning_rate[i]), [1.0, 0.0], data.t_u, data.t_c, log_every=500)
-        assert int(result.epochs_run[i]) == int(alone.epochs_run)
-        assert bool(result.diverged[i]) == bool(alone.diverged)
+        alone = training_loop(500, float(np.float32(rates[i])), [1.0, 0.0], data.t_u, data.t_c, log_every=500)
+        assert int(result.epochs_run[i, 0]) == int(alone.epochs_run)
+        assert bool(result.diverged[i, 0]) == bool(alone.diverged)
     # the book's lesson: raw readings diverge from lr 1e-3 up, the stable ones are below
-    assert result.diverged.tolist() == [False] * 4 + [True] * 5
+    assert result.diverged[:, 0].tolist() == [False] * 4 + [True] * 5
 
 
 def test_progress_bar_only_on_a_terminal():
@@ -219,10 +221,10 @@ def test_sweep_cli_table_and_json(capsys):
 def test_a_chunked_sweep_is_the_same_sweep_with_progress(compiles):
     rates = np.geomspace(1e-5, 1e-1, 7)
     seen = []
-    chunked = sweep(data.t_u, data.t_c, n_epochs=300, learning_rates=rates, chunks=3,
+    chunked = sweep(data.t_u, data.t_c, n_epochs=300, learning_rate=rates, chunks=3,
                     progress=lambda done, total: seen.append((done, total)))
     assert len(compiles.names) == 1  # equal chunks (the last padded): one program
-    whole = sweep(data.t_u, data.t_c, n_epochs=300, learning_rates=rates)
+    whole = sweep(data.t_u, data.t_c, n_epochs=300, learning_rate=rates)
     assert seen == [(3, 7), (6, 7), (7, 7)]
     np.testing.assert_array_equal(chunked.epochs_run, whole.epochs_run)
     np.testing.assert_array_equal(chunked.diverged, whole.diverged)
@@ -230,8 +232,8 @@ def test_a_chunked_sweep_is_the_same_sweep_with_progress(compiles):
     # multiply-adds, may differ): two float32 runs of each configuration, within twice the bound.
     for i, lr in enumerate(rates):
         bounds = gd_trajectory_bounds([1.0, 0.0], data.t_u, data.t_c, float(np.float32(lr)), 300)
-        last = int(whole.epochs_run[i]) - (2 if whole.diverged[i] else 1)  # the params kept
-        assert np.all(np.abs(chunked.params[i] - whole.params[i]) <= 2 * bounds.params_err[last]), i
+        last = int(whole.epochs_run[i, 0]) - (2 if whole.diverged[i, 0] else 1)  # the params kept
+        assert np.all(np.abs(chunked.params[i, 0] - whole.params[i, 0]) <= 2 * bounds.params_err[last]), i
 
 
 @pytest.mark.parametrize("tile", [0, -5, 2.5, True])

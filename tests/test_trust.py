@@ -269,7 +269,7 @@ def test_a_fleets_sensor_equals_that_sensor_fitted_alone(seed, sensors):
     s = int(rng.integers(sensors))
     alone = training_loop(200, 1e-2, [1.0, 0.0], t_u[s], t_c[s], log_every=200)
     bounds = gd_trajectory_bounds([1.0, 0.0], t_u[s], t_c[s], 1e-2, 200)
-    assert np.all(np.abs(np.asarray([p[s] for p in fleet.params]) - np.asarray(alone.params))
+    assert np.all(np.abs(fleet.params[s] - np.asarray(alone.params))
                   <= 2 * bounds.params_err[-1])
 
 

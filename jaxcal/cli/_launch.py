@@ -19,8 +19,8 @@ import subprocess
 import sys
 import time
 
-from . import _interrupts
-from .distributed import ENV
+from .. import _interrupts
+from ..distributed import ENV
 
 __all__ = ["launch"]
 

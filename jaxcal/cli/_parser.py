@@ -1,0 +1,71 @@
+"""The command line's argparse pieces: one-line usage errors and the flags commands share."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+__all__ = ["Parser", "UsageError", "add_distributed_flags", "add_train_flags", "subcommand"]
+
+
+class UsageError(Exception):
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(f"{prog}: error: {message}")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (with a pointer to --help) instead of a block."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self.prog, f"{message} (see '{self.prog} --help')")
+
+
+def subcommand(commands: argparse._SubParsersAction, name: str, *, help: str, description: str,
+               examples: list[str]) -> argparse.ArgumentParser:
+    """A subcommand's parser, its examples in the epilog (as they are typed)."""
+    label = "example" if len(examples) == 1 else "examples"
+    return commands.add_parser(name, help=help, description=description,
+                               epilog=f"{label}:\n" + "\n".join(f"  {e}" for e in examples),
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--coordinator", default=None, metavar="HOST:PORT", help="jax.distributed coordinator (process 0's address)")
+    add("--num-processes", default=None, metavar="N", help="processes in the run")
+    add("--process-id", default=None, metavar="I", help="this process's index, 0..N-1")
+    add("--timeout", default="60", metavar="S", help="seconds to wait for the other processes (default 60)")
+
+
+def add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of what is fitted, shared by train, parity, sweep and fleet."""
+    add = parser.add_argument
+    add("--scale", default="0.1", metavar="S", help="multiply readings by S (default 0.1, the book's t_un; 1 = raw)")
+    add("--epochs", default="5000", metavar="N", help="number of epochs (default 5000)")
+    add("--lr", default="1e-2", metavar="LR", help="learning rate (default 1e-2)")
+    add("--init", nargs="+", default=None, metavar="P",
+        help="initial params: W B (linear, default 1 0) or W2 W1 B (quadratic, default 0 1 0)")
+    add("--optimizer", default="plain", metavar="NAME", help="plain (the seed's params - lr * grad), sgd or adam")
+    add("--model", default="linear", metavar="NAME", help="linear (w * t_u + b) or quadratic (w2 * t_u**2 + ...)")
+
+
+def add_start_up_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--x64", action="store_true", help="compute in float64 (set at start-up)")
+    add("--devices", default=None, metavar="N", help="CPU devices to start and shard the readings over (start-up)")
+
+
+def add_train_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--data", metavar="CSV", help="readings file with header t_u,t_c (default: the book's 11 readings)")
+    add_model_flags(parser)
+    add("--gradient", default="autograd", metavar="HOW",
+        help="autograd (jax.grad), analytic (the book's grad_fn) or finite-difference")
+    add("--fd-delta", default="0.1", metavar="D", help="finite-difference half-width (default 0.1, the book's)")
+    add("--log-every", default="500", metavar="K", help="log every K epochs (default 500)")
+    add("--log-epochs", default=None, metavar="LIST", help="also log these epochs, e.g. 1,2,3,10,11,99,100")
+    add("--val-fraction", default=None, metavar="F", help="hold out int(F * n) readings for validation")
+    add("--split-seed", default="0", metavar="S", help="seed of the random train/validation split (default 0)")
+    add("--book-split", action="store_true", help="use the book's recorded split (train 9,6,5,8,4,7,0,1,3; val 2,10)")
+    add("--exact", action="store_true", help="reproduce the book's float32 recording digit for digit (CPU)")
+    add_start_up_flags(parser)

@@ -1,0 +1,250 @@
+"""Every flag of a fit, parsed and checked into a typed :class:`FitSettings` before JAX starts."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .. import _checks
+
+__all__ = ["FitSettings", "check_output", "choice", "float_arg", "int_arg", "need_matplotlib", "parse_fit"]
+
+#: ``--optimizer`` names and what the library calls them.
+OPTIMIZERS = {"plain": None, "sgd": "sgd", "adam": "adam"}
+
+#: Bounds of the flags that start things: local processes of a loopback trial, CPU devices of one
+#: process, and seconds to wait for a peer (a day).
+MAX_LAUNCHED = 64
+MAX_CPU_DEVICES = 256
+MAX_TIMEOUT = 86_400
+
+#: The most learning rates of one sweep: every configuration's params and results are held in memory.
+MAX_SWEEP = 10_000_000
+
+
+@dataclasses.dataclass
+class FitSettings:
+    """What ``train``, ``parity``, ``sweep`` and ``fleet`` fit, checked.
+
+    ``t_u`` is the scaled readings (the book's ``t_un``), ``raw_t_u`` the readings as read;
+    ``n_total`` is the file's count when this process read only its share of it.
+    """
+
+    n_epochs: int
+    learning_rate: float
+    params: list[float]
+    model: str
+    optimizer: str  # the flag's value: plain, sgd or adam
+    scale: float
+    x64: bool
+    devices: int | None
+    gradient: str = "autograd"
+    delta: float = 0.1
+    log_every: int = 500
+    log_epochs: set[int] = dataclasses.field(default_factory=set)
+    exact: bool = False
+    data: str | None = None
+    t_u: Any = None
+    t_c: Any = None
+    raw_t_u: Any = None
+    val: tuple[Any, Any] | None = None
+    n_total: int | None = None
+
+    @property
+    def library_optimizer(self) -> str | None:
+        return OPTIMIZERS[self.optimizer]
+
+    @property
+    def dtype(self) -> Any:
+        import numpy as np
+
+        return np.float64 if self.x64 else np.float32
+
+    def log_schedule(self) -> tuple[int, set[int] | None]:
+        """The library's log interval, and the epochs to keep on the host (None: all of them)."""
+        if not self.log_epochs:
+            return self.log_every, None
+        keep = set(self.log_epochs) | set(range(self.log_every, self.n_epochs + 1, self.log_every))
+        return 1, keep
+
+
+def float_arg(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise _checks.InvalidInput(name, f"not a number: {text!r}") from None
+
+
+def int_arg(text: str, name: str, most: int = _checks.MAX_EPOCHS) -> int:
+    """A positive integer flag, at most ``most`` (by default what an int32 counter holds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise _checks.InvalidInput(name, f"must be a positive integer, got {text!r}") from None
+    return _checks.check_positive_int(value, name, most)
+
+
+def choice(value: str, choices: Sequence[str], name: str, what: str) -> str:
+    if value not in choices:
+        raise _checks.InvalidInput(name, f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
+    return value
+
+
+def parse_model(args: argparse.Namespace) -> FitSettings:
+    """The flags every fitting command has (``--scale --epochs --lr --init --optimizer --model
+    --x64 --devices``), checked; no readings yet."""
+    from ..core import MODELS
+
+    x64 = bool(args.x64)
+    dtype = _dtype(x64)
+    epochs = int_arg(args.epochs, "--epochs")
+    lr = _checks.check_learning_rate(float_arg(args.lr, "--lr"), "--lr")
+    _checks.fit_dtype(lr, dtype, "--lr", nonzero=True)
+    scale = float_arg(args.scale, "--scale")
+    if not (math.isfinite(scale) and scale != 0):
+        raise _checks.InvalidInput("--scale", f"must be a finite nonzero number, got {args.scale!r}")
+    _checks.fit_dtype(scale, dtype, "--scale", nonzero=True)
+    choice(args.optimizer, list(OPTIMIZERS), "--optimizer", "optimizer")
+    model = choice(args.model, list(MODELS), "--model", "model")
+    names = MODELS[model].param_names
+    init = list(MODELS[model].init) if args.init is None else [float_arg(v, "--init") for v in args.init]
+    if len(init) != len(names):
+        raise _checks.InvalidInput(
+            "--init", f"the {model} model expects {len(names)} numbers ({' '.join(names)}), got {len(init)}")
+    _checks.check_finite_array(init, "--init")
+    _checks.fit_dtype(init, dtype, "--init")
+    devices = None if args.devices is None else int_arg(args.devices, "--devices", MAX_CPU_DEVICES)
+    return FitSettings(epochs, lr, init, model, args.optimizer, scale, x64, devices)
+
+
+def _dtype(x64: bool) -> Any:
+    import numpy as np
+
+    return np.float64 if x64 else np.float32
+
+
+def parse_fit(args: argparse.Namespace, part: Callable[[int], slice] | None = None) -> FitSettings:
+    """Parse and check every flag of ``train``, ``parity`` and ``sweep`` before any JAX work
+    starts, and read the readings.
+
+    ``part``: read only the rows ``part(n)`` of ``--data`` (a process's share of a multi-process
+    run); ``n_total`` is then the file's count.
+    """
+    import numpy as np
+
+    from .. import data as book
+    from ..evaluate import GRADIENTS
+
+    s = parse_model(args)
+    dtype = s.dtype
+    s.log_every = int_arg(args.log_every, "--log-every")
+    s.gradient = choice(args.gradient, list(GRADIENTS), "--gradient", "gradient")
+    s.delta = float_arg(args.fd_delta, "--fd-delta")
+    if not (math.isfinite(s.delta) and s.delta > 0):
+        raise _checks.InvalidInput("--fd-delta", f"must be a positive finite number, got {args.fd_delta!r}")
+    _checks.fit_dtype(s.delta, dtype, "--fd-delta", nonzero=True)
+    if args.log_epochs:
+        s.log_epochs = {int_arg(p.strip(), "--log-epochs") for p in args.log_epochs.split(",") if p.strip()}
+    s.exact = bool(args.exact)
+    if s.exact and s.x64:
+        raise _checks.InvalidInput("--exact", "reproduces the float32 recording; it cannot be combined with --x64")
+    s.data = args.data
+    split = args.book_split or args.val_fraction is not None
+    if args.data is None:
+        t_u, t_c = book.readings(dtype)
+    elif part is not None and not split:
+        from ..io import read_readings_share
+
+        t_u, t_c, s.n_total = read_readings_share(args.data, dtype, part)
+    else:
+        from ..io import read_readings
+
+        t_u, t_c = read_readings(args.data, dtype=dtype)
+    if split:
+        if args.book_split:
+            if args.data is not None:
+                raise _checks.InvalidInput("--book-split", "the recorded split is for the book's readings only")
+            train_idx, val_idx = (np.asarray(i) for i in book.BOOK_SPLIT)
+        else:
+            fraction = float_arg(args.val_fraction, "--val-fraction")
+            try:
+                seed = int(args.split_seed)
+            except ValueError:
+                seed = -1
+            if seed < 0:
+                raise _checks.InvalidInput("--split-seed", f"must be an integer >= 0, got {args.split_seed!r}")
+            train_idx, val_idx = book.split_indices(len(t_u), fraction, seed)
+        s.val = (t_u[val_idx], t_c[val_idx])
+        t_u, t_c = t_u[train_idx], t_c[train_idx]
+    with np.errstate(over="ignore"):
+        s.t_u = (dtype(s.scale) * t_u).astype(dtype)
+        if s.val is not None:
+            s.val = ((dtype(s.scale) * s.val[0]).astype(dtype), s.val[1])
+    _checks.check_finite_array(s.t_u, "--scale")
+    if s.n_total is None:  # a process's share of a split run cannot tell (its peers hold the rest)
+        check_determined(s.t_u, s.model, "--data" if args.data is not None else "--scale")
+    s.raw_t_u, s.t_c = t_u, t_c
+    return s
+
+
+def _distinct(values: Any) -> str:
+    return f"{values} distinct t_u value" + ("" if values == 1 else "s")
+
+
+def check_determined(t_u: Any, model: str, name: str) -> None:
+    """Refuse readings from which the model cannot be determined: fewer distinct ``t_u`` values
+    than it has parameters (all readings at one temperature leave the slope undetermined)."""
+    import numpy as np
+
+    from ..core import MODELS
+
+    need = MODELS[model].n_params
+    distinct = len(np.unique(t_u))
+    if distinct < need:
+        raise _checks.InvalidInput(name, f"the readings have {_distinct(distinct)}; the {model} model's {need} "
+                                   f"parameters need at least {need} (the fit is undetermined)")
+
+
+def check_fleet_determined(path: str, ids: Any, t_u: Any, counts: Any, model: str) -> None:
+    """:func:`check_determined` for every sensor of a padded ``(sensors, readings)`` table."""
+    import numpy as np
+
+    from ..core import MODELS
+
+    need = MODELS[model].n_params
+    valid = np.arange(t_u.shape[1])[None, :] < np.asarray(counts)[:, None]
+    ordered = np.sort(np.where(valid, t_u, np.nan), axis=1)  # padding (NaN) sorts last
+    new = np.ones(ordered.shape, bool)
+    new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    distinct = (new & ~np.isnan(ordered)).sum(axis=1)
+    short = np.nonzero(distinct < need)[0]
+    if short.size:
+        first = int(short[0])
+        others = f" (and {short.size - 1} more sensors)" if short.size > 1 else ""
+        raise _checks.InvalidInput(
+            path, f"sensor {ids[first]!s} has {_distinct(int(distinct[first]))}{others}; the {model} model's "
+                  f"{need} parameters need at least {need} (the fit is undetermined)")
+
+
+def check_output(path: str | None, name: str) -> None:
+    """Refuse an output path that cannot be written, before any work."""
+    import os
+
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise _checks.InvalidInput(name, f"{path} is a directory")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise _checks.InvalidInput(name, f"cannot write {path}: its folder is missing or not writable")
+
+
+def need_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise _checks.InvalidInput("--plot", "matplotlib is not installed; install the plot extra: "
+                                   "pip install 'jaxcal[plot]'") from None

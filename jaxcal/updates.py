@@ -1,0 +1,140 @@
+"""How params are updated: the seed's plain rule, or any optax ``GradientTransformation``.
+
+An :class:`Update` is optax's shape with the last step included: ``init(params) -> state`` and
+``step(grad, state, params) -> (new_params, state)``, pure functions over any pytree of params.
+What ``optimizer=`` accepts everywhere (:data:`OptimizerLike`) becomes one by :func:`resolve`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple, Union
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from . import _checks
+
+__all__ = ["NAMED", "OptimizerLike", "Update", "from_optax", "plain", "resolve"]
+
+Array = jax.Array
+
+#: What ``optimizer=`` accepts:
+#:
+#: * ``None``: the seed's plain update ``params - learning_rate * grad``;
+#: * ``"sgd"`` or ``"adam"``: optax's, built with the run's ``learning_rate``;
+#: * a factory ``learning_rate -> GradientTransformation`` such as ``optax.adam``;
+#: * a built ``GradientTransformation`` such as ``optax.adam(0.1)``. Its learning rate is its
+#:   own, unless it was built with ``optax.inject_hyperparams``: the run's ``learning_rate``
+#:   then replaces the injected one, as a traced value.
+#:
+#: The learning rate stays a traced value in every form but a plain built transformation, so a
+#: new value never recompiles.
+OptimizerLike = Union[None, str, optax.GradientTransformation, Callable[[Any], optax.GradientTransformation]]
+
+#: The optimisers known by name (the CLI's ``--optimizer``), as optax factories.
+NAMED: dict[str, Callable[[Any], optax.GradientTransformation]] = {"sgd": optax.sgd, "adam": optax.adam}
+
+
+class Update(NamedTuple):
+    """An update rule as two pure functions over a pytree of params.
+
+    Attributes:
+      init: ``init(params) -> state``.
+      step: ``step(grad, state, params) -> (new_params, new_state)``.
+    """
+
+    init: Callable[[Any], Any]
+    step: Callable[[Any, Any, Any], tuple[Any, Any]]
+
+
+def plain(learning_rate: Array) -> Update:
+    """The seed's ``params -= learning_rate * params.grad``, without the mutation.
+
+    >>> import jax.numpy as jnp
+    >>> update = plain(0.5)
+    >>> update.step(jnp.array([2.0, 4.0]), update.init(None), jnp.array([1.0, 1.0]))[0]
+    Array([ 0., -1.], dtype=float32)
+    """
+
+    def step(grad: Any, state: Any, params: Any) -> tuple[Any, Any]:
+        return jax.tree.map(lambda p, g: p - learning_rate * g, params, grad), state
+
+    return Update(lambda params: (), step)
+
+
+def from_optax(tx: optax.GradientTransformation, learning_rate: Array | None = None) -> Update:
+    """Any optax transformation as an :class:`Update` (``optax.apply_updates`` applies its step).
+
+    Args:
+      tx: a built transformation.
+      learning_rate: replaces the learning rate of a transformation built with
+        ``optax.inject_hyperparams`` (a traced value); ``None`` keeps the transformation's own.
+    """
+
+    def init(params: Any) -> Any:
+        state = tx.init(params)
+        if learning_rate is not None:
+            state = _with_learning_rate(state, learning_rate)
+        return state
+
+    def step(grad: Any, state: Any, params: Any) -> tuple[Any, Any]:
+        updates, state = tx.update(grad, state, params)
+        return optax.apply_updates(params, updates), state
+
+    return Update(init, step)
+
+
+def _injected(state: Any) -> bool:
+    hyperparams = getattr(state, "hyperparams", None)
+    return isinstance(hyperparams, dict) and "learning_rate" in hyperparams
+
+
+def _with_learning_rate(state: Any, learning_rate: Array) -> Any:
+    old = state.hyperparams["learning_rate"]
+    value = jnp.asarray(learning_rate, getattr(old, "dtype", None))
+    return state._replace(hyperparams={**state.hyperparams, "learning_rate": value})
+
+
+def resolve(optimizer: OptimizerLike, learning_rate: Array | None) -> Update:
+    """The :class:`Update` of an :data:`OptimizerLike` (call it where the rate is traced)."""
+    if optimizer is None:
+        return plain(learning_rate)
+    if isinstance(optimizer, optax.GradientTransformation):
+        return from_optax(optimizer, learning_rate)
+    factory = NAMED[optimizer] if isinstance(optimizer, str) else optimizer
+    return from_optax(factory(learning_rate))
+
+
+def check(optimizer: Any, learning_rate_given: bool, params: Any = None) -> OptimizerLike:
+    """``optimizer`` checked as an :data:`OptimizerLike`, with the learning rate the caller gave.
+
+    Raises:
+      ValueError, TypeError: one line naming ``optimizer`` or ``learning_rate``.
+    """
+    if isinstance(optimizer, optax.GradientTransformation):
+        shape = (2,) if params is None else tuple(jnp.shape(params))
+        if learning_rate_given and not _built_injected(optimizer, shape):
+            raise _checks.InvalidInput(
+                "learning_rate: this optimizer holds its own learning rate; pass learning_rate=None, or build "
+                "it with optax.inject_hyperparams (e.g. optax.inject_hyperparams(optax.adam)(learning_rate=0.1)) "
+                "so that the learning rate given here replaces it")
+        return optimizer
+    if not learning_rate_given:
+        raise _checks.InvalidInput("learning_rate: required, unless optimizer is a built optax transformation")
+    if optimizer is None or callable(optimizer):
+        return optimizer
+    if isinstance(optimizer, str):
+        if optimizer not in NAMED:
+            raise _checks.InvalidInput(f"optimizer: unknown optimizer {optimizer!r}; choose one of {', '.join(NAMED)}")
+        return optimizer
+    raise _checks.InvalidType(
+        f"optimizer: must be None, 'sgd', 'adam', an optax transformation or a factory, got {optimizer!r}")
+
+
+@functools.lru_cache(maxsize=64)
+def _built_injected(tx: optax.GradientTransformation, shape: tuple[int, ...]) -> bool:
+    """Whether ``tx``'s state holds an injected learning rate (its ``init`` traced, never run)."""
+    return _injected(jax.eval_shape(tx.init, jax.ShapeDtypeStruct(shape, jnp.float32)))
