@@ -207,6 +207,7 @@ def seed_runs(repeats: int, limit: ctypes.CDLL | None) -> dict[str, dict[str, fl
     placed = (jnp.float32(LR), jnp.asarray([1.0, 0.0]), jnp.asarray(t_un), jnp.asarray(t_c))
     fast = {
         "jaxcal: compiled training_loop": lambda: training_loop(epochs, LR, [1.0, 0.0], t_un, t_c),
+        "jaxcal: training_loop, jax.Array inputs": lambda: training_loop(epochs, LR, [1.0, 0.0], x, y),
         "jaxcal: its program alone (jax.jit, inputs on the device)": lambda: program(*placed),
         "jaxcal: training_loop, exact=True": lambda: training_loop(epochs, LR, [1.0, 0.0], t_un, t_c, exact=True),
     }

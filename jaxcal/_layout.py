@@ -89,20 +89,30 @@ def _blocked_loss(model: Model) -> Callable[[Array, Any, Any], Array]:
     return loss
 
 
+def placement(t_u: Any) -> tuple[str, bool, int]:
+    """Where a fit of ``t_u`` runs: ``(platform, on one device, readings)``."""
+    if isinstance(t_u, jax.Array) and not isinstance(t_u, jax.core.Tracer):
+        devices = t_u.devices()
+        return next(iter(devices)).platform, len(devices) == 1, t_u.shape[0]
+    return jax.default_backend(), True, t_u.shape[0]
+
+
 def for_fit(t_u: Any, *, elementwise: bool) -> Layout:
     """The layout of one fit's readings ``t_u`` (a NumPy array, or a ``jax.Array`` where it lies).
 
     ``elementwise``: the model is the book's (named), elementwise in ``t_u``, so that the readings
     may be reshaped into blocks.
     """
-    placed = isinstance(t_u, jax.Array) and not isinstance(t_u, jax.core.Tracer)
-    platform = next(iter(t_u.devices())).platform if placed else jax.default_backend()
+    return layout_for(placement(t_u), elementwise=elementwise)
+
+
+def layout_for(where: tuple[str, bool, int], *, elementwise: bool) -> Layout:
+    """:func:`for_fit` from the fit's :func:`placement`."""
+    platform, single, n = where
     if platform != "cpu":
         return PLAIN  # one pass over any extent: an accelerator's reduction kernel takes them all
     # The loss and gradient sums in one pass up to SMALL_EXTENT readings, where XLA's CPU kernel
     # for it beats separate sums; large fits on one CPU device read their readings in blocks.
-    single = not placed or len(t_u.devices()) == 1
-    n = t_u.shape[0]
     if elementwise and single:
         for least, rows, lanes in BLOCK_LAYOUTS:
             if n >= least and n >= rows * lanes:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -268,13 +268,18 @@ def evaluation(ops: ExactOps, gradient: str, model: str, delta: Array) -> Evalua
 
 def plain(ops: ExactOps, learning_rate: Array) -> Update:
     """The seed's ``params -= learning_rate * params.grad``: two roundings, never fused."""
-    return Update(lambda params: (), lambda grad, state, params: (
-        ops.rounded(params - ops.rounded(learning_rate * grad)), state))
+    def step(grad: Any, state: Any, params: Any) -> tuple[Any, Any]:
+        return jax.tree.map(lambda p, g: ops.rounded(p - ops.rounded(learning_rate * g)), params, grad), state
+
+    return Update(lambda params: (), step)
 
 
 def sgd(ops: ExactOps, learning_rate: Array) -> Update:
     """torch's ``optim.SGD`` step, ``param.add_(grad, alpha=-lr)``: one fused rounding."""
-    return Update(lambda params: (), lambda grad, state, params: (ops.fma(-learning_rate, grad, params), state))
+    def step(grad: Any, state: Any, params: Any) -> tuple[Any, Any]:
+        return jax.tree.map(lambda p, g: ops.fma(-learning_rate, g, p), params, grad), state
+
+    return Update(lambda params: (), step)
 
 
 def update(ops: ExactOps, optimizer: str | None, learning_rate: Array) -> Update:

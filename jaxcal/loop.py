@@ -130,17 +130,25 @@ def fit(
     >>> [round(float(p), 3) for p in result.params], round(float(result.loss), 4)
     ([5.367, -17.301], 2.9276)
     """
-    state = update.init(params)
     data = evaluation.arrange(readings)  # laid out once, outside the epochs
+    # A params vector is carried as its scalars: the gradient then comes without being assembled
+    # into a vector, and the finiteness check is elementwise: fewer kernels per epoch (measured
+    # on the seed's run: 141 -> 131 us for 5000 epochs). The same operations on the same values.
+    scalars = evaluation.rate is None and isinstance(params, jax.Array) and params.ndim == 1
+    if scalars:
+        params = tuple(params[j] for j in range(params.shape[0]))
+    stacked = jnp.stack if scalars else (lambda values: values)
+    state = update.init(params)
     if not track:
         params, _ = epochs(evaluation, update, params, state, data, n_epochs)
-        loss = _final_loss(evaluation, params, readings, data)
-        finite = jnp.isfinite(loss) & jnp.all(jnp.isfinite(params))
-        return TrainResult(params, loss, jnp.asarray(n_epochs, jnp.int32), ~finite)
+        loss = _final_loss(evaluation, stacked(params), readings, data)
+        return TrainResult(stacked(params), loss, jnp.asarray(n_epochs, jnp.int32), ~_finite(loss, params))
 
-    def evaluate_and_update(params: Any, state: Any) -> tuple[Array, Array, Any, Any]:
+    def evaluate_and_update(params: Any, state: Any) -> tuple[Array, Any, Any, Any]:
         if evaluation.rate is None:
             loss, grad = evaluation.loss_and_grad(params, data)
+            if scalars and isinstance(grad, jax.Array):  # a gradient computed as a vector
+                grad = tuple(grad[j] for j in range(grad.shape[0]))
             new_params, state = update.step(grad, state, params)
             return loss, grad, new_params, state
         # The book's finite differences: each parameter's rate at the params as updated so far
@@ -157,14 +165,14 @@ def fit(
         loss, grad, new_params, new_state = evaluate_and_update(params, state)
         val_loss = evaluation.loss(params, val) if val is not None else None
         running = jnp.logical_not(diverged)
-        finite = jnp.isfinite(loss) & jnp.all(jnp.isfinite(new_params))
+        finite = _finite(loss, new_params)
         # Keep the last finite params once the run has diverged: a result, never silent NaNs.
         accept = running & finite
-        params = jnp.where(accept, new_params, params)
-        state = jax.tree.map(lambda new, old: jnp.where(accept, new, old), new_state, state)
+        params, state = jax.tree.map(lambda new, old: jnp.where(accept, new, old), (new_params, new_state),
+                                     (params, state))
         epochs_run = epochs_run + running.astype(epochs_run.dtype)
         diverged = diverged | (running & ~finite)
-        return (params, state, epochs_run, diverged), (loss, grad, new_params, val_loss)
+        return (params, state, epochs_run, diverged), (loss, stacked(grad), stacked(new_params), val_loss)
 
     def unlogged(carry: tuple, length: int) -> tuple:
         if length == 0:
@@ -181,11 +189,19 @@ def fit(
     n_logs, remainder = divmod(n_epochs, every)
     carry, (loss, grad, logged_params, val_loss) = lax.scan(log_block, carry, None, length=n_logs)
     params, _, epochs_run, diverged = unlogged(carry, remainder)
+    params = stacked(params)
     history = None
     if log_every is not None:
         logged = jnp.arange(1, n_logs + 1, dtype=jnp.int32) * log_every
         history = History(logged, loss, grad, logged_params, val_loss)
     return TrainResult(params, _final_loss(evaluation, params, readings, data), epochs_run, diverged, history)
+
+
+def _finite(loss: Array, params: Any) -> Array:
+    finite = jnp.isfinite(loss)
+    for leaf in jax.tree.leaves(params):
+        finite = finite & (jnp.isfinite(leaf) if jnp.ndim(leaf) == 0 else jnp.all(jnp.isfinite(leaf)))
+    return finite
 
 
 def _final_loss(evaluation: Evaluation, params: Any, readings: Any, data: Any) -> Array:

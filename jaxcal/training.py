@@ -11,6 +11,7 @@ in the one loop of :mod:`jaxcal.loop`, compiled into one XLA program.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -101,6 +102,7 @@ class Plan(NamedTuple):
     exact: bool
     layout: _layout.Layout
     track: bool = True
+    param_names: tuple[str, ...] = ()
 
 
 def pieces(plan: Plan, learning_rate: Array, delta: Array, zero: Array) -> tuple[evaluate.Evaluation, updates.Update]:
@@ -129,14 +131,28 @@ def run(plan: Plan, learning_rate: Array | None, params: Any, t_u: Array, t_c: A
     if val is not None:
         val = tuple(v.astype(dtype) for v in val)
     evaluation, update = pieces(plan, learning_rate, delta, jnp.zeros((), jnp.int32) if zero is None else zero)
-    return fit(evaluation, update, params, (t_u, t_c), n_epochs=plan.n_epochs, log_every=plan.log_every, val=val,
-               track=plan.track)
+    result = fit(evaluation, update, params, (t_u, t_c), n_epochs=plan.n_epochs, log_every=plan.log_every, val=val,
+                 track=plan.track)
+    return result._replace(param_names=plan.param_names)  # static: part of the program's output structure
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _compiled_loop(plan: Plan, learning_rate: Array | None, params: Array, t_u: Array, t_c: Array, val: Any,
                    delta: Array, zero: Array) -> TrainResult:
     return run(plan, learning_rate, params, t_u, t_c, val, delta, zero)
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(n_epochs: int, log_every: int, spec: ModelSpec, gradient: str, optimizer: Any, exact: bool,
+          learning_rate_given: bool, n_params: int, dtype: Any, placement: tuple[str, bool, int]) -> Plan:
+    """The :class:`Plan` of a call's static choices, checked; remembered per distinct choice (the
+    values, readings and params, are checked at every call)."""
+    optimizer = updates.check(optimizer, learning_rate_given, np.zeros(n_params))
+    check_modes(gradient, exact, optimizer, spec, dtype)
+    # Large fits on one CPU device read their readings in blocks; named models only (they are
+    # elementwise in t_u), jax.grad only.
+    layout = _layout.layout_for(placement, elementwise=spec.name is not None and gradient == "autograd" and not exact)
+    return Plan(n_epochs, log_every, spec, gradient, optimizer, exact, layout, param_names=param_names(spec, n_params))
 
 
 def check_modes(gradient: str, exact: bool, optimizer: OptimizerLike, model: ModelSpec, dtype: Any) -> None:
@@ -168,17 +184,24 @@ def as_readings(t_u: Any, t_c: Any, prefix: str = "") -> tuple[Any, Any]:
 
 def check_params(params: Any, model: ModelSpec, dtype: Any, name: str = "params") -> Any:
     """Initial params as an array of ``dtype``, shape ``(n_params,)``, finite."""
+    # Python numbers (the usual [1.0, 0.0]) are checked without arrays: a few microseconds count
+    plain = isinstance(params, (list, tuple)) and all(type(v) in (float, int) for v in params)
+    if plain and not all(math.isfinite(v) for v in params):
+        raise _checks.InvalidInput(name, "contains NaN or infinite values")
     params = jnp.asarray(params, dtype) if isinstance(params, jax.Array) else _checks.fit_dtype(params, dtype, name)
     if params.ndim != 1 or (model.param_names and params.shape[0] != model.n_params):
         want = f"{model.n_params} values" if model.param_names else "a 1-D vector"
         raise _checks.InvalidInput(name, f"must be {want}, got shape {tuple(params.shape)}")
-    _checks.check_finite_array(params, name)
+    if not plain:
+        _checks.check_finite_array(params, name)
     return params
 
 
 def check_delta(delta: Any, dtype: Any) -> Any:
     if isinstance(delta, jax.core.Tracer):
         return delta
+    if type(delta) is float and 0 < delta < math.inf:
+        return _checks.fit_dtype(delta, dtype, "delta", nonzero=True)
     if isinstance(delta, (bool, str)) or np.ndim(delta) != 0 or not float(delta) > 0:
         raise _checks.InvalidInput("delta", f"must be a positive finite number, got {delta!r}")
     return _checks.fit_dtype(delta, dtype, "delta", nonzero=True)
@@ -256,23 +279,29 @@ def training_loop(
     # jax.Array), so that a new value never changes the compiled program's signature.
     dtype = np.result_type(t_u.dtype, t_c.dtype)
     params = check_params(params, spec, dtype)
-    optimizer = updates.check(optimizer, learning_rate is not None, params)
-    if learning_rate is not None:
+    exact = bool(exact)
+    try:
+        plan = _plan(n_epochs, log_every, spec, gradient, optimizer, exact, learning_rate is not None,
+                     params.shape[0], dtype, _layout.placement(t_u))
+    except TypeError:  # an unhashable optimizer: the same checks, not remembered
+        plan = _plan.__wrapped__(n_epochs, log_every, spec, gradient, optimizer, exact, learning_rate is not None,
+                                 params.shape[0], dtype, _layout.placement(t_u))
+    if type(learning_rate) is float and 0 < learning_rate < math.inf:  # the usual 1e-2, checked cheaply
+        learning_rate = _checks.fit_dtype(learning_rate, dtype, "learning_rate", nonzero=True)
+    elif learning_rate is not None:
         _checks.check_learning_rate(learning_rate, "learning_rate")
         if isinstance(learning_rate, jax.Array):
             learning_rate = jnp.asarray(learning_rate, dtype)
         else:
             learning_rate = _checks.fit_dtype(learning_rate, dtype, "learning_rate", nonzero=True)
-    exact = bool(exact)
-    check_modes(gradient, exact, optimizer, spec, dtype)
-    delta = check_delta(delta, dtype)
-    on_cpu = _layout.on_cpu(t_u)
-    # Large fits on one CPU device read their readings in blocks; named models only (they are
-    # elementwise in t_u), jax.grad only.
-    layout = _layout.for_fit(t_u, elementwise=spec.name is not None and gradient == "autograd" and not exact)
-    plan = Plan(n_epochs, log_every, spec, gradient, optimizer, exact, layout)
-    args = (learning_rate, params, t_u, t_c, val, delta, np.int32(0))
-    if exact and not on_cpu:
+    if gradient == "finite-difference":
+        delta = check_delta(delta, dtype)
+    elif not (type(delta) is float and 0 < delta < math.inf):  # unused: checked, never sent
+        check_delta(delta, dtype)
+    # only what the program reads crosses to the device
+    args = (learning_rate, params, t_u, t_c, val, delta if gradient == "finite-difference" else None,
+            np.int32(0) if exact else None)
+    if exact and not _layout.on_cpu(t_u):
         # The counter-measures of exact mode are written against XLA's CPU code generation: the
         # run is placed on the CPU whatever the default device (a GPU rounds differently).
         args = jax.device_put(args, jax.devices("cpu")[0])
@@ -280,7 +309,5 @@ def training_loop(
         # This XLA rewrites some of exact mode's roundings (see jaxcal.exact.rounding_holds):
         # one operation at a time, nothing can be fused or reordered. Slower, still exact.
         with jax.disable_jit():
-            result = _compiled_loop(plan, *args)
-    else:
-        result = _compiled_loop(plan, *args)
-    return result._replace(param_names=param_names(spec, params.shape[0]))
+            return _compiled_loop(plan, *args)
+    return _compiled_loop(plan, *args)
