@@ -134,10 +134,11 @@ def on_cpu(t_u: Any) -> bool:
 LANES = 8
 
 #: Up to how many sensors a full fleet runs as ``vmap`` of the single fit in one program on one
-#: device, rather than in tiles over every device. Measured in ``benchmarks/bench.py`` (11
-#: readings, 5000 epochs, 2 CPU devices): below ~100 sensors the tiles' dispatch, per-device
-#: placement and layout cost more than they save.
-SMALL_FLEET = 64
+#: device, rather than in tiles over every device. Measured (11 readings, 5000 epochs, 2 CPU
+#: devices; ``benchmarks/bench.py`` reports both against a plain vmap): 64 sensors 2.2 ms vmapped
+#: against 4.1 ms in tiles, 100 sensors 3.0 against 3.4 ms, 200 sensors 4.8 against 2.9 ms: the
+#: tiles' per-device placement, layout and dispatches cost more than they save below ~150.
+SMALL_FLEET = 128
 
 
 class FleetLayout(NamedTuple):

@@ -21,6 +21,7 @@ fitted again with divergence tracking, so that each stops at its own diverging e
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -85,10 +86,26 @@ def _tiles_loss(model: Model, tiles: tuple[Any, ...], params: tuple[Array, ...])
     return lax.map(lambda t: evaluation.loss_and_grad(t[1], t[0]), (tiles, params))
 
 
+@functools.lru_cache(maxsize=64)
+def _small_plan(n_epochs: int, spec: Any, optimizer: OptimizerLike, platform: str, width: int) -> Plan:
+    """A small fleet's plan: the single fit's, every epoch unchecked (see :func:`fit_fleet`)."""
+    layout = _layout.layout_for((platform, True, width), elementwise=False)
+    return Plan(n_epochs, None, spec, "autograd", optimizer, False, layout, track=False)
+
+
 @functools.cache
-def _vmapped(plan: Plan) -> Callable[..., TrainResult]:
-    """``plan``'s single fit, ``vmap`` ped over sensors (params, t_u, t_c), compiled once."""
-    return jax.jit(jax.vmap(lambda lr, p, x, y: run(plan, lr, p, x, y), in_axes=(None, 0, 0, 0)))
+def _vmapped(plan: Plan, shared: bool = False) -> Callable[..., TrainResult]:
+    """``plan``'s single fit, ``vmap`` ped over sensors (t_u, t_c and, unless ``shared``, the
+    initial params), compiled once."""
+    batched = jax.vmap(lambda lr, p, x, y: run(plan, lr, p, x, y), in_axes=(None, None if shared else 0, 0, 0))
+
+    def fleet(lr: Any, params: Any, x: Array, y: Array) -> TrainResult:
+        if x.shape[0] == 1:  # one sensor: the single fit's program as it is (vmap of one costs ~25%)
+            result = run(plan, lr, params if shared else params[0], x[0], y[0])
+            return jax.tree.map(lambda a: a[None], result)
+        return batched(lr, params, x, y)
+
+    return jax.jit(fleet)
 
 
 def fit_fleet(
@@ -146,14 +163,15 @@ def fit_fleet(
     t_u = np.asarray(t_u)
     t_c = np.asarray(t_c)
     for name, values in (("t_u", t_u), ("t_c", t_c)):
-        if not np.issubdtype(values.dtype, np.floating):
+        if values.dtype.kind != "f":
             raise _checks.InvalidType(name, f"must be a floating-point array, got {values.dtype}")
         if values.ndim != 2:
             raise _checks.InvalidInput(name, f"must be (sensors, readings), got shape {values.shape}")
     if t_u.shape != t_c.shape:
         raise _checks.InvalidInput("t_u and t_c", f"must have the same shape, got {t_u.shape} and {t_c.shape}")
     sensors, width = t_u.shape
-    dtype = jax.dtypes.canonicalize_dtype(np.result_type(t_u, t_c))
+    dtype = t_u.dtype if t_u.dtype == t_c.dtype == np.float32 else jax.dtypes.canonicalize_dtype(
+        np.result_type(t_u.dtype, t_c.dtype))
     if mask is None and counts is not None:
         counts = np.asarray(counts)
         if counts.shape != (sensors,) or not np.issubdtype(counts.dtype, np.integer):
@@ -163,46 +181,48 @@ def fit_fleet(
         mask = np.asarray(mask, bool)
         if mask.shape != t_u.shape:
             raise _checks.InvalidInput("mask", f"must have the shape of t_u {t_u.shape}, got {mask.shape}")
-    ragged = mask is not None and not np.all(mask)
-    counts = mask.sum(axis=1) if ragged else np.full(sensors, width)
-    if sensors == 0 or counts.min() < 2:
-        worst = int(np.argmin(counts)) if sensors else 0
-        raise _checks.InvalidInput(
-            "t_u", f"sensor {worst} has {int(counts[worst]) if sensors else 0} readings; each needs at least 2")
+    ragged = mask is not None and not mask.all()
+    counts = mask.sum(axis=1) if ragged else None
+    if sensors == 0 or (counts.min() if ragged else width) < 2:
+        worst = int(np.argmin(counts)) if ragged else 0
+        have = int(counts[worst]) if ragged else (width if sensors else 0)
+        raise _checks.InvalidInput("t_u", f"sensor {worst} has {have} readings; each needs at least 2")
     finite = ((np.isfinite(t_u[mask]).all() and np.isfinite(t_c[mask]).all()) if ragged
               else (np.isfinite(t_u).all() and np.isfinite(t_c).all()))
     if not finite:
         raise _checks.InvalidInput("t_u, t_c", "contain NaN or infinite readings")
     init = _checks.fit_dtype(spec.init if params is None else params, dtype, "params")
-    if init.shape == (spec.n_params,):
-        init = np.broadcast_to(init, (sensors, spec.n_params))
-    if init.shape != (sensors, spec.n_params) or not np.all(np.isfinite(init)):
+    shared = init.shape == (spec.n_params,)  # one start for every sensor
+    if not (shared or init.shape == (sensors, spec.n_params)) or not np.isfinite(init).all():
         raise _checks.InvalidInput("params", f"must be {spec.n_params} finite values or ({sensors}, {spec.n_params})")
-    optimizer = updates.check(optimizer, learning_rate is not None, init[0])
+    optimizer = updates.check(optimizer, learning_rate is not None, init if shared else init[0])
     lr = None
     if learning_rate is not None:
-        _checks.check_learning_rate(learning_rate, "learning_rate")
+        if not (type(learning_rate) is float and 0 < learning_rate < math.inf):  # the usual 1e-2 is fine
+            _checks.check_learning_rate(learning_rate, "learning_rate")
         lr = _checks.fit_dtype(learning_rate, dtype, "learning_rate", nonzero=True)
     if tile is not None:
         tile = _checks.check_positive_int(tile, "tile")
     layout = _layout.for_fleet(sensors, ragged=ragged, devices=devices, tile=tile)
     if layout.vmapped:
         x, y = t_u.astype(dtype, copy=False), t_c.astype(dtype, copy=False)
-        plan = Plan(n_epochs, None, spec, "autograd", optimizer, False,
-                    _layout.for_fit(np.empty(width, dtype), elementwise=False), track=False)
-        result = jax.tree.map(np.asarray, _vmapped(plan)(lr, init, x, y))
-        final, loss = result.params.copy(), result.loss.copy()
+        plan = _small_plan(n_epochs, spec, optimizer, layout.devices[0].platform, width)
+        result = _vmapped(plan, shared)(lr, init, x, y)
+        final, loss, nonfinite = np.asarray(result.params), np.asarray(result.loss), np.asarray(result.diverged)
         if progress is not None:
             progress(n_epochs, n_epochs)
     else:
+        init = np.broadcast_to(init, (sensors, spec.n_params)) if shared else init
         final, loss = _fit_tiles(layout, t_u, t_c, mask if ragged else None, counts, init, lr, n_epochs, optimizer,
                                  spec.fn, dtype, progress, chunks)
+        nonfinite = ~(np.isfinite(loss) & np.isfinite(final).all(axis=1))
     epochs_run = np.full(sensors, n_epochs, np.int64)
     diverged = np.zeros(sensors, bool)
-    suspects = np.nonzero(~(np.isfinite(loss) & np.all(np.isfinite(final), axis=1)))[0]
-    if len(suspects):
-        _refit(suspects, t_u, t_c, np.ones(t_u.shape, bool) if mask is None else mask, init, n_epochs, lr,
-               optimizer, spec, final, loss, epochs_run, diverged)
+    if nonfinite.any():
+        final, loss = final.copy(), loss.copy()
+        _refit(np.nonzero(nonfinite)[0], t_u, t_c, np.ones(t_u.shape, bool) if mask is None else mask,
+               np.broadcast_to(init, (sensors, spec.n_params)), n_epochs, lr, optimizer, spec, final, loss, epochs_run,
+               diverged)
     return TrainResult(final, loss, epochs_run, diverged, None, spec.param_names)
 
 
