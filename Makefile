@@ -31,7 +31,7 @@ test: $(VENV)/.test-installed
 # fleets, sweeps and the CLI.
 LOWEST := .venv-lowest
 LOWEST_TESTS := tests/test_core.py tests/test_training.py tests/test_exact_every_epoch.py tests/test_fleet.py \
-	tests/test_onepass.py tests/test_book_runs.py tests/test_cli.py tests/test_trust.py
+	tests/test_onepass.py tests/test_book_runs.py tests/test_cli.py tests/test_trust.py tests/test_pieces.py
 
 $(LOWEST)/.installed: pyproject.toml .ci/lowest.py
 	rm -rf $(LOWEST)
