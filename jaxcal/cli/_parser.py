@@ -23,9 +23,9 @@ class Parser(argparse.ArgumentParser):
 def subcommand(commands: argparse._SubParsersAction, name: str, *, help: str, description: str,
                examples: list[str]) -> argparse.ArgumentParser:
     """A subcommand's parser, its examples in the epilog (as they are typed)."""
-    label = "example" if len(examples) == 1 else "examples"
-    return commands.add_parser(name, help=help, description=description,
-                               epilog=f"{label}:\n" + "\n".join(f"  {e}" for e in examples),
+    epilog = (f"example: {examples[0]}" if len(examples) == 1
+              else "examples:\n" + "\n".join(f"  {e}" for e in examples))
+    return commands.add_parser(name, help=help, description=description, epilog=epilog,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
