@@ -16,7 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+import jaxcal.evaluate
 import jaxcal.fleet
+import jaxcal.sweeps
 import jaxcal.training
 from jaxcal import training_loop
 from jaxcal.core import objective
@@ -32,19 +34,24 @@ LR = 1e-2
 def _without_one_pass(run):
     """Run ``run()`` with jaxcal's one-pass sums switched off (the plain jax.grad program)."""
 
-    compiled = (jaxcal.fleet._fleet_chunk, jaxcal.fleet._fleet_loss, jaxcal.training._compiled_loop)
+    compiled = (jaxcal.fleet._tiles_chunk, jaxcal.fleet._tiles_loss, jaxcal.training._compiled_loop)
+    cached = (jaxcal.fleet._vmapped, jaxcal.sweeps._program)
+
+    def clear():  # the programs compiled with one_pass are cached under the same key
+        for f in compiled:
+            f.clear_cache()
+        for f in cached:
+            f.cache_clear()
 
     def call():
-        saved = jaxcal.fleet.one_pass, jaxcal.training.one_pass
-        jaxcal.fleet.one_pass = jaxcal.training.one_pass = lambda fun, **_: fun
-        for f in compiled:  # the programs compiled with one_pass are cached under the same key
-            f.clear_cache()
+        saved = jaxcal.fleet.one_pass, jaxcal.evaluate.one_pass
+        jaxcal.fleet.one_pass = jaxcal.evaluate.one_pass = lambda fun, **_: fun
+        clear()
         try:
             return run()
         finally:
-            jaxcal.fleet.one_pass, jaxcal.training.one_pass = saved
-            for f in compiled:
-                f.clear_cache()
+            jaxcal.fleet.one_pass, jaxcal.evaluate.one_pass = saved
+            clear()
 
     return call
 

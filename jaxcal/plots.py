@@ -93,10 +93,10 @@ def plot_fleet(path: str, names: tuple[str, ...], params: np.ndarray, diverged: 
     ``params`` is ``(sensors, n_params)`` (a fleet's ``TrainResult.params``), ``names`` its last
     axis's names."""
     plt, (figure, axes) = _figure(1, len(names), 4.0 * len(names), 3.6)
-    for j, (axis, name) in enumerate(zip(np.atleast_1d(axes), names, strict=True)):
+    for j, (axis, param) in enumerate(zip(np.atleast_1d(axes), names, strict=True)):
         values = np.asarray(params[:, j], np.float64)[~diverged]
         axis.hist(values[np.isfinite(values)], bins=50, color="#1f77b4")
-        axis.set_xlabel(name)
+        axis.set_xlabel(param)
         axis.set_ylabel("sensors")
-        axis.set_title(f"{name} across {len(values)} sensors")
+        axis.set_title(f"{param} across {len(values)} sensors")
     _save(plt, figure, path, name)

@@ -75,7 +75,13 @@ def sweep(
     rates = np.asarray(learning_rate, np.float64).reshape(-1)
     if rates.size == 0 or not np.all(np.isfinite(rates) & (rates > 0)):
         raise _checks.InvalidInput("learning_rate", "must be positive finite numbers")
-    optimizer = updates.check(optimizer, True)  # a built transformation only with an injected learning rate
+    try:
+        optimizer = updates.check(optimizer, True)  # a built transformation only with an injected learning rate
+    except _checks.InvalidInput as error:
+        if error.name != "learning_rate":
+            raise
+        raise _checks.InvalidInput("optimizer", "a sweep varies the learning rate: pass a factory (optax.adam) or a "
+                                   "transformation built with optax.inject_hyperparams and a number") from None
     starts = np.asarray([spec.init] if params is None else params, np.float64)
     if starts.ndim == 1:
         starts = starts[None]
@@ -94,7 +100,8 @@ def sweep(
         devices = local[:1] if local[0].platform == "cpu" else local
     devices = list(devices)
     size = -(-total // max(1, min(max(chunks, len(devices)), total)))
-    plan = Plan(n_epochs, None, spec, "autograd", optimizer, False, _layout.for_fit(t_u, elementwise=False))
+    plan = Plan(n_epochs, None, spec, "autograd", optimizer, False,
+                _layout.for_fit(t_u, elementwise=spec.name is not None))
     program = _program(plan)
     pending: list[tuple[Any, int]] = []
     firsts = range(0, total, size)

@@ -131,8 +131,11 @@ def run(plan: Plan, learning_rate: Array | None, params: Any, t_u: Array, t_c: A
     if val is not None:
         val = tuple(v.astype(dtype) for v in val)
     evaluation, update = pieces(plan, learning_rate, delta, jnp.zeros((), jnp.int32) if zero is None else zero)
+    # The seed's plain rule takes the params as a tuple of scalars (fewer kernels per epoch); an
+    # optax transformation gets the vector it was written for, named or not, the same program
+    scalars = plan.optimizer is None or (plan.exact and plan.optimizer == "sgd")
     result = fit(evaluation, update, params, (t_u, t_c), n_epochs=plan.n_epochs, log_every=plan.log_every, val=val,
-                 track=plan.track)
+                 track=plan.track, scalars=scalars)
     return result._replace(param_names=plan.param_names)  # static: part of the program's output structure
 
 
@@ -283,7 +286,7 @@ def training_loop(
     try:
         plan = _plan(n_epochs, log_every, spec, gradient, optimizer, exact, learning_rate is not None,
                      params.shape[0], dtype, _layout.placement(t_u))
-    except TypeError:  # an unhashable optimizer: the same checks, not remembered
+    except TypeError:  # an unhashable argument (or a refused type): the same checks, not remembered
         plan = _plan.__wrapped__(n_epochs, log_every, spec, gradient, optimizer, exact, learning_rate is not None,
                                  params.shape[0], dtype, _layout.placement(t_u))
     if type(learning_rate) is float and 0 < learning_rate < math.inf:  # the usual 1e-2, checked cheaply

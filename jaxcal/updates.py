@@ -118,9 +118,9 @@ def check(optimizer: Any, learning_rate_given: bool, params: Any = None) -> Opti
         shape = (2,) if params is None else tuple(jnp.shape(params))
         if learning_rate_given and not _built_injected(optimizer, shape):
             raise _checks.InvalidInput(
-                "learning_rate: this optimizer holds its own learning rate; pass learning_rate=None, or build "
-                "it with optax.inject_hyperparams (e.g. optax.inject_hyperparams(optax.adam)(learning_rate=0.1)) "
-                "so that the learning rate given here replaces it")
+                "learning_rate: this optimizer holds its own learning rate (or a schedule); pass "
+                "learning_rate=None, or build it with optax.inject_hyperparams and a number (e.g. "
+                "optax.inject_hyperparams(optax.adam)(learning_rate=0.1)) so that the rate given here replaces it")
         return optimizer
     if not learning_rate_given:
         raise _checks.InvalidInput("learning_rate: required, unless optimizer is a built optax transformation")
@@ -136,5 +136,17 @@ def check(optimizer: Any, learning_rate_given: bool, params: Any = None) -> Opti
 
 @functools.lru_cache(maxsize=64)
 def _built_injected(tx: optax.GradientTransformation, shape: tuple[int, ...]) -> bool:
-    """Whether ``tx``'s state holds an injected learning rate (its ``init`` traced, never run)."""
-    return _injected(jax.eval_shape(tx.init, jax.ShapeDtypeStruct(shape, jnp.float32)))
+    """Whether ``tx``'s state holds an injected learning rate that a step keeps: one step on
+    zeros, the rate replaced by a probe value, must still hold it (a schedule would recompute it
+    from the step count, and the rate given would be silently ignored)."""
+    if not _injected(jax.eval_shape(tx.init, jax.ShapeDtypeStruct(shape, jnp.float32))):
+        return False
+    probe = 0.0123
+    try:  # evaluated now, on the host, whatever the caller is tracing; promotion as optax expects
+        with jax.ensure_compile_time_eval(), jax.numpy_dtype_promotion("standard"):
+            params = jnp.zeros(shape, jnp.float32)
+            state = _with_learning_rate(tx.init(params), probe)
+            _, state = tx.update(params, state, params)
+            return bool(jnp.asarray(state.hyperparams["learning_rate"]) == jnp.float32(probe))
+    except Exception:  # a transformation whose step cannot run on zeros: not one we can drive
+        return False

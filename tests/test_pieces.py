@@ -161,3 +161,42 @@ def test_small_and_tiled_fleets_agree_within_derived_bounds():
     for s in range(12):
         bounds = gd_trajectory_bounds(P0, t_u[s], t_c[s], 1e-2, 300)
         assert np.all(np.abs(small.params[s] - tiled.params[s]) <= 2 * bounds.params_err[-1]), s
+
+
+@adam_promotion
+def test_an_injected_schedule_is_refused_rather_than_silently_kept():
+    # a schedule is recomputed from the step count at every step: a learning rate given here
+    # could never reach an update
+    tx = optax.inject_hyperparams(optax.adam)(learning_rate=optax.exponential_decay(0.1, 100, 0.5))
+    with pytest.raises(ValueError, match="learning_rate: this optimizer holds its own learning rate"):
+        training_loop(10, 0.1, P0, data.t_u, data.t_c, optimizer=tx)
+    training_loop(10, None, P0, data.t_u, data.t_c, optimizer=tx)  # its own schedule: fine
+
+
+def test_a_sweep_names_what_it_needs_of_a_built_transformation():
+    with pytest.raises(ValueError, match="optimizer: a sweep varies the learning rate"):
+        sweep(data.t_un, data.t_c, n_epochs=10, learning_rate=[1e-3, 1e-2], optimizer=optax.sgd(0.1))
+
+
+def test_an_unchecked_loop_refuses_a_log_it_would_not_write():
+    with pytest.raises(ValueError, match="track: track=False logs nothing"):
+        fit(evaluate.autograd(), updates.plain(1e-2), jnp.asarray(P0), (data.t_un, data.t_c), n_epochs=5,
+            log_every=5, track=False)
+
+
+def test_a_callers_optax_transformation_gets_the_params_vector():
+    seen = []
+
+    def init(params):
+        seen.append(isinstance(params, jax.Array) and params.shape == (2,))
+        return ()
+
+    def update(grads, state, params=None):
+        assert isinstance(grads, jax.Array)
+        assert grads.shape == (2,)
+        return -1e-2 * grads, state
+
+    result = training_loop(50, None, P0, data.t_un, data.t_c, optimizer=optax.GradientTransformation(init, update))
+    assert seen
+    assert all(seen)
+    assert np.all(np.isfinite(np.asarray(result.params)))

@@ -10,7 +10,8 @@ from typing import Any
 
 from .. import _checks
 
-__all__ = ["FitSettings", "check_output", "choice", "float_arg", "int_arg", "need_matplotlib", "parse_fit"]
+__all__ = ["FitSettings", "check_output", "choice", "float_arg", "int_arg", "need_matplotlib", "parse_devices",
+           "parse_fit", "parse_model"]
 
 #: ``--optimizer`` names and what the library calls them.
 OPTIMIZERS = {"plain": None, "sgd": "sgd", "adam": "adam"}
@@ -40,7 +41,7 @@ class FitSettings:
     optimizer: str  # the flag's value: plain, sgd or adam
     scale: float
     x64: bool
-    devices: int | None
+    devices: int | None = None
     gradient: str = "autograd"
     delta: float = 0.1
     log_every: int = 500
@@ -93,14 +94,22 @@ def choice(value: str, choices: Sequence[str], name: str, what: str) -> str:
     return value
 
 
-def parse_model(args: argparse.Namespace) -> FitSettings:
+def parse_devices(args: argparse.Namespace) -> int | None:
+    """``--devices``: CPU devices to start (a start-up choice), checked."""
+    return None if args.devices is None else int_arg(args.devices, "--devices", MAX_CPU_DEVICES)
+
+
+def parse_model(args: argparse.Namespace, *, schedule: bool = False) -> FitSettings:
     """The flags every fitting command has (``--scale --epochs --lr --init --optimizer --model
-    --x64 --devices``), checked; no readings yet."""
+    --x64``), checked; no readings yet. ``schedule``: also ``--log-every``, ``--gradient`` and
+    ``--fd-delta`` (train, parity and sweep), each checked in the order of the flags' help."""
     from ..core import MODELS
+    from ..evaluate import GRADIENTS
 
     x64 = bool(args.x64)
     dtype = _dtype(x64)
     epochs = int_arg(args.epochs, "--epochs")
+    log_every = int_arg(args.log_every, "--log-every") if schedule else 500
     lr = _checks.check_learning_rate(float_arg(args.lr, "--lr"), "--lr")
     _checks.fit_dtype(lr, dtype, "--lr", nonzero=True)
     scale = float_arg(args.scale, "--scale")
@@ -109,6 +118,13 @@ def parse_model(args: argparse.Namespace) -> FitSettings:
     _checks.fit_dtype(scale, dtype, "--scale", nonzero=True)
     choice(args.optimizer, list(OPTIMIZERS), "--optimizer", "optimizer")
     model = choice(args.model, list(MODELS), "--model", "model")
+    gradient, delta = "autograd", 0.1
+    if schedule:
+        gradient = choice(args.gradient, list(GRADIENTS), "--gradient", "gradient")
+        delta = float_arg(args.fd_delta, "--fd-delta")
+        if not (math.isfinite(delta) and delta > 0):
+            raise _checks.InvalidInput("--fd-delta", f"must be a positive finite number, got {args.fd_delta!r}")
+        _checks.fit_dtype(delta, dtype, "--fd-delta", nonzero=True)
     names = MODELS[model].param_names
     init = list(MODELS[model].init) if args.init is None else [float_arg(v, "--init") for v in args.init]
     if len(init) != len(names):
@@ -116,8 +132,8 @@ def parse_model(args: argparse.Namespace) -> FitSettings:
             "--init", f"the {model} model expects {len(names)} numbers ({' '.join(names)}), got {len(init)}")
     _checks.check_finite_array(init, "--init")
     _checks.fit_dtype(init, dtype, "--init")
-    devices = None if args.devices is None else int_arg(args.devices, "--devices", MAX_CPU_DEVICES)
-    return FitSettings(epochs, lr, init, model, args.optimizer, scale, x64, devices)
+    return FitSettings(epochs, lr, init, model, args.optimizer, scale, x64, gradient=gradient, delta=delta,
+                       log_every=log_every)
 
 
 def _dtype(x64: bool) -> Any:
@@ -136,16 +152,9 @@ def parse_fit(args: argparse.Namespace, part: Callable[[int], slice] | None = No
     import numpy as np
 
     from .. import data as book
-    from ..evaluate import GRADIENTS
 
-    s = parse_model(args)
+    s = parse_model(args, schedule=True)
     dtype = s.dtype
-    s.log_every = int_arg(args.log_every, "--log-every")
-    s.gradient = choice(args.gradient, list(GRADIENTS), "--gradient", "gradient")
-    s.delta = float_arg(args.fd_delta, "--fd-delta")
-    if not (math.isfinite(s.delta) and s.delta > 0):
-        raise _checks.InvalidInput("--fd-delta", f"must be a positive finite number, got {args.fd_delta!r}")
-    _checks.fit_dtype(s.delta, dtype, "--fd-delta", nonzero=True)
     if args.log_epochs:
         s.log_epochs = {int_arg(p.strip(), "--log-epochs") for p in args.log_epochs.split(",") if p.strip()}
     s.exact = bool(args.exact)

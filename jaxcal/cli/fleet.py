@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _checks
 from . import _parser
-from ._settings import check_fleet_determined, check_output, need_matplotlib, parse_model
+from ._settings import check_fleet_determined, check_output, need_matplotlib, parse_devices, parse_model
 from ._startup import cluster_flags, join, start_up
 
 __all__ = ["FLEET_CHUNK_WORK", "add_parser", "fleet_chunks", "run"]
@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from ..progress import ProgressBar
 
     s = parse_model(args)
+    s.devices = parse_devices(args)
     processes, process_id, timeout = cluster_flags(args)
     check_output(args.out, "--out")
     check_output(args.plot, "--plot")

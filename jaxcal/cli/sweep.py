@@ -7,7 +7,7 @@ import json
 
 from .. import _checks
 from . import _parser
-from ._settings import MAX_SWEEP, check_output, float_arg, int_arg, need_matplotlib, parse_fit
+from ._settings import MAX_SWEEP, check_output, float_arg, int_arg, need_matplotlib, parse_devices, parse_fit
 from ._startup import start_up
 
 __all__ = ["add_parser", "run"]
@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if lo > hi:
         raise _checks.InvalidInput("--lr-min", f"{lo} is larger than --lr-max {hi}")
     num = int_arg(args.num, "--num", MAX_SWEEP)
+    s.devices = parse_devices(args)
     start_up(x64=s.x64, devices=s.devices)
     rates = np.geomspace(lo, hi, num)
     bar = ProgressBar("sweep", enabled=not args.quiet)

@@ -7,7 +7,7 @@ import json
 
 from .. import _checks
 from . import _parser
-from ._settings import FitSettings, check_output, need_matplotlib, parse_fit
+from ._settings import FitSettings, check_output, need_matplotlib, parse_devices, parse_fit
 from ._startup import cluster_flags, join, start_up
 
 __all__ = ["add_parser", "run"]
@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     # needs them all (to save their fingerprint or plot them).
     shared = planned is not None and not (args.save or args.plot)
     s = parse_fit(args, (lambda n: distributed.share(n, planned)) if shared else None)
+    s.devices = parse_devices(args)
     check_output(args.save, "--save")
     check_output(args.plot, "--plot")
     if args.plot:
