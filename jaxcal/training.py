@@ -286,9 +286,12 @@ def training_loop(
     try:
         plan = _plan(n_epochs, log_every, spec, gradient, optimizer, exact, learning_rate is not None,
                      params.shape[0], dtype, _layout.placement(t_u))
-    except TypeError:  # an unhashable argument (or a refused type): the same checks, not remembered
-        plan = _plan.__wrapped__(n_epochs, log_every, spec, gradient, optimizer, exact, learning_rate is not None,
-                                 params.shape[0], dtype, _layout.placement(t_u))
+    except TypeError as error:
+        if isinstance(error, _checks.InputError):
+            raise
+        # the compiled program is keyed by these static choices: they must be hashable
+        raise _checks.InvalidType("optimizer", "the optimizer and the model must be hashable (they choose the "
+                                  f"compiled program): {error}") from None
     if type(learning_rate) is float and 0 < learning_rate < math.inf:  # the usual 1e-2, checked cheaply
         learning_rate = _checks.fit_dtype(learning_rate, dtype, "learning_rate", nonzero=True)
     elif learning_rate is not None:

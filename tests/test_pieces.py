@@ -200,3 +200,15 @@ def test_a_callers_optax_transformation_gets_the_params_vector():
     assert seen
     assert all(seen)
     assert np.all(np.isfinite(np.asarray(result.params)))
+
+
+def test_an_unhashable_optimizer_is_a_one_line_error():
+    class Unhashable:
+        __hash__ = None
+
+        def __call__(self, learning_rate):
+            return optax.sgd(learning_rate)
+
+    with pytest.raises(TypeError, match="optimizer: the optimizer and the model must be hashable") as info:
+        training_loop(10, 1e-2, P0, data.t_un, data.t_c, optimizer=Unhashable())
+    assert "\n" not in str(info.value)

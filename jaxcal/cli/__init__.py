@@ -17,7 +17,6 @@ from ._parser import Parser, UsageError
 
 __all__ = ["FLAGS", "build_parser", "main"]
 
-EXIT_OK = 0
 EXIT_PARITY_FAILED = parity.EXIT_PARITY_FAILED
 EXIT_BAD_INPUT = 2
 

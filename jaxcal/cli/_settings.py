@@ -60,9 +60,7 @@ class FitSettings:
 
     @property
     def dtype(self) -> Any:
-        import numpy as np
-
-        return np.float64 if self.x64 else np.float32
+        return _dtype(self.x64)
 
     def log_schedule(self) -> tuple[int, set[int] | None]:
         """The library's log interval, and the epochs to keep on the host (None: all of them)."""
