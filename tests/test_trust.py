@@ -51,6 +51,8 @@ CATALOGUE = [
     (["train", "--plot", "{tmp}/no/such/dir/fit.png"], {}, "--plot: cannot write"),
     (["sweep", "--num", "0"], {}, "--num: must be a positive integer"),
     (["sweep", "--lr-min", "-1"], {}, "--lr-min: must be a positive finite number"),
+    (["sweep", "--exact"], {}, "--exact: a sweep runs in fast mode"),
+    (["sweep", "--gradient", "analytic"], {}, "--gradient: a sweep takes jax.grad's gradient"),
     (["fleet", "{tmp}/missing.csv"], {}, "no such file"),
     (["fleet", "{tmp}/f.csv", "--out", "{tmp}/no/dir/out.csv"], {"f.csv": "sensor,t_u,t_c\n1,2,3\n1,3,4\n"},
      "--out: cannot write"),

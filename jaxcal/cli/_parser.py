@@ -49,13 +49,13 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
     add("--model", default="linear", metavar="NAME", help="linear (w * t_u + b) or quadratic (w2 * t_u**2 + ...)")
 
 
-def add_start_up_flags(parser: argparse.ArgumentParser) -> None:
+def add_start_up_flags(parser: argparse.ArgumentParser, splits: str = "shard the readings over") -> None:
     add = parser.add_argument
     add("--x64", action="store_true", help="compute in float64 (set at start-up)")
-    add("--devices", default=None, metavar="N", help="CPU devices to start and shard the readings over (start-up)")
+    add("--devices", default=None, metavar="N", help=f"CPU devices to start and {splits} (start-up)")
 
 
-def add_train_flags(parser: argparse.ArgumentParser) -> None:
+def add_train_flags(parser: argparse.ArgumentParser, splits: str = "shard the readings over") -> None:
     add = parser.add_argument
     add("--data", metavar="CSV", help="readings file with header t_u,t_c (default: the book's 11 readings)")
     add_model_flags(parser)
@@ -68,4 +68,4 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
     add("--split-seed", default="0", metavar="S", help="seed of the random train/validation split (default 0)")
     add("--book-split", action="store_true", help="use the book's recorded split (train 9,6,5,8,4,7,0,1,3; val 2,10)")
     add("--exact", action="store_true", help="reproduce the book's float32 recording digit for digit (CPU)")
-    add_start_up_flags(parser)
+    add_start_up_flags(parser, splits)

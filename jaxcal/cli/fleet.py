@@ -26,7 +26,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         examples=["jaxcal fleet sensors.csv --out fits.csv", "jaxcal fleet sensors.npz --epochs 2000 --json"])
     parser.add_argument("data", metavar="DATA", help="CSV or .npz of readings per sensor")
     _parser.add_model_flags(parser)
-    _parser.add_start_up_flags(parser)
+    _parser.add_start_up_flags(parser, "split the sensors over; default one per core")
     add = parser.add_argument
     add("--out", metavar="CSV", help="write per-sensor results here (written atomically)")
     add("--json", action="store_true", help="print one JSON object instead of a summary")
