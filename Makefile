@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-lowest lint bench bench-quick clean
+.PHONY: demo test test-lowest lint bench bench-quick docs reference notebook clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,parity,plot]'
+	$(BIN)/python -m pip install --quiet -e '.[test,parity,plot,docs]'
 	touch $@ $(VENV)/.run-installed
 
 demo: $(VENV)/.run-installed
@@ -24,7 +24,22 @@ demo: $(VENV)/.run-installed
 test: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+	$(MAKE) docs
 	$(MAKE) test-lowest
+
+# The site, in strict mode (mkdocs.yml): a broken link, anchor or reference fails the build
+# (not --quiet: mkdocs then drops the warnings that strict mode counts).
+docs: $(VENV)/.test-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build
+
+# The pages derived from the code and the benchmark record: the CLI reference, the API reference,
+# the performance page with its plots and the README's headline figures (the tests fail if stale).
+reference: $(VENV)/.test-installed
+	$(BIN)/python docs/generate.py
+
+# Execute the learner's notebook from its jupytext source and keep the outputs in the .ipynb.
+notebook: $(VENV)/.test-installed
+	$(BIN)/jupytext --sync --execute notebooks/learning_by_autograd.md
 
 # The declared lower bounds are tested bounds: a second virtualenv with every dependency at the
 # lowest version pyproject.toml allows (.ci/lowest.py) runs the tests of training, exact mode,
@@ -48,11 +63,13 @@ test-lowest: $(LOWEST)/.installed
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 
+# Measures into benchmarks/results/bench.json (committed), then regenerates the pages built from it.
 bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python docs/generate.py
 
 clean:
-	rm -rf $(VENV) $(LOWEST) .pytest_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) $(LOWEST) .pytest_cache .ruff_cache .hypothesis .cache build *.egg-info
 
 bench-quick: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/bench.py --quick

@@ -14,15 +14,17 @@ time reported apart:
   the same bytes (the bandwidth limit: the faster of a flat and a blocked sum); GB/s;
 * start-up: ``jaxcal train`` end to end against the seed's script under torch, as processes.
 
-Writes a Markdown table (stdout and ``benchmarks/results/bench.md``), every figure with the
-machine in ``benchmarks/results/bench.json``, and log-log plots of the two scaling curves
-(``fleet_scaling.png``, ``data_scaling.png``). ``--quick`` runs in under a minute.
+Writes every figure, with the machine, versions and date, to ``benchmarks/results/bench.json``;
+``make bench`` then regenerates ``docs/performance.md``, its plots and the README's headline
+figures from it (``docs/generate.py``). ``--quick`` runs in under a minute and writes to
+``benchmarks/results/quick/``, leaving the record alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
+import datetime
 import json
 import os
 import platform
@@ -366,6 +368,7 @@ def startup_runs(repeats: int) -> dict[str, float]:
 
 
 def machine() -> dict[str, object]:
+    import jaxlib
     import torch
 
     cpu = platform.processor() or platform.machine()
@@ -378,30 +381,8 @@ def machine() -> dict[str, object]:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "jax": jax.__version__,
             "torch": torch.__version__, "device": str(jax.devices()[0].device_kind), "devices": len(jax.devices()),
-            "platform": jax.default_backend()}
-
-
-def plot(curves: dict[str, dict[int, float]], xlabel: str, ylabel: str, title: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6.4, 4.2), dpi=100)
-    for name, points in curves.items():
-        if points:
-            xs = sorted(points)
-            axes.loglog(xs, [points[x] for x in xs], marker="o", label=name)
-    axes.set_xlabel(xlabel)
-    axes.set_ylabel(ylabel)
-    axes.set_title(title)
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    temp = path.with_suffix(".part.png")
-    figure.savefig(temp)
-    plt.close(figure)
-    os.replace(temp, path)
+            "platform": jax.default_backend(), "jaxlib": jaxlib.__version__, "numpy": np.__version__,
+            "date": datetime.date.today().isoformat()}
 
 
 def _seed_in_child(quick: bool) -> dict[str, dict[str, float]]:
@@ -416,7 +397,8 @@ def _seed_in_child(quick: bool) -> dict[str, dict[str, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats: under a minute")
-    parser.add_argument("--out", default=str(RESULTS), help="folder for bench.md, bench.json and the plots")
+    parser.add_argument("--out", default=None,
+                        help="folder for bench.json (default: benchmarks/results, or its quick/ with --quick)")
     parser.add_argument("--seed-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     quick = args.quick
@@ -426,7 +408,7 @@ def main() -> None:
         return
     fleet_sizes = [1, 100, 1000] if quick else [1, 10, 100, 1000, 10_000, 100_000]
     data_sizes = [1000, 100_000] if quick else [1000, 10_000, 100_000, 1_000_000, 10_000_000]
-    out_dir = Path(args.out)
+    out_dir = Path(args.out) if args.out else RESULTS / "quick" if quick else RESULTS
     out_dir.mkdir(parents=True, exist_ok=True)
 
     limit, limit_note = build_c()
@@ -441,49 +423,11 @@ def main() -> None:
                "large_data_gb_per_s": {k: {str(n): v for n, v in d.items()} for k, d in large.items()},
                "startup_s": startup, "wall_s": time.perf_counter() - started}
 
-    torch_seed = seed["torch eager loop (the seed)"]["s"]
-    compiled = seed["jaxcal: compiled training_loop"]["s"]
-    lines = [f"Measured on {info['cpu']}, {info['cores']} cores, {info['platform']} ({info['devices']} devices), "
-             f"jax {info['jax']}, torch {info['torch']}, Python {info['python']}"
-             f"{' (--quick)' if quick else ''}. Medians after a warm-up call; compile time apart.", "",
-             "**The seed's run** (5000 epochs, 11 readings; in a process of its own with one CPU device, "
-             "as `jaxcal train` runs it)", "",
-             "| variant | median | first call | vs the seed's torch loop |", "|---|---|---|---|"]
-    for name, row in seed.items():
-        lines.append(f"| {name} | {row['s'] * 1e3:.3f} ms | {row['first_s'] * 1e3:.0f} ms | "
-                     f"{torch_seed / row['s']:.0f}x |")
-    if limit is None:
-        lines.append(f"| hand-written C loop | skipped: {limit_note} | | |")
-    else:
-        c = seed["hand-written C loop (limit)"]["s"]
-        alone = seed["jaxcal: its program alone (jax.jit, inputs on the device)"]["s"]
-        placed = seed["jaxcal: training_loop, jax.Array inputs"]["s"]
-        lines += ["", f"Compiled training_loop: {torch_seed / compiled:.0f}x the seed's torch loop, "
-                  f"{compiled / c:.2f}x the hand-written C loop with NumPy inputs ({limit_note}), "
-                  f"{placed / c:.2f}x with jax.Array inputs; its program alone {alone / c:.2f}x."]
-    lines += ["", "**Fleets** (11 readings, 5000 epochs; sensor-epochs per second)", "",
-              "| sensors | " + " | ".join(fleets) + " |", "|---" * (len(fleets) + 1) + "|"]
-    for n in fleet_sizes:
-        lines.append(f"| {n} | " + " | ".join(f"{fleets[k].get(n, float('nan')):.3g}" for k in fleets) + " |")
-    lines += ["", "fit_fleet against the plain vmap, same run: " + ", ".join(
-        f"{n} sensors {fleets['jaxcal fit_fleet'][n] / fleets['plain jax.vmap(scan)'][n]:.2f}x" for n in fleet_sizes)
-        + "."]
-    lines += ["", "**Large data** (100 epochs; GB/s of readings processed)", "",
-              "| readings | " + " | ".join(large) + " |", "|---" * (len(large) + 1) + "|"]
-    for n in data_sizes:
-        lines.append(f"| {n:.0e} | " + " | ".join(f"{large[k][n]:.3g}" for k in large) + " |")
-    lines += ["", "**Start-up** (a whole process, median)", "", "| command | time |", "|---|---|"]
-    lines += [f"| {name} | {value:.2f} s |" for name, value in startup.items()]
-    lines += ["", f"Whole benchmark: {results['wall_s']:.0f} s."]
-    table = "\n".join(lines) + "\n"
-    print(table)
-    for name, text in (("bench.md", table), ("bench.json", json.dumps(results, indent=1))):
-        temp = out_dir / f".{name}.part"
-        temp.write_text(text)
-        os.replace(temp, out_dir / name)
-    plot(fleets, "sensors", "sensor-epochs per second", "Fleet fits, 11 readings x 5000 epochs",
-         out_dir / "fleet_scaling.png")
-    plot(large, "readings", "GB/s of readings", "One large fit, 100 epochs", out_dir / "data_scaling.png")
+    text = json.dumps(results, indent=1) + "\n"
+    temp = out_dir / ".bench.json.part"
+    temp.write_text(text)
+    os.replace(temp, out_dir / "bench.json")
+    print(f"wrote {out_dir / 'bench.json'}; the performance page: python docs/generate.py")
 
 
 if __name__ == "__main__":
