@@ -137,7 +137,7 @@ def _run_block(steps: list[tuple[str, str]], folder: Path) -> list[str]:
     script = ["__status=0"]
     for command, _ in steps:
         script += [f"printf '\\n{MARKER}\\n'", f"(exit $__status); {{ {command}\n}} 2>&1; __status=$?"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX", "XLA", "PYTEST"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_", "PYTEST"))}
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", PYTHONUNBUFFERED="1",
                MPLBACKEND="Agg")
     done = subprocess.run(["bash", "-c", "\n".join(script)], cwd=folder, env=env, capture_output=True, text=True,
@@ -172,3 +172,14 @@ def test_the_example_check_can_fail(tmp_path: Path) -> None:
     steps = [("echo 1; echo 2", "1\n2"), ("false", ""), ("echo $?", "1"), ("echo abc", "x...")]
     outputs = _run_block(steps, tmp_path)
     assert [_matches(want, got) for (_, want), got in zip(steps, outputs, strict=True)] == [True, True, True, False]
+
+
+def test_pip_install_ships_every_subpackage() -> None:
+    """The docs' install line is ``pip install .``: the distribution must hold jaxcal.cli too."""
+    import fnmatch
+    import tomllib
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {".".join(init.relative_to(ROOT).parts[:-1]) for init in (ROOT / "jaxcal").rglob("__init__.py")}
+    assert "jaxcal.cli" in packages
+    assert all(any(fnmatch.fnmatchcase(package, pattern) for pattern in include) for package in packages)
