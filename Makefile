@@ -46,7 +46,8 @@ notebook: $(VENV)/.test-installed
 # fleets, sweeps and the CLI.
 LOWEST := .venv-lowest
 LOWEST_TESTS := tests/test_core.py tests/test_training.py tests/test_exact_every_epoch.py tests/test_fleet.py \
-	tests/test_onepass.py tests/test_book_runs.py tests/test_cli.py tests/test_trust.py tests/test_pieces.py
+	tests/test_onepass.py tests/test_book_runs.py tests/test_cli.py tests/test_trust.py tests/test_pieces.py \
+	tests/test_io.py tests/test_cache.py
 
 $(LOWEST)/.installed: pyproject.toml .ci/lowest.py
 	rm -rf $(LOWEST)
@@ -57,7 +58,7 @@ $(LOWEST)/.installed: pyproject.toml .ci/lowest.py
 	touch $@
 
 test-lowest: $(LOWEST)/.installed
-	$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(jax|jaxlib|optax|numpy|matplotlib) '
+	$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(jax|jaxlib|optax|numpy|matplotlib|pyarrow|platformdirs) '
 	$(LOWEST)/bin/python -m pytest -p no:cacheprovider $(LOWEST_TESTS)
 
 lint: $(VENV)/.test-installed

@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
 from jaxcal import data, loss_and_grad, sgd_step, training_loop  # noqa: E402
-from jaxcal.fleet import fit_fleet  # noqa: E402
+from jaxcal.fleet import fit_fleet, least_squares  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 LR = 1e-2
@@ -354,17 +354,83 @@ print(training_loop(5000, 1e-2, torch.tensor([1.0, 0.0], requires_grad=True), t_
 def startup_runs(repeats: int) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix="jaxcal-bench-"))
     (folder / "seed.py").write_text(SEED_SCRIPT)
-    commands = {"jaxcal train (end to end)": [sys.executable, "-m", "jaxcal", "train"],
+    commands = {"jaxcal train (end to end, compiling)": [sys.executable, "-m", "jaxcal", "train", "--no-cache"],
                 "the seed's script under torch": [sys.executable, str(folder / "seed.py")]}
-    out = {}
+    return {name: _process(command, repeats)[0] for name, command in commands.items()}
+
+
+# Runs a command as its only child and prints the child's peak resident memory (KiB on Linux).
+_PEAK = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+
+def _process(command: list[str], repeats: int, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """A whole command's median wall time over ``repeats`` and its peak memory in MB."""
+    times, peaks = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", _PEAK, *command], check=True, capture_output=True, text=True,
+                              env=env)
+        times.append(time.perf_counter() - start)
+        peaks.append(int(done.stdout.split()[-1]) / 1024)
+    return statistics.median(times), max(peaks)
+
+
+def table_runs(repeats: int, sensors: int) -> dict[str, Any]:
+    """Big tables in and out: ``jaxcal fleet`` on ``sensors`` x 11 readings as CSV, .npz and
+    Parquet, as whole processes (time and peak memory) and step by step in this process; and
+    start-up with JAX's persistent compilation cache empty and filled."""
+    from jaxcal.cli.fleet import _write_results
+    from jaxcal.io import read_fleet, write_table
+
+    folder = Path(tempfile.mkdtemp(prefix="jaxcal-tables-"))
+    rng = np.random.default_rng(0)
+    ids = np.tile(np.arange(sensors), 11)  # a logger's order: every sensor's first reading, then its second, ...
+    t_u = np.round(rng.uniform(20, 90, ids.size), 2)
+    columns = {"sensor": ids, "t_u": t_u, "t_c": np.round(0.54 * t_u - 17.3 + rng.normal(0, 1, ids.size), 2)}
+    files = {kind: folder / f"fleet.{kind}" for kind in ("csv", "npz", "parquet")}
+    for path in files.values():
+        write_table(path, columns)
+    write_table(folder / "three.npz", {"sensor": np.repeat([1, 2, 3], 11), "t_u": np.tile(data.t_u, 3),
+                                       "t_c": np.tile(data.t_c, 3)})
+    jaxcal = [sys.executable, "-m", "jaxcal"]
+    commands = {"CSV in, CSV out": ["fleet", str(files["csv"]), "--quiet", "--out", str(folder / "out.csv")],
+                ".npz in, CSV out": ["fleet", str(files["npz"]), "--quiet", "--out", str(folder / "out.csv")],
+                "Parquet in, Parquet out": ["fleet", str(files["parquet"]), "--quiet", "--out",
+                                            str(folder / "out.parquet")],
+                "3 sensors, .npz (start-up)": ["fleet", str(folder / "three.npz"), "--quiet"],
+                "jaxcal train": ["train"]}
+    # Each command compiling (the cache off), then with JAX's persistent compilation cache: a
+    # first run fills it, later runs load their programs from it.
+    whole: dict[str, dict[str, float]] = {"compiling": {}, "cache: first run": {}, "cache: later runs": {}}
+    peak: dict[str, float] = {}
     for name, command in commands.items():
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True)
-            times.append(time.perf_counter() - start)
-        out[name] = statistics.median(times)
-    return out
+        whole["compiling"][name], peak[name] = _process([*jaxcal, *command], repeats,
+                                                        {**os.environ, "JAXCAL_NO_CACHE": "1"})
+        cached = {**os.environ, "JAXCAL_CACHE_DIR": str(folder / f"cache-{len(peak)}")}
+        cached.pop("JAXCAL_NO_CACHE", None)
+        whole["cache: first run"][name], _ = _process([*jaxcal, *command], 1, cached)
+        whole["cache: later runs"][name], _ = _process([*jaxcal, *command], repeats, cached)
+    startup = whole["compiling"]["3 sensors, .npz (start-up)"]
+    steps: dict[str, float] = {"start-up (3 sensors, .npz, compiling)": startup}
+    for kind, path in files.items():
+        read_fleet(path)  # pyarrow's first import apart
+        steps[f"read {kind}"] = median_time(lambda path=path: read_fleet(path), 2 * repeats + 1)[0]
+    table = read_fleet(files["npz"])
+    t_un = (np.float32(0.1) * table.t_u).astype(np.float32)
+    steps["fit (compiled)"] = median_time(lambda: fit_fleet(t_un, table.t_c, n_epochs=5000, learning_rate=LR,
+                                                           counts=table.counts).loss, repeats)[0]
+    fit = fit_fleet(t_un, table.t_c, n_epochs=5000, learning_rate=LR, counts=table.counts)
+    lsq = least_squares(t_un, table.t_c, counts=table.counts)
+    steps["least squares"] = median_time(lambda: least_squares(t_un, table.t_c, counts=table.counts), repeats)[0]
+    for kind in ("csv", "parquet"):
+        steps[f"write {kind}"] = median_time(lambda kind=kind: _write_results(
+            str(folder / f"w.{kind}"), table.sensors, fit.param_names, fit.params, fit.loss, fit.epochs_run,
+            fit.diverged, lsq), repeats)[0]
+    csv_mb = files["csv"].stat().st_size / 1e6
+    shutil.rmtree(folder, ignore_errors=True)
+    return {"sensors": sensors, "rows": int(ids.size), "csv_mb": csv_mb, "whole_s": whole, "peak_mb": peak,
+            "steps_s": steps}
 
 
 def machine() -> dict[str, object]:
@@ -418,10 +484,11 @@ def main() -> None:
     fleets = fleet_runs(fleet_sizes, repeats, limit)
     large = data_runs(data_sizes, repeats)
     startup = startup_runs(2 if quick else 5)
+    tables = table_runs(2 if quick else 3, 10_000 if quick else 100_000)
     results = {"machine": info, "quick": quick, "c_limit": limit_note, "seed_run_s": seed,
                "fleet_sensor_epochs_per_s": {k: {str(n): v for n, v in d.items()} for k, d in fleets.items()},
                "large_data_gb_per_s": {k: {str(n): v for n, v in d.items()} for k, d in large.items()},
-               "startup_s": startup, "wall_s": time.perf_counter() - started}
+               "startup_s": startup, "tables": tables, "wall_s": time.perf_counter() - started}
 
     text = json.dumps(results, indent=1) + "\n"
     temp = out_dir / ".bench.json.part"

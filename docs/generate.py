@@ -111,6 +111,14 @@ API = [
     ("How params are updated: `jaxcal.updates`", "jaxcal.updates", None),
     ("Exact mode: `jaxcal.exact`", "jaxcal.exact", None),
     ("The book's data: `jaxcal.data`", "jaxcal.data", None),
+    ("The chapter's runs: `jaxcal.chapter`", "jaxcal.chapter", None),
+    ("Tables in and out: `jaxcal.io`", "jaxcal.io", None),
+    ("Derived tolerances: `jaxcal.tolerances`", "jaxcal.tolerances", None),
+    ("The torch harness: `jaxcal.parity`", "jaxcal.parity", None),
+    ("The seed's log and JSON: `jaxcal.report`", "jaxcal.report", None),
+    ("One pass over the data: `jaxcal.onepass`", "jaxcal.onepass", None),
+    ("One fit over every device: `jaxcal.sharding`", "jaxcal.sharding", None),
+    ("Several processes: `jaxcal.distributed`", "jaxcal.distributed", None),
 ]
 
 _ROLE = re.compile(r":(?:func|class|mod|data|meth|attr|obj|exc):`(~?)([^`]+)`")
@@ -209,7 +217,11 @@ def _entry(qualified: str, value: object) -> list[str]:
         lines += _docstring(doc)
     elif not callable(value):
         shown = _ADDRESS.sub(lambda m: m.group(1), _cell(repr(value)))
-        lines += [f"A constant: `{shown}`.", ""]
+        if len(shown) > 200:  # a table of runs: its kind, not its contents
+            shown = f"a {type(value).__name__}" + (f" of {len(value)}" if hasattr(value, "__len__") else "")
+            lines += [f"A constant: {shown} (see the source).", ""]
+        else:
+            lines += [f"A constant: `{shown}`.", ""]
     if inspect.isclass(value):
         for name, member in vars(value).items():
             if name.startswith("_") or not callable(member) or not member.__doc__:
@@ -261,6 +273,10 @@ def _measured_on(results: dict) -> str:
             f"torch {m['torch']}, Python {m['python']}; {m['date']}")
 
 
+def _ratio(value: float) -> str:
+    return f"{value:.0f}x" if value >= 10 else f"{value:.2f}x"
+
+
 def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
@@ -273,13 +289,14 @@ def headline(results: dict) -> str:
             "| run | jaxcal | against |", "|---|---|---|",
             f"| the seed's run, 5000 epochs | {seed[SEED]['s'] * 1e3:.3f} ms | "
             f"{seed[TORCH]['s'] / seed[SEED]['s']:.0f}x faster than the seed's torch loop"
-            + (f"; {seed[SEED]['s'] / seed[C_LOOP]['s']:.1f}x a hand-written C loop" if C_LOOP in seed else "") + " |",
+            + (f"; {seed[SEED]['s'] / seed[C_LOOP]['s']:.1f}x the time of a hand-written C loop" if C_LOOP in seed
+               else "") + " |",
             f"| a fleet of {int(biggest):,} sensors | {_fmt(fleets['jaxcal fit_fleet'][biggest])} sensor-epochs/s | "
             f"{fleets['jaxcal fit_fleet'][biggest] / fleets['plain jax.vmap(scan)'][biggest]:.1f}x a plain "
             f"`jax.vmap` of the single fit |",
             f"| one fit on {int(most):,} readings | {_fmt(large['jaxcal training_loop'][most])} GB/s | "
-            f"{large['jaxcal training_loop'][most] / large['streaming read (limit)'][most]:.2f}x a streaming "
-            f"read of the same bytes |"]
+            f"{large['jaxcal training_loop'][most] / large['streaming read (limit)'][most]:.2f}x the speed of a "
+            f"streaming read of the same bytes |"]
     return "\n".join(rows)
 
 
@@ -297,7 +314,7 @@ def performance_page(results: dict) -> str:
              "|---|---|---|---|"]
     for name, row in seed.items():
         lines.append(f"| {name} | {row['s'] * 1e3:.3f} ms | {row['first_s'] * 1e3:.0f} ms | "
-                     f"{torch_seed / row['s']:.0f}x |")
+                     f"{_ratio(torch_seed / row['s'])} |")
     if C_LOOP in seed:
         c = seed[C_LOOP]["s"]
         lines += ["", f"Against the hand-written C loop ({results['c_limit']}): the whole `training_loop` call "
@@ -319,16 +336,50 @@ def performance_page(results: dict) -> str:
         for n in sizes if str(n) in fleets["plain jax.vmap(scan)"]) + ".", "",
         "![fleet throughput](fleet_scaling.png)"]
     readings = sorted({int(n) for curve in large.values() for n in curve})
-    lines += ["", "## Large data", "", "One fit over many readings for 100 epochs, in GB/s of readings processed; "
-              "the limit is a streaming read of the same bytes (the faster of a flat and a blocked sum).", "",
+    lines += ["", "## Large data", "", "One fit over many readings for 100 epochs, in GB/s of readings processed, "
+              "against a streaming read of the same bytes (the faster of a flat and a blocked XLA sum: a reference "
+              "for memory bandwidth, which jaxcal's blocked layout can pass where it keeps data in cache).", "",
               "| readings | " + " | ".join(large) + " |", "|---" * (len(large) + 1) + "|"]
     for n in readings:
         lines.append(f"| {n:,} | " + " | ".join(_fmt(large[k][str(n)]) for k in large) + " |")
-    lines += ["", "![large-data throughput](data_scaling.png)", "", "## Start-up", "",
+    lines += ["", "![large-data throughput](data_scaling.png)"]
+    if "tables" in results:
+        lines += ["", *_tables_section(results["tables"])]
+    lines += ["", "## Start-up", "",
               "Whole processes, median.", "", "| command | time |", "|---|---|"]
     lines += [f"| {name} | {value:.2f} s |" for name, value in results["startup_s"].items()]
     lines += ["", f"The whole benchmark took {results['wall_s']:.0f} s."]
     return "\n".join(lines) + "\n"
+
+
+def _tables_section(tables: dict) -> list[str]:
+    whole, peak, steps = tables["whole_s"], tables["peak_mb"], tables["steps_s"]
+    kinds = list(whole)
+    lines = ["## Tables in and out", "",
+             f"`jaxcal fleet` on {tables['sensors']:,} sensors x 11 readings ({tables['rows']:,} rows; "
+             f"{tables['csv_mb']:.0f} MB as CSV), 5000 epochs, as whole processes: the median time, compiling every "
+             "program (`--no-cache`) and with JAX's persistent compilation cache (on by default in the command "
+             "line), and the peak memory.", "",
+             "| command | " + " | ".join(kinds) + " | peak memory |", "|---" * (len(kinds) + 2) + "|"]
+    for name in whole[kinds[0]]:
+        lines.append(f"| {name} | " + " | ".join(f"{whole[k][name]:.2f} s" for k in kinds)
+                     + f" | {peak[name]:.0f} MB |")
+    csv, npz = ("CSV in, CSV out", ".npz in, CSV out")
+    start, fit = "3 sensors, .npz (start-up)", steps["fit (compiled)"]
+    lines += ["", "Step by step in a running process (medians):", "", "| step | time |", "|---|---|"]
+    lines += [f"| {name} | {value:.3f} s |" for name, value in steps.items()]
+    cold, later = whole["compiling"], whole["cache: later runs"]
+    lines += ["",
+              f"- CSV read: {tables['csv_mb'] / steps['read csv']:.0f} MB/s (pyarrow's reader, then grouped by "
+              "sensor).",
+              f"- The CSV run against the .npz run: {cold[csv] / cold[npz]:.2f}x compiling, "
+              f"{later[csv] / later[npz]:.2f}x with the cache; peak memory {peak[csv] / peak[npz]:.2f}x.",
+              f"- The .npz run against start-up plus twice the fit: {cold[npz]:.2f} s against "
+              f"{cold[start] + 2 * fit:.2f} s compiling, {later[npz]:.2f} s against {later[start] + 2 * fit:.2f} s "
+              "with the cache.",
+              f"- The cache: `jaxcal train` {later['jaxcal train']:.2f} s against {cold['jaxcal train']:.2f} s "
+              f"compiling; the 3-sensor fleet {later[start]:.2f} s against {cold[start]:.2f} s."]
+    return lines
 
 
 def _plot(curves: dict[str, dict[str, float]], xlabel: str, ylabel: str, title: str, path: Path) -> None:

@@ -1,8 +1,18 @@
-"""Reading readings from files. The core never imports this module; the CLI and callers do.
+"""Tables in and out: CSV, Parquet and NumPy files. The core never imports this module; the CLI
+and callers do.
 
 A readings file is CSV with a header naming the columns ``t_u`` and ``t_c`` (in either order)
-and one reading per row. Every problem is reported as :class:`~jaxcal._checks.InvalidInput`
-with one line that names the file (and the line, where there is one) and what is wrong.
+and one reading per row, a Parquet file with those columns, or NumPy (``.npy``, ``.npz``). A
+fleet has a ``sensor`` column too. Every problem is reported as
+:class:`~jaxcal._checks.InvalidInput` with one line that names the file (and the line or row,
+where there is one) and what is wrong.
+
+CSV is read by pyarrow's columnar reader (multi-threaded, in C++). It is the fast path only: a
+file it cannot read as plain numbers (a malformed line, a value that is not a finite number,
+padded cells, ...) is read again by the precise reader, cell by cell, which names the line, the
+column and the value, or accepts what the fast path was too strict for. Both give the same
+values. Parquet and uncompressed ``.npz`` files are read in part where a process needs only its
+share: the Parquet row groups, or the memory-mapped rows, that hold it.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ import csv
 import io
 import math
 import os
+import re
 import struct
 import zipfile
 from collections.abc import Callable
@@ -21,7 +32,8 @@ import numpy as np
 
 from ._checks import InvalidInput
 
-__all__ = ["FleetTable", "read_fleet", "read_fleet_share", "read_readings", "read_readings_share", "read_t_u"]
+__all__ = ["FleetTable", "read_fleet", "read_fleet_share", "read_readings", "read_readings_share", "read_t_u",
+           "write_table"]
 
 #: A process's share of ``n`` items: ``part(n)`` is the slice it reads.
 Part = Callable[[int], slice]
@@ -82,6 +94,50 @@ def _csv_table(path: Path, columns: tuple[str, ...], header_ok: Any, expected: s
     return values
 
 
+def _csv_header(path: Path) -> list[str] | None:
+    """The first line's cells, if it is a plain header (no padding, no blank line before it)."""
+    try:
+        with open(path, "rb") as file:
+            first = file.readline(1 << 16)
+        cells = next(csv.reader([first.decode("utf-8-sig").rstrip("\r\n")]))
+    except (OSError, UnicodeDecodeError, StopIteration, csv.Error):
+        return None
+    return cells if cells and all(cell == cell.strip() and cell for cell in cells) else None
+
+
+def _arrow_csv(path: Path, floats: tuple[str, ...], header_ok: Any, text: str | None = None) -> dict[str, Any] | None:
+    """The columns ``floats`` (as float64 NumPy arrays) and ``text`` (a pyarrow string array, as
+    written) of a CSV file, read by pyarrow; ``None`` where the precise reader must decide:
+    anything but a plain header that ``header_ok`` accepts and rows of finite numbers, or a file
+    pyarrow cannot read."""
+    header = _csv_header(path)
+    if header is None or not header_ok(header):
+        return None
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    names = [*floats, *([text] if text else [])]
+    types = {name: pa.float64() for name in floats} | ({text: pa.string()} if text else {})
+    options = pa_csv.ConvertOptions(column_types=types, include_columns=names, null_values=[],
+                                    strings_can_be_null=False, quoted_strings_can_be_null=False)
+    try:
+        # a memory map, not the path: pyarrow would decompress a file named .gz, the precise
+        # reader would not
+        with pa.memory_map(str(path)) as source:
+            table = pa_csv.read_csv(source, convert_options=options)
+    except (OSError, pa.ArrowException):
+        return None
+    out: dict[str, Any] = {}
+    for name in floats:
+        values = table[name].to_numpy()
+        if not np.isfinite(values).all():
+            return None
+        out[name] = values
+    if text:
+        out[text] = table[text]
+    return out
+
+
 def _npz_columns(path: Path, names: tuple[str, ...], expected: str) -> dict[str, np.ndarray]:
     """The named arrays of an ``.npz`` archive, memory-mapped where stored uncompressed
     (``np.savez``): reading a slice of one then reads only those bytes of the file. Compressed
@@ -140,19 +196,104 @@ def _read_numpy_readings(path: Path, dtype: Any, part: Part | None = None) -> tu
         t_u, t_c = table[:, 0], table[:, 1]
     if t_u.ndim != 1 or t_u.shape != t_c.shape:
         raise InvalidInput(f"{path}: t_u and t_c must be 1-D arrays of the same length")
-    if not all(np.dtype(x.dtype).kind in "iuf" for x in (t_u, t_c)):
-        raise InvalidInput(f"{path}: t_u and t_c must be real numbers (integer or floating arrays)")
+    _check_real(path, t_u, t_c)
     n = len(t_u)
     if n < 2:
         raise InvalidInput(f"{path}: needs at least 2 readings, got {n}")
     rows = slice(None) if part is None else part(n)
+    return (*_cast_readings(path, t_u[rows], t_c[rows], dtype, rows.start or 0), n)  # reads only these rows
+
+
+def _check_real(path: Path, *columns: np.ndarray) -> None:
+    if not all(np.dtype(x.dtype).kind in "iuf" for x in columns):
+        raise InvalidInput(f"{path}: t_u and t_c must be real numbers (integer or floating arrays)")
+
+
+def _cast_readings(path: Path, t_u: np.ndarray, t_c: np.ndarray, dtype: Any, first: int) -> tuple[np.ndarray, ...]:
+    """Readings ``first, first + 1, ...`` of a file as ``dtype``, checked finite."""
     with np.errstate(over="ignore", invalid="ignore"):
-        cast_u, cast_c = np.array(t_u[rows], dtype), np.array(t_c[rows], dtype)  # reads only these rows
+        cast_u, cast_c = np.array(t_u, dtype), np.array(t_c, dtype)
     bad = ~(np.isfinite(cast_u) & np.isfinite(cast_c))
     if bad.any():
-        first = int(np.argmax(bad)) + (rows.start or 0)
-        raise InvalidInput(f"{path}: reading {first}: not finite (or too large for {np.dtype(dtype).name})")
-    return cast_u, cast_c, n
+        raise InvalidInput(f"{path}: reading {int(np.argmax(bad)) + first}: not finite (or too large for "
+                           f"{np.dtype(dtype).name})")
+    return cast_u, cast_c
+
+
+def _parquet_file(path: Path, names: tuple[str, ...], expected: str) -> Any:
+    """An open ``pyarrow.parquet.ParquetFile`` that has the columns ``names``."""
+    if not path.exists():
+        raise InvalidInput(f"{path}: no such file")
+    if path.is_dir():
+        raise InvalidInput(f"{path}: is a directory, not a readings file")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        file = pq.ParquetFile(path, memory_map=True)
+    except (OSError, pa.ArrowException):
+        raise InvalidInput(f"{path}: not a readable Parquet file") from None
+    missing = [name for name in names if name not in file.schema_arrow.names]
+    if missing:
+        raise InvalidInput(f"{path}: missing columns {', '.join(missing)}; expected {expected}")
+    return file
+
+
+def _parquet_rows(path: Path, file: Any, names: tuple[str, ...], rows: np.ndarray | slice) -> dict[str, Any]:
+    """The columns ``names`` of ``rows`` (a slice, or sorted row numbers) of a Parquet file,
+    reading only the row groups that hold them; pyarrow arrays, checked for missing values."""
+    import pyarrow as pa
+
+    if isinstance(rows, slice) and rows == slice(None):  # the whole file
+        try:
+            table = file.read(columns=list(names))
+        except (OSError, pa.ArrowException) as error:
+            raise InvalidInput(f"{path}: not a readable Parquet file ({error})") from None
+        return {name: _present(path, name, table[name], np.arange(table.num_rows)) for name in names}
+    sizes = [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)]
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    n = int(starts[-1])
+    wanted = np.arange(n)[rows] if isinstance(rows, slice) else np.asarray(rows, np.int64)
+    group_of = np.searchsorted(starts, wanted, side="right") - 1
+    groups = np.unique(group_of)
+    try:
+        table = file.read_row_groups([int(g) for g in groups], columns=list(names))
+    except (OSError, pa.ArrowException) as error:
+        raise InvalidInput(f"{path}: not a readable Parquet file ({error})") from None
+    base = np.zeros(len(sizes) + 1, np.int64)  # where each group read starts in their concatenation
+    base[groups] = np.cumsum([0, *(sizes[int(g)] for g in groups)])[:-1]
+    position = wanted - starts[group_of] + base[group_of]
+    return {name: _present(path, name, table[name].take(pa.array(position)), wanted) for name in names}
+
+
+def _present(path: Path, name: str, column: Any, rows: np.ndarray) -> Any:
+    """Column ``name`` (of the file's ``rows``), refused if a value is missing."""
+    if column.null_count:
+        first = int(rows[int(np.argmax(column.is_null().to_numpy(zero_copy_only=False)))])
+        raise InvalidInput(f"{path}: row {first + 1}: {name} is missing")
+    return column
+
+
+def _numbers(path: Path, column: Any) -> np.ndarray:
+    import pyarrow as pa
+
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+        raise InvalidInput(f"{path}: t_u and t_c must be real numbers (integer or floating columns), "
+                           f"got {column.type}")
+    return column.to_numpy()
+
+
+def _read_parquet_readings(path: Path, dtype: Any, part: Part | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """A Parquet file with columns ``t_u`` and ``t_c``: the rows ``part(n)`` (all by default; only
+    the row groups that hold them are read), cast and checked, and ``n``."""
+    file = _parquet_file(path, _COLUMNS, "columns t_u and t_c")
+    n = file.metadata.num_rows
+    if n < 2:
+        raise InvalidInput(f"{path}: needs at least 2 readings, got {n}")
+    rows = slice(None) if part is None else part(n)
+    columns = _parquet_rows(path, file, _COLUMNS, rows)
+    t_u, t_c = (_numbers(path, columns[name]) for name in _COLUMNS)
+    return (*_cast_readings(path, t_u, t_c, dtype, rows.start or 0), n)
 
 
 def read_readings(path: str | os.PathLike[str], dtype: np.dtype | type = np.float32) -> tuple[np.ndarray, np.ndarray]:
@@ -171,7 +312,14 @@ def read_readings(path: str | os.PathLike[str], dtype: np.dtype | type = np.floa
     path = Path(path)
     if path.suffix in (".npy", ".npz"):
         return _read_numpy_readings(path, dtype)[:2]
-    values = _csv_table(path, _COLUMNS, lambda header: sorted(header) == sorted(_COLUMNS), "the header 't_u,t_c'")
+    if path.suffix == ".parquet":
+        return _read_parquet_readings(path, dtype)[:2]
+    header_ok = lambda header: sorted(header) == sorted(_COLUMNS)  # noqa: E731
+    fast = _arrow_csv(path, _COLUMNS, header_ok)
+    if fast is not None:
+        values = np.stack([fast[name] for name in _COLUMNS], axis=1)
+    else:
+        values = _csv_table(path, _COLUMNS, header_ok, "the header 't_u,t_c'")
     if len(values) < 2:
         raise InvalidInput(f"{path}: needs at least 2 readings, got {len(values)}")
     with np.errstate(over="ignore"):
@@ -185,12 +333,15 @@ def read_readings(path: str | os.PathLike[str], dtype: np.dtype | type = np.floa
 def read_readings_share(path: str | os.PathLike[str], dtype: Any, part: Part) -> tuple[np.ndarray, np.ndarray, int]:
     """One process's share of a readings file: ``(t_u, t_c)`` of the rows ``part(n)``, and ``n``.
 
-    From ``.npy`` and uncompressed ``.npz`` files only those rows are read (memory-mapped); each
-    process checks its own rows. A CSV file has no index of its lines: it is parsed whole.
+    From ``.npy`` and uncompressed ``.npz`` files only those rows are read (memory-mapped), from
+    Parquet only the row groups that hold them; each process checks its own rows. A CSV file has
+    no index of its lines: it is parsed whole.
     """
     path = Path(path)
     if path.suffix in (".npy", ".npz"):
         return _read_numpy_readings(path, dtype, part)
+    if path.suffix == ".parquet":
+        return _read_parquet_readings(path, dtype, part)
     t_u, t_c = read_readings(path, dtype)
     rows = part(len(t_u))
     return t_u[rows], t_c[rows], len(t_u)
@@ -208,11 +359,51 @@ class FleetTable(NamedTuple):
     counts: np.ndarray
 
 
-def _group(path: Path, sensor: np.ndarray, t_u: np.ndarray, t_c: np.ndarray, dtype: Any,
+def _unique(sensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ids, inverse = np.unique(sensor, return_inverse=True)
+    return ids, inverse.reshape(-1)
+
+
+def _numeric_text(ids: Any) -> bool:
+    """Whether text sensor ids are all integers (that fit int64): a CSV's ids then sort as numbers."""
+    return len(ids) > 0 and all(_INTEGER.fullmatch(s) for s in ids)
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+
+
+def _arrow_ids(path: Path, column: Any, numeric_text: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """Sorted ids and each row's index into them, from a pyarrow column of text or integers
+    (text ids through a dictionary: each distinct id is looked at once). ``numeric_text`` (a CSV's
+    ids, as written): integers sort as numbers, and ``None`` means the precise reader must decide
+    (an id that is blank or padded with spaces, which it strips)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if pa.types.is_integer(column.type):
+        return _unique(column.to_numpy())
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        raise InvalidInput(f"{path}: sensor ids must be text or integers, got {column.type}")
+    coded = pc.dictionary_encode(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
+    names = coded.dictionary
+    if numeric_text and len(names) and not (pc.all(pc.equal(pc.utf8_trim_whitespace(names), names)).as_py()
+                                            and pc.min(pc.utf8_length(names)).as_py()):
+        return None
+    if numeric_text and len(names) and pc.all(pc.match_substring_regex(names, f"^{_INTEGER.pattern}$")).as_py():
+        ids, remap = _unique(pc.cast(names, pa.int64()).to_numpy())  # the same rule as _numeric_text
+    else:
+        ids, remap = _unique(names.to_numpy(zero_copy_only=False).astype(str))
+    return ids, remap[coded.indices.to_numpy()]
+
+
+def _group(path: Path, ids: np.ndarray, inverse: np.ndarray, t_u: np.ndarray, t_c: np.ndarray, dtype: Any,
            rows: np.ndarray | None = None) -> FleetTable:
-    """Readings grouped by sensor; ``rows`` are their row numbers in the file (0-based; default
-    ``0..n-1``), for the error messages."""
-    if len(sensor) == 0:
+    """Readings grouped by sensor: ``ids`` the sorted sensor ids, ``inverse`` each reading's index
+    into them; ``rows`` are the readings' row numbers in the file (0-based; default ``0..n-1``),
+    for the error messages."""
+    if len(inverse) == 0:
         raise InvalidInput(f"{path}: has no readings")
 
     def row(i: int) -> int:
@@ -227,29 +418,36 @@ def _group(path: Path, sensor: np.ndarray, t_u: np.ndarray, t_c: np.ndarray, dty
     bad = ~(np.isfinite(cast_u) & np.isfinite(cast_c))
     if bad.any():
         raise InvalidInput(f"{path}: row {row(int(np.argmax(bad)))}: value too large for {np.dtype(dtype).name}")
-    if sensor.dtype.kind in "US":
-        empty = np.char.strip(sensor.astype(str)) == ""
+    if ids.dtype.kind in "US":
+        empty = np.char.strip(ids.astype(str)) == ""
         if empty.any():
-            raise InvalidInput(f"{path}: row {row(int(np.argmax(empty)))}: sensor is empty")
-    ids, inverse = np.unique(sensor, return_inverse=True)
+            raise InvalidInput(f"{path}: row {row(int(np.argmax(inverse == int(np.argmax(empty)))))}: sensor is empty")
     counts = np.bincount(inverse, minlength=len(ids))
     if counts.min() < 2:
         raise InvalidInput(f"{path}: sensor {ids[int(np.argmin(counts))]!s} has {int(counts.min())} reading; "
                            "each sensor needs at least 2")
-    order = np.argsort(inverse, kind="stable")  # readings keep their file order within a sensor
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    position = np.arange(len(order)) - starts[inverse[order]]
     shape = (len(ids), int(counts.max()))
     u = np.zeros(shape, dtype)
     c = np.zeros(shape, dtype)
-    u[inverse[order], position] = cast_u[order]
-    c[inverse[order], position] = cast_c[order]
+    full = len(ids) * shape[1] == len(inverse)  # every sensor the same count: no padding
+    if full and np.all(inverse[1:] >= inverse[:-1]):  # and grouped by sensor: a reshape
+        u[:], c[:] = cast_u.reshape(shape), cast_c.reshape(shape)
+        return FleetTable(ids, u, c, counts)
+    order = np.argsort(inverse, kind="stable")  # readings keep their file order within a sensor
+    if full:
+        u[:], c[:] = cast_u[order].reshape(shape), cast_c[order].reshape(shape)
+        return FleetTable(ids, u, c, counts)
+    sensor = inverse[order]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.arange(len(order)) - starts[sensor]
+    u[sensor, position] = cast_u[order]
+    c[sensor, position] = cast_c[order]
     return FleetTable(ids, u, c, counts)
 
 
 def read_fleet(path: str | os.PathLike[str], dtype: Any = np.float32) -> FleetTable:
-    """Read a fleet: CSV with columns ``sensor,t_u,t_c`` (any order of rows), or ``.npz`` with
-    arrays ``sensor``, ``t_u``, ``t_c``. Readings are grouped by sensor, sensors sorted by id.
+    """Read a fleet: CSV with columns ``sensor,t_u,t_c`` (any order of rows), Parquet with those
+    columns, or ``.npz`` with arrays ``sensor``, ``t_u``, ``t_c``. Readings are grouped by sensor, sensors sorted by id.
 
     Raises:
       ValueError: one line naming the file, the row and the problem.
@@ -257,6 +455,35 @@ def read_fleet(path: str | os.PathLike[str], dtype: Any = np.float32) -> FleetTa
     path = Path(path)
     if path.suffix == ".npz":
         return _read_fleet_npz(path, dtype)[0]
+    if path.suffix == ".parquet":
+        return _read_fleet_parquet(path, dtype)[0]
+    return _read_fleet_csv(path, dtype)
+
+
+def _read_fleet_csv(path: Path, dtype: Any, fast_path: bool = True) -> FleetTable:
+    fast = None
+    if fast_path:
+        fast = _arrow_csv(path, _FLEET_COLUMNS[1:], lambda header: sorted(header) == sorted(_FLEET_COLUMNS), "sensor")
+    coded = None if fast is None else _arrow_ids(path, fast["sensor"], numeric_text=True)
+    if coded is not None:
+        ids, inverse = coded
+        t_u, t_c = fast["t_u"], fast["t_c"]
+    else:
+        ids, inverse, values = _fleet_csv_precise(path)
+        t_u, t_c = values[:, 0], values[:, 1]
+    try:
+        return _group(path, ids, inverse, t_u, t_c, dtype)
+    except InvalidInput as error:
+        message = str(error)
+        if ": row " in message:  # CSV rows are file lines; the header is line 1
+            prefix, _, rest = message.partition(": row ")
+            number, _, tail = rest.partition(":")
+            message = f"{prefix}: line {int(number) + 1}:{tail}"
+        raise InvalidInput(message) from None
+
+
+def _fleet_csv_precise(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A fleet CSV read cell by cell: the first bad line is named with its column and value."""
     rows = _csv_rows(path, "a header 'sensor,t_u,t_c' and 2 or more rows per sensor")
     header = [cell.strip() for cell in rows[0]]
     if sorted(header) != sorted(_FLEET_COLUMNS):
@@ -278,17 +505,9 @@ def read_fleet(path: str | os.PathLike[str], dtype: Any = np.float32) -> FleetTa
                 cell = row[index].strip()
                 raise InvalidInput(f"{path}: line {line_no}: {column} is not a number: {cell!r}") from None
     ids = np.asarray(sensors)
-    if len(ids) and all(s.isascii() and s.lstrip("-").isdigit() and len(s) < 19 for s in sensors):
+    if _numeric_text(sensors):
         ids = ids.astype(np.int64)  # numeric ids sort as numbers (those that fit int64; others stay text)
-    try:
-        return _group(path, ids, values[:, 0], values[:, 1], dtype)
-    except InvalidInput as error:
-        message = str(error)
-        if ": row " in message:  # CSV rows are file lines; the header is line 1
-            prefix, _, rest = message.partition(": row ")
-            number, _, tail = rest.partition(":")
-            message = f"{prefix}: line {int(number) + 1}:{tail}"
-        raise InvalidInput(message) from None
+    return (*_unique(ids), values)
 
 
 def _read_fleet_npz(path: Path, dtype: Any, part: Part | None = None) -> tuple[FleetTable, np.ndarray]:
@@ -310,24 +529,51 @@ def _read_fleet_npz(path: Path, dtype: Any, part: Part | None = None) -> tuple[F
             raise InvalidInput(f"{path}: sensor ids must be UTF-8 text or integers") from None
     elif sensor.dtype.kind not in "iuU":
         raise InvalidInput(f"{path}: sensor ids must be text or integers, got {sensor.dtype}")
-    sensor = np.asarray(sensor)
-    ids, inverse = np.unique(sensor, return_inverse=True)
+    ids, inverse = _unique(np.asarray(sensor))
     if part is None:
-        return _group(path, sensor, np.asarray(t_u, np.float64), np.asarray(t_c, np.float64), dtype), ids
+        return _group(path, ids, inverse, np.asarray(t_u, np.float64), np.asarray(t_c, np.float64), dtype), ids
+    mine, rows = _my_rows(ids, inverse, part)
+    return _group(path, ids[mine], inverse[rows] - mine.start, np.asarray(t_u[rows], np.float64),
+                  np.asarray(t_c[rows], np.float64), dtype, rows), ids
+
+
+def _my_rows(ids: np.ndarray, inverse: np.ndarray, part: Part) -> tuple[slice, np.ndarray]:
+    """A process's sensors ``part(n)`` of the ``n`` ids, and the rows that hold their readings."""
     mine = part(len(ids))
-    rows = np.nonzero((inverse >= mine.start) & (inverse < mine.stop))[0]
-    return _group(path, sensor[rows], np.asarray(t_u[rows], np.float64), np.asarray(t_c[rows], np.float64), dtype,
-                  rows), ids
+    start, stop, _ = mine.indices(len(ids))
+    mine = slice(start, stop)
+    return mine, np.nonzero((inverse >= start) & (inverse < stop))[0]
+
+
+def _read_fleet_parquet(path: Path, dtype: Any, part: Part | None = None) -> tuple[FleetTable, np.ndarray]:
+    """The sensors ``part(n)`` of the ``n`` in a Parquet fleet (all by default), and every sensor
+    id. The sensor column is read whole; of the readings, only the row groups holding those
+    sensors' rows (one contiguous range of groups when the file is grouped by sensor)."""
+    file = _parquet_file(path, _FLEET_COLUMNS, "columns sensor, t_u and t_c")
+    if file.metadata.num_rows == 0:
+        raise InvalidInput(f"{path}: has no readings")
+    ids, inverse = _arrow_ids(path, _parquet_rows(path, file, ("sensor",), slice(None))["sensor"], numeric_text=False)
+    if part is None:
+        mine, rows = slice(0, len(ids)), slice(None)
+    else:
+        mine, rows = _my_rows(ids, inverse, part)
+    columns = _parquet_rows(path, file, _FLEET_COLUMNS[1:], rows)
+    t_u, t_c = (_numbers(path, columns[name]).astype(np.float64) for name in _FLEET_COLUMNS[1:])
+    if part is None:
+        return _group(path, ids, inverse, t_u, t_c, dtype), ids
+    return _group(path, ids[mine], inverse[rows] - mine.start, t_u, t_c, dtype, rows), ids
 
 
 def read_fleet_share(path: str | os.PathLike[str], dtype: Any, part: Part) -> tuple[FleetTable, np.ndarray]:
     """One process's share of a fleet: the table of the sensors ``part(n)`` (of the ``n`` sorted
-    ids), and every sensor id. From an ``.npz`` file only the sensor column is read whole; a CSV
-    file is parsed whole.
+    ids), and every sensor id. From ``.npz`` and Parquet files only the sensor column is read
+    whole; a CSV file is parsed whole.
     """
     path = Path(path)
     if path.suffix == ".npz":
         return _read_fleet_npz(path, dtype, part)
+    if path.suffix == ".parquet":
+        return _read_fleet_parquet(path, dtype, part)
     table = read_fleet(path, dtype)
     mine = part(len(table.sensors))
     return FleetTable(*(column[mine] for column in table)), table.sensors
@@ -340,7 +586,76 @@ def read_t_u(path: str | os.PathLike[str]) -> np.ndarray:
       ValueError: one line naming the file, the line and the problem.
     """
     path = Path(path)
-    values = _csv_table(path, ("t_u",), lambda header: "t_u" in header, "a header with a t_u column")
+    if path.suffix == ".parquet":
+        file = _parquet_file(path, ("t_u",), "a t_u column")
+        values = _numbers(path, _parquet_rows(path, file, ("t_u",), slice(None))["t_u"]).astype(np.float64)
+        if not np.isfinite(values).all():
+            raise InvalidInput(f"{path}: row {int(np.argmax(~np.isfinite(values))) + 1}: t_u is not finite")
+        values = values[:, None]
+    else:
+        header_ok = lambda header: "t_u" in header  # noqa: E731
+        fast = _arrow_csv(path, ("t_u",), header_ok)
+        values = fast["t_u"][:, None] if fast is not None else _csv_table(path, ("t_u",), header_ok,
+                                                                          "a header with a t_u column")
     if not len(values):
         raise InvalidInput(f"{path}: has no readings")
     return values[:, 0]
+
+
+def write_table(path: str | os.PathLike[str], columns: dict[str, np.ndarray], name: str = "path") -> None:
+    """Write named columns of equal length as a table, atomically: Parquet for ``.parquet``,
+    NumPy for ``.npz`` (text as Unicode arrays), CSV otherwise (a header; floats in the shortest
+    form that reads back to the same value; booleans as ``true``/``false``; text quoted where it
+    holds a comma, a quote or a line break).
+
+    Raises:
+      ValueError: one line naming ``name`` when the file cannot be written.
+    """
+    import pyarrow as pa
+
+    from ._files import write_atomic
+
+    target = Path(path)
+    arrays = {key: pa.array(np.asarray(value).astype(str) if np.asarray(value).dtype.kind in "OU" else value)
+              for key, value in columns.items()}
+    if target.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.table(arrays), sink)
+        data = sink.getvalue().to_pybytes()
+    elif target.suffix == ".npz":
+        buffer = io.BytesIO()
+        np.savez(buffer, **{key: np.asarray(value).astype(str) if np.asarray(value).dtype.kind == "O" else value
+                            for key, value in columns.items()})
+        data = buffer.getvalue()
+    else:
+        data = _csv_text(arrays).encode()
+    write_atomic(target, data, name=name)
+
+
+def _csv_text(arrays: dict[str, Any]) -> str:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def cells(array: Any) -> Any:
+        if pa.types.is_boolean(array.type):
+            return pc.if_else(array, "true", "false")
+        if pa.types.is_floating(array.type):
+            array = array.cast(pa.float64())  # float32 values print as the doubles they are
+        text = array.cast(pa.string())
+        if pa.types.is_string(array.type):
+            needs = pc.match_substring_regex(text, '[",\r\n]').to_numpy(zero_copy_only=False)
+            if needs.any():  # the few that need quotes, as the csv module quotes them
+                values = text.to_pylist()
+                for i in np.nonzero(needs)[0]:
+                    values[i] = '"' + values[i].replace('"', '""') + '"'
+                text = pa.array(values, pa.string())
+        return text
+
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow(list(arrays))
+    if not len(next(iter(arrays.values()), [])):
+        return header.getvalue()
+    rows = pc.binary_join_element_wise(*(cells(array) for array in arrays.values()), ",")
+    return header.getvalue() + "\n".join(rows.to_pylist()) + "\n"

@@ -19,6 +19,12 @@ settings.register_profile("dev", deadline=None, suppress_health_check=[HealthChe
 settings.register_profile("ci", parent=settings.get_profile("dev"), derandomize=True, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
+# The command line turns JAX's persistent compilation cache on by default; the tests run it (in
+# process and in subprocesses) without, so that no run depends on what an earlier one left
+# behind and nothing is written to the user's cache directory; tests/test_cache.py turns it on
+# where it is what is tested.
+os.environ["JAXCAL_NO_CACHE"] = "1"
+
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

@@ -37,12 +37,15 @@ def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
     add("--timeout", default="60", metavar="S", help="seconds to wait for the other processes (default 60)")
 
 
-def add_model_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags of what is fitted, shared by train, parity, sweep and fleet."""
+def add_model_flags(parser: argparse.ArgumentParser, lr: bool = True) -> None:
+    """The flags of what is fitted, shared by train, parity, sweep (``lr=False``: it has a range) and fleet."""
     add = parser.add_argument
     add("--scale", default="0.1", metavar="S", help="multiply readings by S (default 0.1, the book's t_un; 1 = raw)")
     add("--epochs", default="5000", metavar="N", help="number of epochs (default 5000)")
-    add("--lr", default="1e-2", metavar="LR", help="learning rate (default 1e-2)")
+    if lr:
+        add("--lr", default="1e-2", metavar="LR", help="learning rate (default 1e-2)")
+    else:
+        parser.set_defaults(lr="1e-2")
     add("--init", nargs="+", default=None, metavar="P",
         help="initial params: W B (linear, default 1 0) or W2 W1 B (quadratic, default 0 1 0)")
     add("--optimizer", default="plain", metavar="NAME", help="plain (the seed's params - lr * grad), sgd or adam")
@@ -53,12 +56,24 @@ def add_start_up_flags(parser: argparse.ArgumentParser, splits: str = "shard the
     add = parser.add_argument
     add("--x64", action="store_true", help="compute in float64 (set at start-up)")
     add("--devices", default=None, metavar="N", help=f"CPU devices to start and {splits} (start-up)")
+    add("--no-cache", action="store_true",
+        help="compile from scratch: no persistent compilation cache in the user's cache directory "
+             "(also JAXCAL_NO_CACHE=1; JAXCAL_CACHE_DIR chooses the folder)")
 
 
-def add_train_flags(parser: argparse.ArgumentParser, splits: str = "shard the readings over") -> None:
+def add_train_flags(parser: argparse.ArgumentParser, splits: str = "shard the readings over",
+                    schedule: bool = True) -> None:
+    """The flags of train and parity; ``schedule=False`` (sweep): only what a sweep uses, the
+    others at their defaults (a flag that would be ignored is not offered)."""
     add = parser.add_argument
-    add("--data", metavar="CSV", help="readings file with header t_u,t_c (default: the book's 11 readings)")
-    add_model_flags(parser)
+    add("--data", metavar="FILE", help="readings: CSV with header t_u,t_c, Parquet (.parquet) with those columns, "
+        ".npy or .npz (default: the book's 11 readings)")
+    add_model_flags(parser, lr=schedule)
+    if not schedule:
+        parser.set_defaults(gradient="autograd", fd_delta="0.1", log_every="500", log_epochs=None, val_fraction=None,
+                            split_seed="0", book_split=False, exact=False)
+        add_start_up_flags(parser, splits)
+        return
     add("--gradient", default="autograd", metavar="HOW",
         help="autograd (jax.grad), analytic (the book's grad_fn) or finite-difference")
     add("--fd-delta", default="0.1", metavar="D", help="finite-difference half-width (default 0.1, the book's)")

@@ -1,4 +1,5 @@
-"""Start-up choices, in one place: x64, the CPU device count and joining a multi-process run.
+"""Start-up choices, in one place: x64, the CPU device count, the persistent compilation cache and
+joining a multi-process run.
 
 Each is applied once every flag has been checked and before any JAX computation; the library
 never changes them. Nothing here is home-made networking: the coordinator, the heartbeats and
@@ -16,13 +17,42 @@ from .. import _checks
 from ..distributed import Cluster, from_environment
 from ._settings import MAX_TIMEOUT, int_arg
 
-__all__ = ["cluster_flags", "join", "start_up"]
+__all__ = ["NO_CACHE", "cache_folder", "cluster_flags", "join", "start_up"]
+
+#: Set to 1 to turn the command line's persistent compilation cache off (as ``--no-cache`` does).
+NO_CACHE = "JAXCAL_NO_CACHE"
+#: Where the cache lives, instead of the user's cache directory.
+CACHE_DIR = "JAXCAL_CACHE_DIR"
 
 
-def start_up(*, x64: bool = False, devices: int | None = None, all_cores: bool = False) -> None:
-    """Turn on float64 (``x64``) and start ``devices`` CPU devices (``all_cores``: one per core
-    when ``devices`` is not given), before any computation."""
+def cache_folder(cache: bool = True) -> str | None:
+    """The persistent compilation cache's folder, or ``None`` when it is off (``--no-cache``,
+    ``JAXCAL_NO_CACHE=1``) or cannot be written: ``JAXCAL_CACHE_DIR``, else ``jax`` in the user's
+    cache directory (``~/.cache/jaxcal/jax`` on Linux)."""
+    if not cache or os.environ.get(NO_CACHE, "") not in ("", "0"):
+        return None
+    import platformdirs
+
+    folder = os.environ.get(CACHE_DIR) or os.path.join(platformdirs.user_cache_dir("jaxcal"), "jax")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return None  # a cache saves time; a run without one is still right
+    return folder if os.access(folder, os.W_OK | os.X_OK) else None
+
+
+def start_up(*, x64: bool = False, devices: int | None = None, all_cores: bool = False, cache: bool = True) -> None:
+    """Turn on float64 (``x64``), start ``devices`` CPU devices (``all_cores``: one per core
+    when ``devices`` is not given) and turn on JAX's persistent compilation cache (``cache``; see
+    :func:`cache_folder`), before any computation. A second run of the same command then loads
+    its compiled programs instead of compiling them."""
     import jax
+
+    folder = cache_folder(cache)
+    if folder is not None and not jax.config.jax_compilation_cache_dir:  # the caller's own cache stays
+        jax.config.update("jax_compilation_cache_dir", folder)
+        # jaxcal's programs compile in tenths of a second: JAX's default keeps only those over 1 s
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
     if all_cores or devices is not None:
         try:

@@ -21,14 +21,15 @@ FLEET_CHUNK_WORK = 1.2e8
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = _parser.subcommand(
         commands, "fleet", help="fit every sensor of a long table (sensor,t_u,t_c) at once",
-        description="Fit w * t_u + b for every sensor of DATA (CSV with columns sensor,t_u,t_c in any row "
+        description="Fit w * t_u + b for every sensor of DATA (CSV or Parquet with columns sensor,t_u,t_c in any row "
                     "order, or .npz with arrays sensor, t_u, t_c), all local devices busy.",
         examples=["jaxcal fleet sensors.csv --out fits.csv", "jaxcal fleet sensors.npz --epochs 2000 --json"])
-    parser.add_argument("data", metavar="DATA", help="CSV or .npz of readings per sensor")
+    parser.add_argument("data", metavar="DATA", help="CSV, Parquet (.parquet) or .npz of readings per sensor")
     _parser.add_model_flags(parser)
     _parser.add_start_up_flags(parser, "split the sensors over; default one per core")
     add = parser.add_argument
-    add("--out", metavar="CSV", help="write per-sensor results here (written atomically)")
+    add("--out", metavar="FILE", help="write per-sensor results here: CSV, or Parquet (.parquet) or NumPy (.npz) "
+        "by the name's suffix (written atomically)")
     add("--json", action="store_true", help="print one JSON object instead of a summary")
     add("--quiet", action="store_true", help="no progress bar")
     add("--plot", metavar="PNG", help="draw the distribution of the fitted params")
@@ -63,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         table = read_fleet(args.data, dtype=s.dtype)
         ids = table.sensors
-    start_up(x64=s.x64, devices=s.devices, all_cores=True)  # every core a device: fleets keep them all busy
+    # every core a device: fleets keep them all busy
+    start_up(x64=s.x64, devices=s.devices, all_cores=True, cache=not args.no_cache)
     cluster = join(args.coordinator, processes, process_id, timeout)
     n = len(ids)
     if planned is None:  # this process fits only its share of the sensors
@@ -108,21 +110,15 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"sensors": sensors}))
     elif args.out is None or not args.quiet:
         print(f"{n} sensors fitted, {int(np.sum(diverged))} diverged"
-              + (f"; results in {args.out}" if args.out else "; use --out CSV or --json for the results"))
+              + (f"; results in {args.out}" if args.out else "; use --out FILE or --json for the results"))
     return 0
 
 
 def _write_results(path: str, ids: np.ndarray, names: tuple[str, ...], params: np.ndarray, loss: np.ndarray,
                    epochs_run: np.ndarray, diverged: np.ndarray, lsq: np.ndarray) -> None:
-    import csv
-    import io
+    from ..io import write_table
 
-    from .._files import write_atomic
-
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")  # quotes a sensor id holding a comma or a newline
-    writer.writerow(["sensor", *names, "loss", "epochs_run", "diverged", *(f"lsq_{n}" for n in names)])
-    for i, sensor in enumerate(ids.tolist()):
-        writer.writerow([str(sensor), *(repr(float(v)) for v in params[i]), repr(float(loss[i])),
-                         str(int(epochs_run[i])), str(bool(diverged[i])).lower(), *(repr(float(v)) for v in lsq[i])])
-    write_atomic(path, text.getvalue(), name="--out")
+    columns = {"sensor": ids, **{n: params[:, j] for j, n in enumerate(names)}, "loss": loss,
+               "epochs_run": np.asarray(epochs_run, np.int64), "diverged": diverged,
+               **{f"lsq_{n}": lsq[:, j] for j, n in enumerate(names)}}
+    write_table(path, columns, name="--out")

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if s.gradient == "finite-difference" and s.n_epochs > 1:
         raise _checks.InvalidInput("--gradient",
                                    "parity of finite-difference runs is derived for one step (--epochs 1)")
-    start_up(x64=s.x64)
+    start_up(x64=s.x64, cache=not args.no_cache)
     config = RunConfig(
         s.n_epochs, s.learning_rate, tuple(s.params), s.t_u, s.t_c, optimizer=s.library_optimizer,
         log_every=log_every, model=s.model, gradient=s.gradient, val=s.val, delta=s.delta,

@@ -23,7 +23,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Fit the data for --num learning rates, log-spaced from --lr-min to --lr-max (one compile).",
         examples=["jaxcal sweep --scale 1 --lr-min 1e-5 --lr-max 1e-1 --num 9",
                   "jaxcal sweep --lr-min 1e-3 --lr-max 1 --num 13 --json"])
-    _parser.add_train_flags(parser, "split the learning rates over")
+    _parser.add_train_flags(parser, "split the learning rates over", schedule=False)
     add = parser.add_argument
     add("--lr-min", default="1e-5", metavar="LR", help="smallest learning rate (default 1e-5)")
     add("--lr-max", default="1e-1", metavar="LR", help="largest learning rate (default 1e-1)")
@@ -41,11 +41,6 @@ def run(args: argparse.Namespace) -> int:
     from ..sweeps import sweep
 
     s = parse_fit(args)
-    # a sweep is jax.grad's fast mode: the flags it shares with train must not be ignored silently
-    if s.exact:
-        raise _checks.InvalidInput("exact", "a sweep runs in fast mode; run one learning rate with train --exact")
-    if s.gradient != "autograd":
-        raise _checks.InvalidInput("gradient", f"a sweep takes jax.grad's gradient (autograd), not {s.gradient}")
     check_output(args.plot, "--plot")
     if args.plot:
         need_matplotlib()
@@ -57,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise _checks.InvalidInput("--lr-min", f"{lo} is larger than --lr-max {hi}")
     num = int_arg(args.num, "--num", MAX_SWEEP)
     s.devices = parse_devices(args)
-    start_up(x64=s.x64, devices=s.devices)
+    start_up(x64=s.x64, devices=s.devices, cache=not args.no_cache)
     rates = np.geomspace(lo, hi, num)
     bar = ProgressBar("sweep", enabled=not args.quiet)
     work = num * s.n_epochs * max(1, len(s.t_u) / 11) * _NS_PER_CONFIG_EPOCH

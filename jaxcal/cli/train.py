@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.plot, "--plot")
     if args.plot:
         need_matplotlib()
-    start_up(x64=s.x64, devices=s.devices)
+    start_up(x64=s.x64, devices=s.devices, cache=not args.no_cache)
     cluster = join(args.coordinator, processes, process_id, timeout)
     if args.plot and not s.log_epochs:
         # the loss curve wants every epoch; the printed log keeps its own schedule

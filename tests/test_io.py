@@ -1,0 +1,231 @@
+"""Tables in and out: pyarrow's fast CSV path reads what the precise reader reads, Parquet and
+NumPy tables hold the same fleet as CSV, errors name the line (or row), column and value, and a
+process reads only the Parquet row groups that hold its share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jaxcal import io
+from jaxcal.io import read_fleet, read_fleet_share, read_readings, read_readings_share, read_t_u, write_table
+
+
+def _precise_fleet(path: Path) -> io.FleetTable:
+    return io._read_fleet_csv(path, np.float32, fast_path=False)
+
+
+def _same(a: io.FleetTable, b: io.FleetTable) -> None:
+    for x, y in zip(a, b, strict=True):
+        assert x.dtype == y.dtype or x.dtype.kind == y.dtype.kind == "U"  # text: any width
+        np.testing.assert_array_equal(x, y)
+
+
+# -- the fast path reads what the precise reader reads ----------------------------------------------
+
+CELLS = st.one_of(st.floats(-1e6, 1e6, allow_nan=False).map(repr), st.integers(-10**6, 10**6).map(str),
+                  st.sampled_from(["1e3", ".5", "5.", "+2", "-0", "1_0", " 7", "8 ", '"9"', "0x1", "1e999"]))
+IDS = st.one_of(st.integers(0, 30).map(str), st.sampled_from(["a", "b", "007", "7", "-3", "x y", ' "q"', "", "--5"]))
+
+
+@settings(max_examples=150)
+@given(rows=st.lists(st.tuples(IDS, CELLS, CELLS), min_size=1, max_size=12),
+       header=st.sampled_from(["sensor,t_u,t_c", "t_c,sensor,t_u", "sensor, t_u,t_c"]))
+def test_the_fast_path_reads_what_the_precise_reader_reads(tmp_path_factory, rows, header):
+    path = tmp_path_factory.mktemp("csv") / "fleet.csv"
+    order = [c.strip() for c in header.split(",")]
+    path.write_text(header + "\n" + "".join(
+        ",".join({"sensor": s, "t_u": u, "t_c": c}[k] for k in order) + "\n" for s, u, c in rows))
+    def outcome(read):  # the table, or the one line of the error
+        try:
+            return read(path)
+        except ValueError as error:
+            return str(error)
+
+    precise, fast = outcome(_precise_fleet), outcome(read_fleet)
+    if isinstance(precise, str):
+        assert fast == precise
+    else:
+        _same(fast, precise)
+
+
+def test_a_file_the_fast_path_reads_takes_the_fast_path(tmp_path, monkeypatch):
+    path = tmp_path / "fleet.csv"
+    path.write_text("sensor,t_u,t_c\n" + "".join(f"{s},{u}.5,{u}\n" for s in (3, 1, 2) for u in range(4)))
+    monkeypatch.setattr(io, "_fleet_csv_precise", lambda path: pytest.fail("read cell by cell"))
+    table = read_fleet(path)
+    np.testing.assert_array_equal(table.sensors, [1, 2, 3])
+    np.testing.assert_array_equal(table.t_u[0], [0.5, 1.5, 2.5, 3.5])
+
+
+def test_readings_and_t_u_take_the_same_paths(tmp_path):
+    path = tmp_path / "readings.csv"
+    path.write_text("t_c,t_u\n0.5,35.7\n14,55.9\n15,58.2\n")
+    t_u, t_c = read_readings(path)
+    np.testing.assert_array_equal(t_u, np.float32([35.7, 55.9, 58.2]))
+    np.testing.assert_array_equal(t_c, np.float32([0.5, 14, 15]))
+    np.testing.assert_array_equal(read_t_u(path), [35.7, 55.9, 58.2])
+    path.write_text("t_u,t_c\n1, 2\n3,4\n")  # a padded cell: the precise reader strips it
+    np.testing.assert_array_equal(read_readings(path)[1], np.float32([2, 4]))
+
+
+def test_a_bad_value_deep_in_a_big_file_is_named_by_line_column_and_value(tmp_path):
+    rows = 200_000
+    ids = np.repeat(np.arange(rows // 10), 10)
+    path = tmp_path / "big.csv"
+    lines = [f"{s},{20 + (i % 50)},{i % 7}\n" for i, s in enumerate(ids)]
+    lines[180_000 - 2] = f"{ids[180_000 - 2]},55.9,14,0\n"
+    lines[190_000 - 2] = f"{ids[190_000 - 2]},55.9,1e4x\n"
+    path.write_text("sensor,t_u,t_c\n" + "".join(lines))
+    with pytest.raises(ValueError, match=r"big.csv: line 180000: expected 3 values, got 4$"):
+        read_fleet(path)
+    lines[180_000 - 2] = f"{ids[180_000 - 2]},55.9,14\n"
+    path.write_text("sensor,t_u,t_c\n" + "".join(lines))
+    with pytest.raises(ValueError, match=r"big.csv: line 190000: t_c is not a number: '1e4x'$"):
+        read_fleet(path)
+
+
+# -- Parquet and NumPy tables ------------------------------------------------------------------------
+
+
+def _columns(sensors: int = 7, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ids = np.repeat(np.arange(sensors), 5)[rng.permutation(5 * sensors)]
+    t_u = rng.uniform(20, 80, len(ids)).round(3)
+    return {"sensor": ids, "t_u": t_u, "t_c": (0.54 * t_u - 17).round(3)}
+
+
+@pytest.mark.parametrize("ids", ["int", "text"])
+def test_csv_parquet_and_npz_hold_the_same_fleet(tmp_path, ids):
+    columns = _columns()
+    if ids == "text":
+        columns["sensor"] = np.char.add("s", columns["sensor"].astype(str))
+    tables = []
+    for suffix in (".csv", ".parquet", ".npz"):
+        write_table(tmp_path / f"fleet{suffix}", columns)
+        tables.append(read_fleet(tmp_path / f"fleet{suffix}"))
+    for table in tables[1:]:
+        _same(table, tables[0])
+
+
+def test_parquet_readings_and_t_u(tmp_path):
+    path = tmp_path / "readings.parquet"
+    pq.write_table(pa.table({"t_u": [35.7, 55.9, 58.2], "t_c": pa.array([0.5, 14, 15], pa.float32())}), path)
+    t_u, t_c = read_readings(path)
+    np.testing.assert_array_equal(t_u, np.float32([35.7, 55.9, 58.2]))
+    np.testing.assert_array_equal(t_c, np.float32([0.5, 14, 15]))
+    np.testing.assert_array_equal(read_t_u(path), [35.7, 55.9, 58.2])
+
+
+@pytest.mark.parametrize(
+    ("table", "reader", "message"),
+    [
+        ({"t_u": [1.0, 2.0]}, read_readings, "missing columns t_c; expected columns t_u and t_c"),
+        ({"t_u": [1.0, None, 3.0], "t_c": [1.0, 2.0, 3.0]}, read_readings, "row 2: t_u is missing"),
+        ({"t_u": ["1", "2"], "t_c": [1.0, 2.0]}, read_readings, "t_u and t_c must be real numbers"),
+        ({"t_u": [1.0, float("nan")], "t_c": [1.0, 2.0]}, read_readings, "reading 1: not finite"),
+        ({"t_u": [1.0], "t_c": [1.0]}, read_readings, "needs at least 2 readings, got 1"),
+        ({"sensor": [1, 1, 2], "t_u": [1.0, 2.0, 3.0], "t_c": [1.0, 2.0, 3.0]}, read_fleet, "sensor 2 has 1 reading"),
+        ({"sensor": [1.5, 1.5], "t_u": [1.0, 2.0], "t_c": [1.0, 2.0]}, read_fleet, "sensor ids must be text or"),
+        ({"sensor": ["a", "a"], "t_u": [1.0, float("inf")], "t_c": [1.0, 2.0]}, read_fleet, "row 2: t_u is not finite"),
+    ],
+)
+def test_parquet_bad_input_is_one_line(tmp_path, table, reader, message):
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.table(table), path)
+    with pytest.raises(ValueError, match=message) as raised:
+        reader(path)
+    assert str(raised.value).startswith(f"{path}: ")
+    assert "\n" not in str(raised.value)
+
+
+def test_a_file_that_is_not_parquet_is_one_line(tmp_path):
+    path = tmp_path / "x.parquet"
+    path.write_text("sensor,t_u,t_c\n")
+    with pytest.raises(ValueError, match="not a readable Parquet file"):
+        read_fleet(path)
+    with pytest.raises(ValueError, match="no such file"):
+        read_readings(tmp_path / "missing.parquet")
+
+
+def test_written_csv_reads_back_the_same_values(tmp_path):
+    values = np.array([5.367084980010986, 1e-05, -0.0, 3.21442e17, 2.0, np.inf], np.float64)
+    ids = np.array(["a", "b,c", 'say "hi"', "d", "e", "f"])
+    write_table(tmp_path / "out.csv", {"sensor": ids, "x": values, "f32": values.astype(np.float32),
+                                      "n": np.arange(6), "ok": values > 0})
+    import csv
+
+    with open(tmp_path / "out.csv", newline="") as file:
+        rows = list(csv.reader(file))
+    assert rows[0] == ["sensor", "x", "f32", "n", "ok"]
+    assert [r[0] for r in rows[1:]] == ids.tolist()
+    np.testing.assert_array_equal([float(r[1]) for r in rows[1:]], values)
+    np.testing.assert_array_equal(np.float32([float(r[2]) for r in rows[1:]]), values.astype(np.float32))
+    assert [r[3] for r in rows[1:]] == [str(i) for i in range(6)]
+    assert [r[4] for r in rows[1:]] == ["true", "true", "false", "true", "true", "true"]
+
+
+def test_written_parquet_and_npz_hold_the_columns(tmp_path):
+    columns = {"sensor": np.array(["a", "b"]), "w": np.float32([1.5, 2.5]), "diverged": np.array([False, True])}
+    write_table(tmp_path / "out.parquet", columns)
+    back = pq.read_table(tmp_path / "out.parquet")
+    assert back.column_names == ["sensor", "w", "diverged"]
+    assert back["w"].type == pa.float32()
+    assert back["sensor"].to_pylist() == ["a", "b"]
+    write_table(tmp_path / "out.npz", columns)
+    with np.load(tmp_path / "out.npz", allow_pickle=False) as npz:
+        np.testing.assert_array_equal(npz["w"], columns["w"])
+        assert npz["sensor"].tolist() == ["a", "b"]
+
+
+# -- a process's share: only the row groups that hold it ------------------------------------------
+
+
+def _groups_read(monkeypatch) -> list[list[int]]:
+    seen: list[list[int]] = []
+    original = pq.ParquetFile.read_row_groups
+
+    def read_row_groups(self, row_groups, *args, **kwargs):
+        seen.append(list(row_groups))
+        return original(self, row_groups, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", read_row_groups)
+    return seen
+
+
+def test_a_process_reads_only_the_row_groups_of_its_readings(tmp_path, monkeypatch):
+    from jaxcal.distributed import Cluster, share
+
+    t_u = np.arange(1000.0)
+    t_u[3] = np.nan  # in process 0's share only
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"t_u": t_u, "t_c": t_u}), path, row_group_size=100)
+    seen = _groups_read(monkeypatch)
+    got_u, _, n = read_readings_share(path, np.float64, lambda count: share(count, Cluster(1, 2)))
+    assert n == 1000
+    np.testing.assert_array_equal(got_u, t_u[500:])
+    assert seen == [[5, 6, 7, 8, 9]]
+    with pytest.raises(ValueError, match="reading 3: not finite"):
+        read_readings_share(path, np.float64, lambda count: share(count, Cluster(0, 2)))
+
+
+def test_a_process_reads_only_the_row_groups_of_its_sensors(tmp_path, monkeypatch):
+    from jaxcal.distributed import Cluster, share
+
+    sensors = np.repeat(np.arange(40), 5)  # grouped by sensor: 2 sensors per row group of 10
+    t_u = np.arange(200.0)
+    path = tmp_path / "fleet.parquet"
+    pq.write_table(pa.table({"sensor": sensors, "t_u": t_u, "t_c": t_u}), path, row_group_size=10)
+    whole = read_fleet(path)
+    seen = _groups_read(monkeypatch)
+    table, ids = read_fleet_share(path, np.float32, lambda n: share(n, Cluster(1, 4)))
+    np.testing.assert_array_equal(ids, np.arange(40))
+    np.testing.assert_array_equal(table.sensors, np.arange(10, 20))
+    np.testing.assert_array_equal(table.t_u, whole.t_u[10:20])
+    assert seen == [list(range(5, 10))]  # the sensor column is read whole; of the readings, 5 of 20 groups
