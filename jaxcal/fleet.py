@@ -86,6 +86,26 @@ def _tiles_loss(model: Model, tiles: tuple[Any, ...], params: tuple[Array, ...])
     return lax.map(lambda t: evaluation.loss_and_grad(t[1], t[0]), (tiles, params))
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _tiles_whole(n_epochs: int, optimizer: OptimizerLike, model: Model, layout: tuple[int, int, int | None],
+                 learning_rate: Array, columns: dict[str, Array]) -> tuple[Any, tuple[Array, Any]]:
+    """A device's whole fit in one program (no progress to report between chunks): its share laid
+    out in tiles, every epoch, and each sensor's loss; the same functions as the chunked path."""
+    tiles, start = _tiles_of({key: _layout.lay_out(value, *layout) for key, value in columns.items()})
+    carry = _tiles_chunk(n_epochs, optimizer, model, learning_rate, tiles, (start, _tiles_init(optimizer, learning_rate,
+                                                                                               start)))
+    return carry[0], _tiles_loss(model, tiles, carry[0])
+
+
+def _tiles_of(laid: dict[str, Array]) -> tuple[tuple[Any, ...], tuple[Array, ...]]:
+    """A share's tiles ``(x, y, m, count)`` and initial params from its laid-out columns."""
+    tiles = tuple(laid.get(key) for key in ("x", "y", "m", "count"))
+    if tiles[2] is not None:
+        # padded sensors get count 1 (not 0) so their loss stays finite; they are dropped at the end
+        tiles = (*tiles[:3], jnp.maximum(tiles[3], 1))
+    return tiles, tuple(laid[f"p{j}"] for j in range(sum(key.startswith("p") for key in laid)))
+
+
 @functools.lru_cache(maxsize=64)
 def _small_plan(n_epochs: int, spec: Any, optimizer: OptimizerLike, platform: str, width: int) -> Plan:
     """A small fleet's plan: the single fit's, every epoch unchecked (see :func:`fit_fleet`)."""
@@ -237,17 +257,18 @@ def _fit_tiles(layout: _layout.FleetLayout, t_u: np.ndarray, t_c: np.ndarray, ma
     else:  # every sensor has every reading: no mask to build, carry or multiply by
         columns = {"x": t_u.astype(dtype, copy=False), "y": t_c.astype(dtype, copy=False)}
     columns.update({f"p{j}": np.ascontiguousarray(init[:, j]) for j in range(n_params)})
-    shares = []
+    placed = []
     for d, device in enumerate(layout.devices):
         # each device's contiguous share goes over as it is and is laid out in tiles there
         mine = slice(min(d * layout.share, sensors), min((d + 1) * layout.share, sensors))
-        placed = jax.device_put({key: value[mine] for key, value in columns.items()}, device)
-        laid = {key: _layout.lay_out(value, layout.share, layout.tile, layout.lanes) for key, value in placed.items()}
-        tiles = tuple(laid.get(key) for key in ("x", "y", "m", "count"))
-        if mask is not None:
-            # padded sensors get count 1 (not 0) so their loss stays finite; they are dropped at the end
-            tiles = (*tiles[:3], jnp.maximum(tiles[3], 1))
-        start = tuple(laid[f"p{j}"] for j in range(n_params))
+        placed.append(jax.device_put({key: value[mine] for key, value in columns.items()}, device))
+    shape = (layout.share, layout.tile, layout.lanes)
+    if chunks <= 1 and progress is None:  # one program per device, nothing to report on the way
+        done = [_tiles_whole(n_epochs, optimizer, model, shape, lr, share) for share in placed]
+        return _gathered([params for params, _ in done], [loss for _, (loss, _) in done], sensors, n_params)
+    shares = []
+    for share in placed:
+        tiles, start = _tiles_of({key: _layout.lay_out(value, *shape) for key, value in share.items()})
         shares.append((tiles, (start, _tiles_init(optimizer, lr, start))))
     # Equal chunks (the last one takes the remainder), so at most two compiled programs.
     chunks = max(1, chunks)
@@ -261,8 +282,12 @@ def _fit_tiles(layout: _layout.FleetLayout, t_u: np.ndarray, t_c: np.ndarray, ma
             jax.block_until_ready([carry for _, carry in shares])
             progress(done, n_epochs)
     losses = [_tiles_loss(model, tiles, carry[0])[0] for tiles, carry in shares]
-    final = np.stack([_layout.unlay_out([carry[0][j] for _, carry in shares], sensors) for j in range(n_params)],
-                     axis=1)
+    return _gathered([carry[0] for _, carry in shares], losses, sensors, n_params)
+
+
+def _gathered(params: list[Any], losses: list[Array], sensors: int, n_params: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every device's tiles of params and losses as ``(sensors, n_params)`` and ``(sensors,)``."""
+    final = np.stack([_layout.unlay_out([share[j] for share in params], sensors) for j in range(n_params)], axis=1)
     return final, _layout.unlay_out(losses, sensors)
 
 
@@ -295,6 +320,16 @@ def least_squares(t_u: Any, t_c: Any, *, counts: Any = None, model: str = "linea
     counts = np.full(t_u.shape[0], t_u.shape[1]) if counts is None else np.asarray(counts)
     mask = (np.arange(t_u.shape[1])[None, :] < counts[:, None]).astype(np.float64)
     degree = MODELS[model].n_params - 1
+    if degree == 1:  # the line: centred sums, no system to solve (a few passes over the table)
+        with np.errstate(all="ignore"):
+            x_mean = (mask * t_u).sum(axis=1) / counts
+            y_mean = (mask * t_c).sum(axis=1) / counts
+            dx = mask * (t_u - x_mean[:, None])
+            spread = (dx * dx).sum(axis=1)
+            w = (dx * (t_c - y_mean[:, None])).sum(axis=1) / spread
+            solved = np.stack([w, y_mean - w * x_mean], axis=1)
+        solved[~(spread > 0)] = np.nan  # every reading at one t_u: the line is not determined
+        return solved
     phi = np.stack([t_u**k for k in range(degree, -1, -1)], axis=-1) * mask[..., None]  # (s, n, m)
     normal = np.einsum("snj,snk->sjk", phi, phi)
     rhs = np.einsum("snj,sn->sj", phi, t_c * mask)

@@ -32,8 +32,16 @@ import numpy as np
 
 from ._checks import InvalidInput
 
-__all__ = ["FleetTable", "read_fleet", "read_fleet_share", "read_readings", "read_readings_share", "read_t_u",
-           "write_table"]
+__all__ = [
+    "FleetTable",
+    "import_soon",
+    "read_fleet",
+    "read_fleet_share",
+    "read_readings",
+    "read_readings_share",
+    "read_t_u",
+    "write_table",
+]
 
 #: A process's share of ``n`` items: ``part(n)`` is the slice it reads.
 Part = Callable[[int], slice]
@@ -360,6 +368,15 @@ class FleetTable(NamedTuple):
 
 
 def _unique(sensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(sensor, return_inverse=True)``; integer ids of a compact range by counting
+    (no sort: the usual numbered sensors)."""
+    sensor = np.asarray(sensor)
+    if sensor.dtype.kind in "iu" and len(sensor):
+        low, high = int(sensor.min()), int(sensor.max())
+        if high - low < 4 * len(sensor):
+            present = np.bincount(sensor - low, minlength=high - low + 1) > 0
+            ids = (np.nonzero(present)[0] + low).astype(sensor.dtype)
+            return ids, (np.cumsum(present) - 1)[sensor - low]
     ids, inverse = np.unique(sensor, return_inverse=True)
     return ids, inverse.reshape(-1)
 
@@ -580,15 +597,20 @@ def read_fleet_share(path: str | os.PathLike[str], dtype: Any, part: Part) -> tu
 
 
 def read_t_u(path: str | os.PathLike[str]) -> np.ndarray:
-    """Raw readings to convert: a CSV whose header has a ``t_u`` column (other columns ignored).
+    """Raw readings to convert: a CSV or Parquet file with a ``t_u`` column (other columns
+    ignored), an ``.npz`` with an array ``t_u``, or a 1-D ``.npy`` array.
 
     Raises:
-      ValueError: one line naming the file, the line and the problem.
+      ValueError: one line naming the file, the line (or row) and the problem.
     """
     path = Path(path)
-    if path.suffix == ".parquet":
-        file = _parquet_file(path, ("t_u",), "a t_u column")
-        values = _numbers(path, _parquet_rows(path, file, ("t_u",), slice(None))["t_u"]).astype(np.float64)
+    if path.suffix in (".parquet", ".npz", ".npy"):
+        if path.suffix == ".parquet":
+            file = _parquet_file(path, ("t_u",), "a t_u column")
+            values = _numbers(path, _parquet_rows(path, file, ("t_u",), slice(None))["t_u"])
+        else:
+            values = _numpy_t_u(path)
+        values = np.asarray(values, np.float64)
         if not np.isfinite(values).all():
             raise InvalidInput(f"{path}: row {int(np.argmax(~np.isfinite(values))) + 1}: t_u is not finite")
         values = values[:, None]
@@ -602,6 +624,22 @@ def read_t_u(path: str | os.PathLike[str]) -> np.ndarray:
     return values[:, 0]
 
 
+def _numpy_t_u(path: Path) -> np.ndarray:
+    if not path.exists():
+        raise InvalidInput(f"{path}: no such file")
+    if path.suffix == ".npz":
+        values = _npz_columns(path, ("t_u",), "an array t_u")["t_u"]
+    else:
+        try:
+            values = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError):
+            raise InvalidInput(f"{path}: not a readable .npy file") from None
+    if values.ndim != 1:
+        raise InvalidInput(f"{path}: t_u must be a 1-D array, got shape {values.shape}")
+    _check_real(path, values)
+    return values
+
+
 def write_table(path: str | os.PathLike[str], columns: dict[str, np.ndarray], name: str = "path") -> None:
     """Write named columns of equal length as a table, atomically: Parquet for ``.parquet``,
     NumPy for ``.npz`` (text as Unicode arrays), CSV otherwise (a header; floats in the shortest
@@ -611,27 +649,43 @@ def write_table(path: str | os.PathLike[str], columns: dict[str, np.ndarray], na
     Raises:
       ValueError: one line naming ``name`` when the file cannot be written.
     """
-    import pyarrow as pa
-
     from ._files import write_atomic
 
     target = Path(path)
-    arrays = {key: pa.array(np.asarray(value).astype(str) if np.asarray(value).dtype.kind in "OU" else value)
-              for key, value in columns.items()}
+    columns = {key: np.asarray(value).astype(str) if np.asarray(value).dtype.kind == "O" else np.asarray(value)
+               for key, value in columns.items()}
+    if target.suffix == ".npz":
+        buffer = io.BytesIO()
+        np.savez(buffer, **columns)
+        write_atomic(target, buffer.getvalue(), name=name)
+        return
+    import pyarrow as pa
+
+    arrays = {key: pa.array(value) for key, value in columns.items()}
     if target.suffix == ".parquet":
         import pyarrow.parquet as pq
 
         sink = pa.BufferOutputStream()
         pq.write_table(pa.table(arrays), sink)
         data = sink.getvalue().to_pybytes()
-    elif target.suffix == ".npz":
-        buffer = io.BytesIO()
-        np.savez(buffer, **{key: np.asarray(value).astype(str) if np.asarray(value).dtype.kind == "O" else value
-                            for key, value in columns.items()})
-        data = buffer.getvalue()
     else:
         data = _csv_text(arrays).encode()
     write_atomic(target, data, name=name)
+
+
+def import_soon(path: str | os.PathLike[str] | None) -> None:
+    """Start importing what writing ``path`` needs (pyarrow, ~0.15 s) in a thread, so that it
+    overlaps a fit, which runs in XLA without Python's lock; a later import waits for it."""
+    if path is None or Path(path).suffix == ".npz":
+        return
+    import threading
+
+    def load() -> None:
+        import pyarrow.compute
+        import pyarrow.csv
+        import pyarrow.parquet  # noqa: F401
+
+    threading.Thread(target=load, name="jaxcal-import", daemon=True).start()
 
 
 def _csv_text(arrays: dict[str, Any]) -> str:
@@ -657,5 +711,15 @@ def _csv_text(arrays: dict[str, Any]) -> str:
     csv.writer(header, lineterminator="\n").writerow(list(arrays))
     if not len(next(iter(arrays.values()), [])):
         return header.getvalue()
+    plain = not any(pa.types.is_string(a.type) and pc.any(pc.match_substring_regex(a, '[",\r\n]')).as_py()
+                    for a in arrays.values())
+    if plain:  # nothing to quote: pyarrow's writer, in C++ (the same cells as below)
+        import pyarrow.csv as pa_csv
+
+        table = pa.table({key: a.cast(pa.float64()) if pa.types.is_floating(a.type) else a
+                          for key, a in arrays.items()})
+        sink = pa.BufferOutputStream()
+        pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, quoting_style="none"))
+        return header.getvalue() + sink.getvalue().to_pybytes().decode()
     rows = pc.binary_join_element_wise(*(cells(array) for array in arrays.values()), ",")
     return header.getvalue() + "\n".join(rows.to_pylist()) + "\n"

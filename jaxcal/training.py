@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from . import _checks, _layout, evaluate, updates
 from . import exact as exact_ops
@@ -26,6 +25,9 @@ from .core import model as linear_model
 from .evaluate import GRADIENTS
 from .loop import History, TrainResult, fit
 from .updates import OptimizerLike
+
+if TYPE_CHECKING:
+    import optax
 
 __all__ = ["GRADIENTS", "History", "OptimizerLike", "TrainResult", "optax_step", "sgd_step", "training_loop"]
 

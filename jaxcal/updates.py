@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from . import _checks
+
+if TYPE_CHECKING:
+    import optax
 
 __all__ = ["NAMED", "OptimizerLike", "Update", "from_optax", "plain", "resolve"]
 
@@ -32,10 +34,20 @@ Array = jax.Array
 #:
 #: The learning rate stays a traced value in every form but a plain built transformation, so a
 #: new value never recompiles.
-OptimizerLike = Union[None, str, optax.GradientTransformation, Callable[[Any], optax.GradientTransformation]]
+OptimizerLike = Union[None, str, "optax.GradientTransformation", Callable[[Any], "optax.GradientTransformation"]]
 
-#: The optimisers known by name (the CLI's ``--optimizer``), as optax factories.
-NAMED: dict[str, Callable[[Any], optax.GradientTransformation]] = {"sgd": optax.sgd, "adam": optax.adam}
+#: The optimisers known by name (the CLI's ``--optimizer``): the names of their optax factories.
+#: (optax is imported where a run uses it: a plain run starts without it.)
+NAMED: dict[str, str] = {"sgd": "sgd", "adam": "adam"}
+
+
+def _is_built(optimizer: Any) -> bool:
+    """Whether ``optimizer`` is a built optax ``GradientTransformation``."""
+    if optimizer is None or isinstance(optimizer, str):
+        return False
+    import optax
+
+    return isinstance(optimizer, optax.GradientTransformation)
 
 
 class Update(NamedTuple):
@@ -73,6 +85,7 @@ def from_optax(tx: optax.GradientTransformation, learning_rate: Array | None = N
       learning_rate: replaces the learning rate of a transformation built with
         ``optax.inject_hyperparams`` (a traced value); ``None`` keeps the transformation's own.
     """
+    import optax
 
     def init(params: Any) -> Any:
         state = tx.init(params)
@@ -102,9 +115,14 @@ def resolve(optimizer: OptimizerLike, learning_rate: Array | None) -> Update:
     """The :class:`Update` of an :data:`OptimizerLike` (call it where the rate is traced)."""
     if optimizer is None:
         return plain(learning_rate)
-    if isinstance(optimizer, optax.GradientTransformation):
+    if _is_built(optimizer):
         return from_optax(optimizer, learning_rate)
-    factory = NAMED[optimizer] if isinstance(optimizer, str) else optimizer
+    if isinstance(optimizer, str):
+        import optax
+
+        factory = getattr(optax, NAMED[optimizer])
+    else:
+        factory = optimizer
     return from_optax(factory(learning_rate))
 
 
@@ -114,7 +132,7 @@ def check(optimizer: Any, learning_rate_given: bool, params: Any = None) -> Opti
     Raises:
       ValueError, TypeError: one line naming ``optimizer`` or ``learning_rate``.
     """
-    if isinstance(optimizer, optax.GradientTransformation):
+    if _is_built(optimizer):
         shape = (2,) if params is None else tuple(jnp.shape(params))
         if learning_rate_given and not _built_injected(optimizer, shape):
             raise _checks.InvalidInput(

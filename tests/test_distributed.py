@@ -41,8 +41,17 @@ def test_fleet_is_bit_identical_on_1_2_and_4_devices(tmp_path):
     assert outputs[0] == outputs[1] == outputs[2]
 
 
-def test_two_processes_of_two_devices_give_the_single_process_result(tmp_path):
+@pytest.mark.parametrize("suffix", [".npz", ".parquet"])
+def test_two_processes_of_two_devices_give_the_single_process_result(tmp_path, suffix):
     data = _fleet_file(tmp_path / "fleet.npz", 501, seed=1)
+    if suffix == ".parquet":  # each process reads the row groups of its sensors (tests/test_io.py)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        with np.load(data) as archive:
+            pq.write_table(pa.table({key: archive[key] for key in archive.files}), tmp_path / "fleet.parquet",
+                           row_group_size=500)
+        data = tmp_path / "fleet.parquet"
     # launch runs its processes on the CPU (see jaxcal.launch): so does the single process here
     cpu = {**os.environ, "JAX_PLATFORMS": "cpu"}
     single = _jaxcal("fleet", str(data), "--epochs", "500", "--json", "--devices", "1",

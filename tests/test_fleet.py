@@ -256,3 +256,20 @@ def test_a_sweep_spread_over_devices_matches_one_device():
             # the same run in batches of other widths: within twice the derived float32 bound
             bounds = gd_trajectory_bounds([1.0, 0.0], data.t_un, data.t_c, a["learning_rate"], 5000)
             assert np.all(np.abs(np.asarray(a["params"]) - np.asarray(b["params"])) <= 2 * bounds.params_err[-1])
+
+
+@pytest.mark.standard_promotion  # optax's Adam
+@pytest.mark.parametrize("kwargs", [{}, {"counts": "ragged"}, {"optimizer": "adam"}])
+def test_one_program_per_device_is_the_chunked_fit_bit_for_bit(kwargs):
+    # Without progress to report a large fleet runs as one program per device (tiling, every
+    # epoch and the loss); with it, in chunks of epochs: the same operations, the same bits.
+    rng = np.random.default_rng(12)
+    t_u = rng.uniform(2, 8, (300, 11)).astype(np.float32)
+    t_c = (5.4 * t_u - 17 + rng.normal(0, 1, t_u.shape)).astype(np.float32)
+    if kwargs.get("counts") == "ragged":
+        kwargs = {"counts": np.where(np.arange(300) % 7 == 0, 6, 11)}
+    whole = fit_fleet(t_u, t_c, n_epochs=300, learning_rate=1e-2, tile=64, **kwargs)
+    chunked = fit_fleet(t_u, t_c, n_epochs=300, learning_rate=1e-2, tile=64, chunks=3, progress=lambda d, n: None,
+                        **kwargs)
+    np.testing.assert_array_equal(whole.params, chunked.params)
+    np.testing.assert_array_equal(whole.loss, chunked.loss)

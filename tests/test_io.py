@@ -229,3 +229,19 @@ def test_a_process_reads_only_the_row_groups_of_its_sensors(tmp_path, monkeypatc
     np.testing.assert_array_equal(table.sensors, np.arange(10, 20))
     np.testing.assert_array_equal(table.t_u, whole.t_u[10:20])
     assert seen == [list(range(5, 10))]  # the sensor column is read whole; of the readings, 5 of 20 groups
+
+
+def test_predict_reads_t_u_from_every_table_format(tmp_path):
+    t_u = np.array([35.7, 55.9, 58.2])
+    write_table(tmp_path / "r.csv", {"t_u": t_u, "other": t_u})
+    write_table(tmp_path / "r.parquet", {"t_u": t_u})
+    np.savez(tmp_path / "r.npz", t_u=t_u)
+    np.save(tmp_path / "r.npy", t_u)
+    for suffix in (".csv", ".parquet", ".npz", ".npy"):
+        np.testing.assert_array_equal(read_t_u(tmp_path / f"r{suffix}"), t_u)
+    np.save(tmp_path / "bad.npy", np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match=r"bad\.npy: row 2: t_u is not finite"):
+        read_t_u(tmp_path / "bad.npy")
+    np.save(tmp_path / "flat.npy", np.ones((2, 2)))
+    with pytest.raises(ValueError, match="t_u must be a 1-D array"):
+        read_t_u(tmp_path / "flat.npy")

@@ -47,7 +47,7 @@ def fleet_chunks(work: float, n_epochs: int) -> int:
 def run(args: argparse.Namespace) -> int:
     from .. import distributed
     from ..fleet import fit_fleet, least_squares
-    from ..io import read_fleet, read_fleet_share
+    from ..io import import_soon, read_fleet, read_fleet_share
     from ..progress import ProgressBar
 
     s = parse_model(args)
@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     processes, process_id, timeout = cluster_flags(args)
     check_output(args.out, "--out")
     check_output(args.plot, "--plot")
+    import_soon(args.out)
     if args.plot:
         need_matplotlib()
     planned = distributed.planned(args.coordinator, processes, process_id)
@@ -79,9 +80,11 @@ def run(args: argparse.Namespace) -> int:
     check_fleet_determined(args.data, table.sensors, t_un, table.counts, s.model)
     bar = ProgressBar("fleet", enabled=not args.quiet and cluster.process_id == 0)
     try:
+        # chunks only where a progress bar shows them (each ends in a wait for every device)
         result = fit_fleet(t_un, table.t_c, n_epochs=s.n_epochs, learning_rate=s.learning_rate, params=s.params,
-                           counts=table.counts, optimizer=s.library_optimizer, model=s.model, progress=bar,
-                           chunks=fleet_chunks(len(table.sensors) * s.n_epochs, s.n_epochs))
+                           counts=table.counts, optimizer=s.library_optimizer, model=s.model,
+                           progress=bar if bar.enabled else None,
+                           chunks=fleet_chunks(len(table.sensors) * s.n_epochs, s.n_epochs) if bar.enabled else 1)
     finally:
         bar.close()
     names = result.param_names

@@ -19,8 +19,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         examples=["jaxcal predict --cal cal.json 45.1 60.2", "jaxcal predict --cal cal.json --data readings.csv"])
     parser.add_argument("readings", nargs="*", metavar="T_U", help="raw readings to convert")
     parser.add_argument("--cal", required=True, metavar="FILE", help="calibration file from 'jaxcal train --save'")
-    parser.add_argument("--data", metavar="FILE", help="a CSV or Parquet file with a t_u column instead of readings "
-                        "on the line")
+    parser.add_argument("--data", metavar="FILE", help="a table with a t_u column (CSV, Parquet, or .npz/.npy arrays) "
+                        "instead of readings on the line")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
