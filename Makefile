@@ -47,7 +47,7 @@ notebook: $(VENV)/.test-installed
 LOWEST := .venv-lowest
 LOWEST_TESTS := tests/test_core.py tests/test_training.py tests/test_exact_every_epoch.py tests/test_fleet.py \
 	tests/test_onepass.py tests/test_book_runs.py tests/test_cli.py tests/test_trust.py tests/test_pieces.py \
-	tests/test_io.py tests/test_cache.py
+	tests/test_io.py tests/test_cache.py tests/test_fused.py tests/test_placement.py
 
 $(LOWEST)/.installed: pyproject.toml .ci/lowest.py
 	rm -rf $(LOWEST)

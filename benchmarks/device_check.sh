@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # One prepared run on a machine with an accelerator (the CPU works too): what the machine is, the
-# test suite, the formulations side by side (benchmarks/variants.py, with XLA's optimised programs
-# dumped for reading afterwards), and the full benchmark (`make bench`'s script, unchanged).
-# Everything lands in $OUT (default ./device-out), at most 7 files; the last lines printed are a
+# test suite (the fused kernel compiled and checked against interpret mode among it), the fused
+# kernel against the XLA path and the placement crossovers (benchmarks/bench_gpu.py -> gpu.json),
+# the formulations side by side (benchmarks/variants.py, with XLA's optimised programs dumped for
+# reading afterwards), and the full benchmark (`make bench`'s script, unchanged).
+# Everything lands in $OUT (default ./device-out), at most 8 files; the last lines printed are a
 # summary. Usage: OUT=folder PYTHON=python3 benchmarks/device_check.sh
-# Budgets in seconds per stage: TEST_S (default 170), VARIANTS_S (90), BENCH_S (230).
+# Budgets in seconds per stage: TEST_S (default 170), GPU_S (150), VARIANTS_S (60), BENCH_S (200).
 set -u
 OUT=${OUT:-device-out}
 PY=${PYTHON:-python3}
@@ -30,20 +32,25 @@ timeout "${TEST_S:-170}" "$PY" -m pytest -q -p no:cacheprovider -p no:benchmark 
 echo "pytest: rc $? in $(( $(date +%s) - start )) s"
 
 start=$(date +%s)
+timeout "${GPU_S:-150}" "$PY" benchmarks/bench_gpu.py --out "$OUT" > "$OUT/bench_gpu.log" 2>&1
+echo "bench_gpu: rc $? in $(( $(date +%s) - start )) s"
+
+start=$(date +%s)
 dump=/tmp/jaxcal-hlo
 rm -rf "$dump"
 XLA_FLAGS="--xla_dump_to=$dump --xla_dump_hlo_as_text --xla_dump_hlo_module_re=.*(compiled_loop|fleet_chunk|run).*" \
-    timeout "${VARIANTS_S:-90}" "$PY" benchmarks/variants.py --sensors 1000000 --readings 10000000 --repeats 3 \
+    timeout "${VARIANTS_S:-60}" "$PY" benchmarks/variants.py --sensors 1000000 --readings 10000000 --repeats 3 \
     > "$OUT/variants.log" 2>&1
 echo "variants: rc $? in $(( $(date +%s) - start )) s"
 tar -czf "$OUT/hlo.tgz" --exclude='*before_optimizations*' --exclude='*.ll' --exclude='*.o' --exclude='*.ptx' \
     --exclude='*buffer-assignment*' --exclude='*live-range*' --exclude='*memory-usage*' -C /tmp jaxcal-hlo 2>/dev/null
 
 start=$(date +%s)
-timeout "${BENCH_S:-230}" "$PY" benchmarks/bench.py --out /tmp/jaxcal-bench > "$OUT/bench.log" 2>&1
+timeout "${BENCH_S:-200}" "$PY" benchmarks/bench.py --out /tmp/jaxcal-bench > "$OUT/bench.log" 2>&1
 echo "bench: rc $? in $(( $(date +%s) - start )) s"
-cp /tmp/jaxcal-bench/bench.md /tmp/jaxcal-bench/bench.json "$OUT/bench/" 2>/dev/null
+cp /tmp/jaxcal-bench/bench.json "$OUT/bench/" 2>/dev/null
 
 echo "--- pytest"; grep -E "passed|failed|^FAILED|^ERROR" "$OUT/pytest.log" | tail -25
+echo "--- bench_gpu"; "$PY" -c "import json; d = json.load(open('$OUT/gpu.json')); print(json.dumps({k: d[k] for k in ('kernel', 'ceiling')})); print(d['placement'].get('fleet_crossover_sensors'))" 2>&1 | cut -c1-3000
 echo "--- variants"; grep -E "^(#|large|fleet)" "$OUT/variants.log"
-echo "--- bench"; grep -E "^\||Compiled|Measured" "$OUT/bench.log" | head -60
+echo "--- bench"; tail -3 "$OUT/bench.log"

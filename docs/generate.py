@@ -117,6 +117,7 @@ API = [
     ("The torch harness: `jaxcal.parity`", "jaxcal.parity", None),
     ("The seed's log and JSON: `jaxcal.report`", "jaxcal.report", None),
     ("One pass over the data: `jaxcal.onepass`", "jaxcal.onepass", None),
+    ("A fused fleet kernel: `jaxcal.fused`", "jaxcal.fused", None),
     ("One fit over every device: `jaxcal.sharding`", "jaxcal.sharding", None),
     ("Several processes: `jaxcal.distributed`", "jaxcal.distributed", None),
 ]

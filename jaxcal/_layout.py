@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _checks
 from .core import Model, loss_fn
 from .onepass import SMALL_EXTENT
 
@@ -120,6 +121,40 @@ def layout_for(where: tuple[str, bool, int], *, elementwise: bool) -> Layout:
     return Layout(None, SMALL_EXTENT)
 
 
+# Placement --------------------------------------------------------------------------------------
+
+#: Where work may be placed (``device=``; the CLI's ``--device``).
+DEVICES = ("auto", "cpu", "gpu")
+
+#: From what size an accelerator runs a kind of work faster than the CPU device: readings of one
+#: fit ("fit"), configurations of a sweep ("sweep"), sensors of a fleet ("fleet"). Measured on a
+#: GPU by benchmarks/bench_gpu.py; ``None`` where no measurement has been recorded yet, and then
+#: "auto" keeps JAX's default device (on a CPU-only machine nothing ever moves).
+CROSSOVER: dict[str, int | None] = {"fit": None, "sweep": None, "fleet": None}
+
+
+def chosen_device(device: str | None, kind: str, size: int) -> Any:
+    """The device ``device`` (``None`` or ``"auto"``, ``"cpu"``, ``"gpu"``) places ``size`` of a
+    ``kind`` of work on, or ``None`` for JAX's default device (and where the inputs already are).
+
+    Raises:
+      ValueError: one line naming ``device`` (an unknown choice, or no such device here).
+    """
+    if device is None or device == "auto":
+        crossover = CROSSOVER[kind]
+        if jax.default_backend() == "cpu" or crossover is None or size >= crossover:
+            return None
+        return jax.devices("cpu")[0]
+    if device not in DEVICES:
+        raise _checks.InvalidInput("device", f"must be one of {', '.join(DEVICES)}, got {device!r}")
+    if jax.default_backend() == device:
+        return None
+    try:
+        return jax.devices(device)[0]
+    except (RuntimeError, ValueError):
+        raise _checks.InvalidInput("device", f"no {device} device here (JAX runs on {jax.default_backend()})") from None
+
+
 def on_cpu(t_u: Any) -> bool:
     """Whether a fit of ``t_u`` runs on the CPU (where exact mode's arithmetic is written)."""
     if isinstance(t_u, jax.Array) and not isinstance(t_u, jax.core.Tracer):
@@ -159,9 +194,11 @@ class FleetLayout(NamedTuple):
     lanes: int | None = None
 
 
-def for_fleet(sensors: int, *, ragged: bool, devices: Sequence[Any] | None, tile: int | None) -> FleetLayout:
-    """The layout of a fleet of ``sensors`` (``tile``, ``devices``: the caller's choice, if any)."""
-    chosen = tuple(jax.local_devices() if devices is None else devices)
+def for_fleet(sensors: int, *, ragged: bool, devices: Sequence[Any] | None, tile: int | None,
+              platform: str | None = None) -> FleetLayout:
+    """The layout of a fleet of ``sensors`` (``tile``, ``devices``: the caller's choice, if any;
+    ``platform``: where placement put it, default JAX's)."""
+    chosen = tuple(jax.local_devices(backend=platform) if devices is None else devices)
     if sensors <= SMALL_FLEET and not ragged and devices is None and tile is None:
         return FleetLayout(True, chosen[:1])
     per_device = math.ceil(sensors / len(chosen))

@@ -143,6 +143,7 @@ def fit_fleet(
     devices: Sequence[Any] | None = None,
     progress: Progress | None = None,
     chunks: int = 1,
+    device: str | None = None,
 ) -> TrainResult:
     """Fit every sensor of a fleet by gradient descent, each exactly as ``training_loop`` would.
 
@@ -161,6 +162,8 @@ def fit_fleet(
       devices: the devices to split the tiles over (default: all local devices).
       progress: called as ``progress(epochs_done, n_epochs)`` as the fit advances.
       chunks: run the epochs in this many compiled chunks (for progress updates).
+      device: ``"auto"`` (``None``: the CPU devices for a fleet too small to fill an accelerator,
+        from the crossover measured on one), ``"cpu"`` or ``"gpu"``; ``devices`` overrides it.
 
     Returns:
       A :class:`~jaxcal.loop.TrainResult` of NumPy arrays: params ``(sensors, n_params)``,
@@ -223,7 +226,9 @@ def fit_fleet(
         lr = _checks.fit_dtype(learning_rate, dtype, "learning_rate", nonzero=True)
     if tile is not None:
         tile = _checks.check_positive_int(tile, "tile")
-    layout = _layout.for_fleet(sensors, ragged=ragged, devices=devices, tile=tile)
+    target = None if devices is not None else _layout.chosen_device(device, "fleet", sensors)
+    layout = _layout.for_fleet(sensors, ragged=ragged, devices=devices, tile=tile,
+                               platform=None if target is None else target.platform)
     if layout.vmapped:
         x, y = t_u.astype(dtype, copy=False), t_c.astype(dtype, copy=False)
         plan = _small_plan(n_epochs, spec, optimizer, layout.devices[0].platform, width)

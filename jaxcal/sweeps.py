@@ -42,6 +42,7 @@ def sweep(
     progress: Progress | None = None,
     chunks: int = 1,
     devices: Sequence[Any] | None = None,
+    device: str | None = None,
 ) -> TrainResult:
     """Fit ``(t_u, t_c)`` for every (learning rate, initial params) pair, in one compiled program.
 
@@ -60,6 +61,8 @@ def sweep(
         (the last one padded), so that a long sweep can report progress; at least one per device.
       devices: the devices to spread the chunks over (default: all local accelerators, or the
         first CPU device, which already keeps every core busy).
+      device: ``"auto"`` (``None``: the CPU device for a sweep too small to fill an accelerator,
+        from the crossover measured on one), ``"cpu"`` or ``"gpu"``; ``devices`` overrides it.
 
     Returns:
       A :class:`~jaxcal.loop.TrainResult` of NumPy arrays over the grid: params
@@ -96,7 +99,8 @@ def sweep(
         # On CPU one device already spreads a sweep's wide kernels over the cores: measured, 4000
         # learning rates x 5000 epochs took 0.32 s on one device (1.7 cores busy), 0.64 s split
         # over two. Accelerators each take their own share.
-        local = jax.local_devices()
+        target = _layout.chosen_device(device, "sweep", total)
+        local = jax.local_devices(backend=None if target is None else target.platform)
         devices = local[:1] if local[0].platform == "cpu" else local
     devices = list(devices)
     size = -(-total // max(1, min(max(chunks, len(devices)), total)))

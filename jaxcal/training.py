@@ -160,6 +160,12 @@ def _plan(n_epochs: int, log_every: int, spec: ModelSpec, gradient: str, optimiz
     return Plan(n_epochs, log_every, spec, gradient, optimizer, exact, layout, param_names=param_names(spec, n_params))
 
 
+@functools.cache
+def _on_cpu_only() -> bool:
+    """Whether JAX runs on the CPU here (then placement never moves anything: a fast path)."""
+    return jax.default_backend() == "cpu"
+
+
 def check_modes(gradient: str, exact: bool, optimizer: OptimizerLike, model: ModelSpec, dtype: Any) -> None:
     """Refuse combinations of options that no run of the book defines, in one line each."""
     if gradient not in GRADIENTS:
@@ -231,6 +237,7 @@ def training_loop(
     val_t_u: Any = None,
     val_t_c: Any = None,
     delta: float = 0.1,
+    device: str | None = None,
 ) -> TrainResult:
     """Fit ``model`` to ``(t_u, t_c)`` by gradient descent: the seed's loop as one XLA program.
 
@@ -258,6 +265,9 @@ def training_loop(
       val_t_u, val_t_c: optional validation readings; the history then holds their loss at the
         params entering each logged epoch (the book's train/validation run).
       delta: the finite-difference half-width (traced; only for ``"finite-difference"``).
+      device: where the fit runs: ``"auto"`` (``None``: the CPU device for a fit too small to fill
+        an accelerator, from the crossover measured on one; elsewhere where the readings are),
+        ``"cpu"`` or ``"gpu"``.
 
     Returns:
       A :class:`~jaxcal.loop.TrainResult`: params ``(n_params,)``, the final loss, epochs run,
@@ -277,6 +287,9 @@ def training_loop(
     log_every = _checks.check_positive_int(log_every, "log_every", _checks.MAX_EPOCHS)
     spec = resolve_model(model)
     t_u, t_c = as_readings(t_u, t_c)
+    target = _layout.chosen_device(device, "fit", t_u.shape[0]) if device is not None or not _on_cpu_only() else None
+    if exact and target is not None and target.platform != "cpu":
+        raise _checks.InvalidInput("device", "exact mode runs on the CPU device (its roundings are the CPU's)")
     val = None
     if val_t_u is not None or val_t_c is not None:
         val = as_readings(val_t_u, val_t_c, "val_")
@@ -287,7 +300,8 @@ def training_loop(
     exact = bool(exact)
     try:
         plan = _plan(n_epochs, log_every, spec, gradient, optimizer, exact, learning_rate is not None,
-                     params.shape[0], dtype, _layout.placement(t_u))
+                     params.shape[0], dtype,
+                     _layout.placement(t_u) if target is None else (target.platform, True, t_u.shape[0]))
     except TypeError as error:
         if isinstance(error, _checks.InputError):
             raise
@@ -309,7 +323,9 @@ def training_loop(
     # only what the program reads crosses to the device
     args = (learning_rate, params, t_u, t_c, val, delta if gradient == "finite-difference" else None,
             np.int32(0) if exact else None)
-    if exact and not _layout.on_cpu(t_u):
+    if target is not None:
+        args = jax.device_put(args, target)
+    elif exact and not _layout.on_cpu(t_u):
         # The counter-measures of exact mode are written against XLA's CPU code generation: the
         # run is placed on the CPU whatever the default device (a GPU rounds differently).
         args = jax.device_put(args, jax.devices("cpu")[0])

@@ -28,7 +28,7 @@ COMMANDS = {"train": train, "predict": predict, "parity": parity, "sweep": sweep
 FLAGS = {
     "n_epochs": "--epochs", "learning_rate": "--lr", "log_every": "--log-every", "params": "--init",
     "optimizer": "--optimizer", "model": "--model", "gradient": "--gradient", "exact": "--exact",
-    "val_fraction": "--val-fraction", "delta": "--fd-delta", "num_processes": "--num-processes",
+    "val_fraction": "--val-fraction", "delta": "--fd-delta", "num_processes": "--num-processes", "device": "--device",
 }
 
 

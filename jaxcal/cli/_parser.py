@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
-__all__ = ["Parser", "UsageError", "add_distributed_flags", "add_train_flags", "subcommand"]
+__all__ = ["Parser", "UsageError", "add_device_flag", "add_distributed_flags", "add_train_flags", "subcommand"]
 
 
 class UsageError(Exception):
@@ -59,6 +59,11 @@ def add_start_up_flags(parser: argparse.ArgumentParser, splits: str = "shard the
     add("--no-cache", action="store_true",
         help="compile from scratch: no persistent compilation cache in the user's cache directory "
              "(also JAXCAL_NO_CACHE=1; JAXCAL_CACHE_DIR chooses the folder)")
+
+
+def add_device_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", metavar="WHERE",
+                        help="auto (default: work too small for an accelerator runs on the CPU device), cpu or gpu")
 
 
 def add_train_flags(parser: argparse.ArgumentParser, splits: str = "shard the readings over",

@@ -27,6 +27,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("data", metavar="DATA", help="CSV, Parquet (.parquet) or .npz of readings per sensor")
     _parser.add_model_flags(parser)
     _parser.add_start_up_flags(parser, "split the sensors over; default one per core")
+    _parser.add_device_flag(parser)
     add = parser.add_argument
     add("--out", metavar="FILE", help="write per-sensor results here: CSV, or Parquet (.parquet) or NumPy (.npz) "
         "by the name's suffix (written atomically)")
@@ -84,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         result = fit_fleet(t_un, table.t_c, n_epochs=s.n_epochs, learning_rate=s.learning_rate, params=s.params,
                            counts=table.counts, optimizer=s.library_optimizer, model=s.model,
                            progress=bar if bar.enabled else None,
-                           chunks=fleet_chunks(len(table.sensors) * s.n_epochs, s.n_epochs) if bar.enabled else 1)
+                           chunks=fleet_chunks(len(table.sensors) * s.n_epochs, s.n_epochs) if bar.enabled else 1,
+                           device=args.device)
     finally:
         bar.close()
     names = result.param_names

@@ -24,6 +24,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         examples=["jaxcal sweep --scale 1 --lr-min 1e-5 --lr-max 1e-1 --num 9",
                   "jaxcal sweep --lr-min 1e-3 --lr-max 1 --num 13 --json"])
     _parser.add_train_flags(parser, "split the learning rates over", schedule=False)
+    _parser.add_device_flag(parser)
     add = parser.add_argument
     add("--lr-min", default="1e-5", metavar="LR", help="smallest learning rate (default 1e-5)")
     add("--lr-max", default="1e-1", metavar="LR", help="largest learning rate (default 1e-1)")
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         result = sweep(s.t_u, s.t_c, n_epochs=s.n_epochs, learning_rate=rates, params=s.params,
                        optimizer=s.library_optimizer, model=s.model, progress=bar,
                        chunks=max(1, min(num, int(work / 0.1))),
-                       devices=None if s.devices is None else jax.local_devices())
+                       devices=None if s.devices is None else jax.local_devices(), device=args.device)
     finally:
         bar.close()
     rates = rates.astype(s.t_u.dtype)  # as the fits used them

@@ -20,6 +20,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         examples=["jaxcal train", "jaxcal train --scale 1 --optimizer adam --lr 0.1 --epochs 2000",
                   "jaxcal train --exact --json"])
     _parser.add_train_flags(parser)
+    _parser.add_device_flag(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the log")
     parser.add_argument("--save", metavar="FILE", help="save the calibration (params, scale, model, ...) as JSON")
     parser.add_argument("--plot", metavar="PNG", help="draw the readings with the fitted line, and the loss curve")
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     result = training_loop(
         s.n_epochs, s.learning_rate, s.params, t_u, t_c, optimizer=s.library_optimizer, log_every=log_every,
         model=s.model, gradient=s.gradient, exact=s.exact, val_t_u=val[0], val_t_c=val[1], delta=s.delta,
+        device=args.device,
     )
     if cluster.process_id != 0:
         return 0  # process 0 reports for everyone
