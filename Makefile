@@ -21,9 +21,10 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.run-installed
 	$(BIN)/jaxcal train
 
+# Two pytest workers (pytest-xdist): most tests wait on processes of their own or on one core.
 test: $(VENV)/.test-installed
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 	$(MAKE) docs
 	$(MAKE) test-lowest
 
@@ -59,7 +60,7 @@ $(LOWEST)/.installed: pyproject.toml .ci/lowest.py
 
 test-lowest: $(LOWEST)/.installed
 	$(LOWEST)/bin/python -m pip list 2>/dev/null | grep -iE '^(jax|jaxlib|optax|numpy|matplotlib|pyarrow|platformdirs) '
-	$(LOWEST)/bin/python -m pytest -p no:cacheprovider $(LOWEST_TESTS)
+	$(LOWEST)/bin/python -m pytest -p no:cacheprovider -n 2 $(LOWEST_TESTS)
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .

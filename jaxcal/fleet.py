@@ -231,6 +231,8 @@ def fit_fleet(
                                platform=None if target is None else target.platform)
     if layout.vmapped:
         x, y = t_u.astype(dtype, copy=False), t_c.astype(dtype, copy=False)
+        if target is not None:  # placed elsewhere than JAX's default device
+            x, y = jax.device_put((x, y), layout.devices[0])
         plan = _small_plan(n_epochs, spec, optimizer, layout.devices[0].platform, width)
         result = _vmapped(plan, shared)(lr, init, x, y)
         final, loss, nonfinite = np.asarray(result.params), np.asarray(result.loss), np.asarray(result.diverged)

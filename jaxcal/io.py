@@ -68,8 +68,11 @@ def _open_text(path: Path, expected: str = "a header 't_u,t_c' and at least 2 ro
 
 def _csv_rows(path: Path, expected: str) -> list[list[str]]:
     """The non-blank rows of a CSV file (lines end only at ``\\n`` or ``\\r\\n``), at least one."""
-    rows = [row for row in csv.reader(io.StringIO(_open_text(path, expected), newline=""))
-            if any(cell.strip() for cell in row)]
+    try:
+        rows = [row for row in csv.reader(io.StringIO(_open_text(path, expected), newline=""))
+                if any(cell.strip() for cell in row)]
+    except csv.Error as error:  # e.g. a field longer than the csv module takes
+        raise InvalidInput(f"{path}: not a readable CSV file: {error}") from None
     if not rows:
         raise InvalidInput(f"{path}: is empty; expected {expected}")
     return rows
@@ -129,11 +132,13 @@ def _arrow_csv(path: Path, floats: tuple[str, ...], header_ok: Any, text: str | 
     options = pa_csv.ConvertOptions(column_types=types, include_columns=names, null_values=[],
                                     strings_can_be_null=False, quoted_strings_can_be_null=False)
     try:
-        # a memory map, not the path: pyarrow would decompress a file named .gz, the precise
-        # reader would not
-        with pa.memory_map(str(path)) as source:
-            table = pa_csv.read_csv(source, convert_options=options)
-    except (OSError, pa.ArrowException):
+        raw = path.read_bytes()
+        raw.decode("utf-8")  # every byte, as the precise reader decodes them (pyarrow checks only its columns)
+        # bytes, not the path: pyarrow would decompress a file named .gz, the precise reader would
+        # not; a quoted value may hold a line break, as the csv module allows
+        table = pa_csv.read_csv(pa.py_buffer(raw), parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+                                convert_options=options)
+    except (OSError, UnicodeDecodeError, pa.ArrowException):
         return None
     out: dict[str, Any] = {}
     for name in floats:
@@ -371,12 +376,13 @@ def _unique(sensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(sensor, return_inverse=True)``; integer ids of a compact range by counting
     (no sort: the usual numbered sensors)."""
     sensor = np.asarray(sensor)
-    if sensor.dtype.kind in "iu" and len(sensor):
+    if sensor.dtype.kind in "iu" and sensor.dtype != np.uint64 and len(sensor):
         low, high = int(sensor.min()), int(sensor.max())
         if high - low < 4 * len(sensor):
-            present = np.bincount(sensor - low, minlength=high - low + 1) > 0
+            offset = sensor.astype(np.int64) - low  # in int64: no small type wraps around
+            present = np.bincount(offset, minlength=high - low + 1) > 0
             ids = (np.nonzero(present)[0] + low).astype(sensor.dtype)
-            return ids, (np.cumsum(present) - 1)[sensor - low]
+            return ids, (np.cumsum(present) - 1)[offset]
     ids, inverse = np.unique(sensor, return_inverse=True)
     return ids, inverse.reshape(-1)
 
@@ -438,7 +444,7 @@ def _group(path: Path, ids: np.ndarray, inverse: np.ndarray, t_u: np.ndarray, t_
     if ids.dtype.kind in "US":
         empty = np.char.strip(ids.astype(str)) == ""
         if empty.any():
-            raise InvalidInput(f"{path}: row {row(int(np.argmax(inverse == int(np.argmax(empty)))))}: sensor is empty")
+            raise InvalidInput(f"{path}: row {row(int(np.argmax(empty[inverse])))}: sensor is empty")  # in file order
     counts = np.bincount(inverse, minlength=len(ids))
     if counts.min() < 2:
         raise InvalidInput(f"{path}: sensor {ids[int(np.argmin(counts))]!s} has {int(counts.min())} reading; "
@@ -652,7 +658,8 @@ def write_table(path: str | os.PathLike[str], columns: dict[str, np.ndarray], na
     from ._files import write_atomic
 
     target = Path(path)
-    columns = {key: np.asarray(value).astype(str) if np.asarray(value).dtype.kind == "O" else np.asarray(value)
+    columns = {key: np.char.decode(value, "utf-8") if np.asarray(value).dtype.kind == "S" else
+               np.asarray(value).astype(str) if np.asarray(value).dtype.kind == "O" else np.asarray(value)
                for key, value in columns.items()}
     if target.suffix == ".npz":
         buffer = io.BytesIO()

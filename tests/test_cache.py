@@ -30,7 +30,8 @@ print(json.dumps({"status": status, "hits": events.count("/jax/compilation_cache
 
 
 def _run(argv: list[str], cache: Path | None, **env: str) -> tuple[dict, str, str]:
-    environment = {k: v for k, v in os.environ.items() if k not in ("JAXCAL_NO_CACHE", "JAXCAL_CACHE_DIR")}
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("JAXCAL_NO_CACHE", "JAXCAL_CACHE_DIR", "JAX_COMPILATION_CACHE_DIR")}
     environment.update(env)
     if cache is not None:
         environment["JAXCAL_CACHE_DIR"] = str(cache)

@@ -91,7 +91,8 @@ def test_the_compiled_kernel_agrees_with_interpret_mode(backend):
     compiled = fit_fleet_fused(t_u, t_c, n_epochs=EPOCHS, learning_rate=LR, backend=backend)
     interpreted = fit_fleet_fused(t_u, t_c, n_epochs=EPOCHS, learning_rate=LR, interpret=True)
     np.testing.assert_array_equal(compiled.epochs_run, interpreted.epochs_run)
-    ok = ~interpreted.diverged
-    # the same operations in the same order; a GPU may contract a * b + c into one rounding
-    bounds = gd_trajectory_bounds([1.0, 0.0], t_u[0], t_c[0], float(np.float32(LR)), EPOCHS)
-    assert np.all(np.abs(compiled.params[ok] - interpreted.params[ok]) <= 2 * bounds.params_err[-1])
+    # the same operations in the same order; a GPU may contract a * b + c into one rounding: two
+    # float32 implementations of each sensor's run, within twice its bound
+    for s in np.nonzero(~interpreted.diverged)[0][:50]:
+        bounds = gd_trajectory_bounds([1.0, 0.0], t_u[s], t_c[s], float(np.float32(LR)), EPOCHS)
+        assert np.all(np.abs(compiled.params[s] - interpreted.params[s]) <= 2 * bounds.params_err[-1]), s

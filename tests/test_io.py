@@ -71,7 +71,7 @@ def test_readings_and_t_u_take_the_same_paths(tmp_path):
     np.testing.assert_array_equal(t_u, np.float32([35.7, 55.9, 58.2]))
     np.testing.assert_array_equal(t_c, np.float32([0.5, 14, 15]))
     np.testing.assert_array_equal(read_t_u(path), [35.7, 55.9, 58.2])
-    path.write_text("t_u,t_c\n1, 2\n3,4\n")  # a padded cell: the precise reader strips it
+    path.write_text("t_u,t_c\n1, 2\n3,4\n")  # a padded number: both readers take it
     np.testing.assert_array_equal(read_readings(path)[1], np.float32([2, 4]))
 
 
@@ -245,3 +245,24 @@ def test_predict_reads_t_u_from_every_table_format(tmp_path):
     np.save(tmp_path / "flat.npy", np.ones((2, 2)))
     with pytest.raises(ValueError, match="t_u must be a 1-D array"):
         read_t_u(tmp_path / "flat.npy")
+
+
+def test_the_readers_agree_on_what_pyarrow_alone_would_miss(tmp_path):
+    # a quoted id holding a line break across pyarrow's blocks; bytes that are not UTF-8 in a
+    # column the fit ignores; an empty id found in file order; small integer ids
+    rows = "".join(f'"s{i % 50}\nz",{20 + i % 9},{i % 7}\n' for i in range(300_000))
+    path = tmp_path / "quoted.csv"
+    path.write_text("sensor,t_u,t_c\n" + rows)
+    _same(read_fleet(path), _precise_fleet(path))
+    assert len(read_fleet(path).sensors) == 50
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"t_u,note\n1.0,caf\xe9\n2.0,x\n")
+    with pytest.raises(ValueError, match="is not a UTF-8 text CSV file"):
+        read_t_u(path)
+    np.savez(tmp_path / "ids.npz", sensor=np.array(["a", "a", " ", "", "b", "b"]), t_u=np.arange(6.0),
+             t_c=np.arange(6.0))
+    with pytest.raises(ValueError, match="row 3: sensor is empty"):
+        read_fleet(tmp_path / "ids.npz")
+    np.savez(tmp_path / "small.npz", sensor=np.repeat(np.int8([-100, 100, 7]), 2), t_u=np.arange(6.0),
+             t_c=np.arange(6.0))
+    np.testing.assert_array_equal(read_fleet(tmp_path / "small.npz").sensors, np.int8([-100, 7, 100]))

@@ -57,8 +57,8 @@ def add_start_up_flags(parser: argparse.ArgumentParser, splits: str = "shard the
     add("--x64", action="store_true", help="compute in float64 (set at start-up)")
     add("--devices", default=None, metavar="N", help=f"CPU devices to start and {splits} (start-up)")
     add("--no-cache", action="store_true",
-        help="compile from scratch: no persistent compilation cache in the user's cache directory "
-             "(also JAXCAL_NO_CACHE=1; JAXCAL_CACHE_DIR chooses the folder)")
+        help="do not keep or load compiled programs in jaxcal's persistent compilation cache, in the "
+             "user's cache directory (also JAXCAL_NO_CACHE=1; JAXCAL_CACHE_DIR chooses the folder)")
 
 
 def add_device_flag(parser: argparse.ArgumentParser) -> None:

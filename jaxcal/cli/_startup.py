@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from .. import _checks
 from ..distributed import Cluster, from_environment
@@ -33,12 +34,28 @@ def cache_folder(cache: bool = True) -> str | None:
         return None
     import platformdirs
 
-    folder = os.environ.get(CACHE_DIR) or os.path.join(platformdirs.user_cache_dir("jaxcal"), "jax")
+    folder = os.environ.get(CACHE_DIR) or os.path.join(platformdirs.user_cache_dir("jaxcal"), "jax", _host())
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError:
         return None  # a cache saves time; a run without one is still right
     return folder if os.access(folder, os.W_OK | os.X_OK) else None
+
+
+def _host() -> str:
+    """This machine's kind, as the cache's subfolder: compiled CPU programs are specific to the
+    CPU's features and to jaxlib, so a home shared by other machines keeps their programs apart."""
+    import hashlib
+    import platform
+
+    import jaxlib
+
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    flags = next((line for line in lines if line.startswith(("flags", "Features"))), "")
+    return f"jaxlib-{jaxlib.__version__}-{hashlib.sha256((platform.machine() + flags).encode()).hexdigest()[:12]}"
 
 
 def start_up(*, x64: bool = False, devices: int | None = None, all_cores: bool = False, cache: bool = True) -> None:
