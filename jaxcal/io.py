@@ -409,6 +409,15 @@ def _arrow_ids(path: Path, column: Any, numeric_text: bool) -> tuple[np.ndarray,
         return _unique(column.to_numpy())
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         raise InvalidInput(f"{path}: sensor ids must be text or integers, got {column.type}")
+    if numeric_text and len(column) and pc.max(pc.utf8_length(column)).as_py() <= 18:
+        # numbered sensors, the usual CSV: digits after a '-' at most (as _INTEGER says; pyarrow's
+        # cast alone would also take '0x1F'), 18 characters at most, cast without a dictionary
+        try:
+            ints = pc.cast(column, pa.int64())
+            if pc.all(pc.ascii_is_decimal(pc.ascii_ltrim(column, "-"))).as_py():
+                return _unique(ints.to_numpy())
+        except pa.ArrowInvalid:
+            pass  # text ids
     coded = pc.dictionary_encode(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
     names = coded.dictionary
     if numeric_text and len(names) and not (pc.all(pc.equal(pc.utf8_trim_whitespace(names), names)).as_py()

@@ -31,7 +31,8 @@ def _same(a: io.FleetTable, b: io.FleetTable) -> None:
 
 CELLS = st.one_of(st.floats(-1e6, 1e6, allow_nan=False).map(repr), st.integers(-10**6, 10**6).map(str),
                   st.sampled_from(["1e3", ".5", "5.", "+2", "-0", "1_0", " 7", "8 ", '"9"', "0x1", "1e999"]))
-IDS = st.one_of(st.integers(0, 30).map(str), st.sampled_from(["a", "b", "007", "7", "-3", "x y", ' "q"', "", "--5"]))
+IDS = st.one_of(st.integers(0, 30).map(str), st.sampled_from(["a", "b", "007", "7", "-3", "x y", ' "q"', "", "--5",
+                                                             "0x1F", "-0", "+5", "1234567890123456789"]))
 
 
 @settings(max_examples=150)
