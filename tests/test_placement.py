@@ -41,3 +41,13 @@ def test_a_device_that_is_not_here_is_one_line(device, message):
     t_u, t_c = np.stack([data.t_un, data.t_un + 1]), np.stack([data.t_c, data.t_c])
     with pytest.raises(ValueError, match=message):
         fit_fleet(t_u, t_c, n_epochs=10, learning_rate=1e-2, device=device)
+
+
+def test_auto_places_work_below_the_crossover_on_the_cpu_of_an_accelerator_machine(monkeypatch):
+    # the rule itself, as a machine with a GPU would see it (its crossover then recorded)
+    monkeypatch.setattr(_layout.jax, "default_backend", lambda: "gpu")
+    monkeypatch.setitem(_layout.CROSSOVER, "fleet", 20_000)
+    assert _layout.chosen_device("auto", "fleet", 5_000) == jax.devices("cpu")[0]
+    assert _layout.chosen_device("auto", "fleet", 20_000) is None  # from the crossover on: the accelerator
+    assert _layout.chosen_device("auto", "fit", 11) is None  # no crossover recorded: nothing moves
+    assert _layout.chosen_device("cpu", "fit", 11) == jax.devices("cpu")[0]
