@@ -176,10 +176,9 @@ def test_the_example_check_can_fail(tmp_path: Path) -> None:
 
 def test_pip_install_ships_every_subpackage() -> None:
     """The docs' install line is ``pip install .``: the distribution must hold jaxcal.cli too."""
-    import fnmatch
     import tomllib
 
-    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     packages = {".".join(init.relative_to(ROOT).parts[:-1]) for init in (ROOT / "jaxcal").rglob("__init__.py")}
     assert "jaxcal.cli" in packages
-    assert all(any(fnmatch.fnmatchcase(package, pattern) for pattern in include) for package in packages)
+    assert listed == packages
