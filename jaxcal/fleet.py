@@ -88,22 +88,22 @@ def _tiles_loss(model: Model, tiles: tuple[Any, ...], params: tuple[Array, ...])
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
 def _tiles_whole(n_epochs: int, optimizer: OptimizerLike, model: Model, layout: tuple[int, int, int | None],
-                 learning_rate: Array, columns: dict[str, Array]) -> tuple[Any, tuple[Array, Any]]:
+                 learning_rate: Array, share: dict[str, Any]) -> tuple[Any, tuple[Array, Any]]:
     """A device's whole fit in one program (no progress to report between chunks): its share laid
     out in tiles, every epoch, and each sensor's loss; the same functions as the chunked path."""
-    tiles, start = _tiles_of({key: _layout.lay_out(value, *layout) for key, value in columns.items()})
+    tiles, start = _tiles_of(jax.tree.map(lambda value: _layout.lay_out(value, *layout), share))
     carry = _tiles_chunk(n_epochs, optimizer, model, learning_rate, tiles, (start, _tiles_init(optimizer, learning_rate,
                                                                                                start)))
     return carry[0], _tiles_loss(model, tiles, carry[0])
 
 
-def _tiles_of(laid: dict[str, Array]) -> tuple[tuple[Any, ...], tuple[Array, ...]]:
-    """A share's tiles ``(x, y, m, count)`` and initial params from its laid-out columns."""
-    tiles = tuple(laid.get(key) for key in ("x", "y", "m", "count"))
+def _tiles_of(laid: dict[str, Any]) -> tuple[tuple[Any, ...], tuple[Array, ...]]:
+    """A laid-out share's tiles ``(x, y, m, count)`` and initial params (one array per parameter)."""
+    tiles = tuple(laid["readings"].get(key) for key in ("x", "y", "m", "count"))
     if tiles[2] is not None:
         # padded sensors get count 1 (not 0) so their loss stays finite; they are dropped at the end
         tiles = (*tiles[:3], jnp.maximum(tiles[3], 1))
-    return tiles, tuple(laid[f"p{j}"] for j in range(sum(key.startswith("p") for key in laid)))
+    return tiles, laid["params"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -263,19 +263,19 @@ def _fit_tiles(layout: _layout.FleetLayout, t_u: np.ndarray, t_c: np.ndarray, ma
                    "m": mask.astype(dtype), "count": counts.astype(dtype)}
     else:  # every sensor has every reading: no mask to build, carry or multiply by
         columns = {"x": t_u.astype(dtype, copy=False), "y": t_c.astype(dtype, copy=False)}
-    columns.update({f"p{j}": np.ascontiguousarray(init[:, j]) for j in range(n_params)})
+    columns = {"readings": columns, "params": tuple(np.ascontiguousarray(init[:, j]) for j in range(n_params))}
     placed = []
     for d, device in enumerate(layout.devices):
         # each device's contiguous share goes over as it is and is laid out in tiles there
         mine = slice(min(d * layout.share, sensors), min((d + 1) * layout.share, sensors))
-        placed.append(jax.device_put({key: value[mine] for key, value in columns.items()}, device))
+        placed.append(jax.device_put(jax.tree.map(lambda value, mine=mine: value[mine], columns), device))
     shape = (layout.share, layout.tile, layout.lanes)
     if chunks <= 1 and progress is None:  # one program per device, nothing to report on the way
         done = [_tiles_whole(n_epochs, optimizer, model, shape, lr, share) for share in placed]
         return _gathered([params for params, _ in done], [loss for _, (loss, _) in done], sensors, n_params)
     shares = []
     for share in placed:
-        tiles, start = _tiles_of({key: _layout.lay_out(value, *shape) for key, value in share.items()})
+        tiles, start = _tiles_of(jax.tree.map(lambda value: _layout.lay_out(value, *shape), share))
         shares.append((tiles, (start, _tiles_init(optimizer, lr, start))))
     # Equal chunks (the last one takes the remainder), so at most two compiled programs.
     chunks = max(1, chunks)
