@@ -34,7 +34,8 @@ LR = 1e-2
 def _without_one_pass(run):
     """Run ``run()`` with jaxcal's one-pass sums switched off (the plain jax.grad program)."""
 
-    compiled = (jaxcal.fleet._tiles_chunk, jaxcal.fleet._tiles_loss, jaxcal.training._compiled_loop)
+    compiled = (jaxcal.fleet._tiles_whole, jaxcal.fleet._tiles_chunk, jaxcal.fleet._tiles_loss,
+                jaxcal.training._compiled_loop)
     cached = (jaxcal.fleet._vmapped, jaxcal.sweeps._program)
 
     def clear():  # the programs compiled with one_pass are cached under the same key

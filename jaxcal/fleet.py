@@ -11,7 +11,8 @@ A fleet is the single fit's pieces (:mod:`jaxcal.evaluate`'s ``jax.grad`` of the
   per-parameter arrays, and the gradient's sums over the readings run in one pass
   (:func:`jaxcal.onepass.one_pass`). On a CPU, tiles of ~1000 sensors whose readings stay in
   cache for all epochs (``lax.map`` over tiles, the epochs inside), split over every local
-  device; on an accelerator, one tile per device.
+  device in one SPMD program (``jax.shard_map``, each device on its own share); on an
+  accelerator, one tile per device.
 
 Both run every epoch without per-epoch checks; the few sensors whose fit ends non-finite are
 fitted again with divergence tracking, so that each stops at its own diverging epoch exactly as
@@ -29,6 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from . import _checks, _layout, loop, updates
 from .core import MODELS, Model, resolve_model
@@ -42,6 +45,9 @@ __all__ = ["fit_fleet", "least_squares"]
 
 Array = jax.Array
 Progress = Callable[[int, int], None]
+
+#: The mesh axis a fleet's sensors are split along, one share per device.
+_SENSORS = "sensors"
 
 
 def _tile_evaluation(model: Model) -> Evaluation:
@@ -62,23 +68,23 @@ def _tile_evaluation(model: Model) -> Evaluation:
     return Evaluation(lambda params, tile: loss_and_grad(params, tile)[0], loss_and_grad)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _tiles_chunk(n_epochs: int, optimizer: OptimizerLike, model: Model, learning_rate: Array, tiles: tuple[Any, ...],
-                 carry: tuple[Any, Any]) -> tuple[Any, Any]:
+def _chunk(n_epochs: int, optimizer: OptimizerLike, model: Model, learning_rate: Array, tiles: tuple[Any, ...],
+           carry: tuple[Any, Any]) -> tuple[Any, Any]:
     """``n_epochs`` on every tile of one device's share; ``carry`` is (params, optimiser state)."""
     evaluation = _tile_evaluation(model)
     update = updates.resolve(optimizer, None if learning_rate is None else learning_rate.astype(tiles[0].dtype))
     return lax.map(lambda t: loop.epochs(evaluation, update, t[1][0], t[1][1], t[0], n_epochs), (tiles, carry))
 
 
-@functools.partial(jax.jit, static_argnums=(0,))
-def _tiles_init(optimizer: OptimizerLike, learning_rate: Array, params: tuple[Array, ...]) -> Any:
+def _start(optimizer: OptimizerLike, layout: tuple[int, int, int | None], learning_rate: Array,
+           share: dict[str, Any]) -> tuple[tuple[Any, ...], tuple[Any, Any]]:
+    """One device's share laid out in tiles, and the carry before the first epoch."""
+    tiles, params = _tiles_of(jax.tree.map(lambda value: _layout.lay_out(value, *layout), share))
     update = updates.resolve(optimizer, None if learning_rate is None else learning_rate.astype(params[0].dtype))
-    return lax.map(update.init, params)
+    return tiles, (params, lax.map(update.init, params))
 
 
-@functools.partial(jax.jit, static_argnums=(0,))
-def _tiles_loss(model: Model, tiles: tuple[Any, ...], params: tuple[Array, ...]) -> tuple[Array, Any]:
+def _loss(model: Model, tiles: tuple[Any, ...], params: tuple[Array, ...]) -> tuple[Array, Any]:
     # Each sensor's loss and its gradient, both results of the program: XLA then keeps the one
     # reduction that sums them, in the same order whatever the tile width (the loss alone would
     # be a lone reduce_sum, whose order depends on it).
@@ -86,15 +92,50 @@ def _tiles_loss(model: Model, tiles: tuple[Any, ...], params: tuple[Array, ...])
     return lax.map(lambda t: evaluation.loss_and_grad(t[1], t[0]), (tiles, params))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _whole(n_epochs: int, optimizer: OptimizerLike, model: Model, layout: tuple[int, int, int | None],
+           learning_rate: Array, share: dict[str, Any]) -> tuple[Any, tuple[Array, Any]]:
+    """A device's whole fit (no progress to report between chunks): its share laid out in tiles,
+    every epoch, and each sensor's loss; the same functions as the chunked path."""
+    tiles, carry = _start(optimizer, layout, learning_rate, share)
+    carry = _chunk(n_epochs, optimizer, model, learning_rate, tiles, carry)
+    return carry[0], _loss(model, tiles, carry[0])
+
+
+def _sharded(fn: Callable[..., Any], mesh: Mesh, learning_rate: Any, *shares: Any) -> Any:
+    """``fn(learning_rate, *shares)`` as one SPMD program over ``mesh``: every device runs it on
+    its own share (the leading axis of every share and of every result, split evenly), with no
+    communication; the learning rate is every device's. One program to trace, lower and compile
+    (or load from the persistent cache) for all the devices, where one per device cost each its
+    own."""
+    specs = (P(), *(P(_SENSORS) for _ in shares))
+    # check_vma off: nothing is communicated, and an optimiser's state that starts from constants
+    # (optax's zeros) is replicated where the loop carries it per device (jax < 0.7 rejects that)
+    return jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=P(_SENSORS), check_vma=False)(learning_rate, *shares)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
 def _tiles_whole(n_epochs: int, optimizer: OptimizerLike, model: Model, layout: tuple[int, int, int | None],
-                 learning_rate: Array, share: dict[str, Any]) -> tuple[Any, tuple[Array, Any]]:
-    """A device's whole fit in one program (no progress to report between chunks): its share laid
-    out in tiles, every epoch, and each sensor's loss; the same functions as the chunked path."""
-    tiles, start = _tiles_of(jax.tree.map(lambda value: _layout.lay_out(value, *layout), share))
-    carry = _tiles_chunk(n_epochs, optimizer, model, learning_rate, tiles, (start, _tiles_init(optimizer, learning_rate,
-                                                                                               start)))
-    return carry[0], _tiles_loss(model, tiles, carry[0])
+                 mesh: Mesh, learning_rate: Array, share: dict[str, Any]) -> tuple[Any, tuple[Array, Any]]:
+    """Every device's whole fit, in one program."""
+    return _sharded(functools.partial(_whole, n_epochs, optimizer, model, layout), mesh, learning_rate, share)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _tiles_start(optimizer: OptimizerLike, layout: tuple[int, int, int | None], mesh: Mesh, learning_rate: Array,
+                 share: dict[str, Any]) -> tuple[tuple[Any, ...], tuple[Any, Any]]:
+    return _sharded(functools.partial(_start, optimizer, layout), mesh, learning_rate, share)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _tiles_chunk(n_epochs: int, optimizer: OptimizerLike, model: Model, mesh: Mesh, learning_rate: Array,
+                 tiles: tuple[Any, ...], carry: tuple[Any, Any]) -> tuple[Any, Any]:
+    """``n_epochs`` on every tile of every device, in one program."""
+    return _sharded(lambda lr, t, c: _chunk(n_epochs, optimizer, model, lr, t, c), mesh, learning_rate, tiles, carry)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _tiles_loss(model: Model, mesh: Mesh, tiles: tuple[Any, ...], params: tuple[Array, ...]) -> tuple[Array, Any]:
+    return _sharded(lambda _, t, p: _loss(model, t, p), mesh, None, tiles, params)
 
 
 def _tiles_of(laid: dict[str, Any]) -> tuple[tuple[Any, ...], tuple[Array, ...]]:
@@ -264,38 +305,46 @@ def _fit_tiles(layout: _layout.FleetLayout, t_u: np.ndarray, t_c: np.ndarray, ma
     else:  # every sensor has every reading: no mask to build, carry or multiply by
         columns = {"x": t_u.astype(dtype, copy=False), "y": t_c.astype(dtype, copy=False)}
     columns = {"readings": columns, "params": tuple(np.ascontiguousarray(init[:, j]) for j in range(n_params))}
-    placed = []
-    for d, device in enumerate(layout.devices):
-        # each device's contiguous share goes over as it is and is laid out in tiles there
-        mine = slice(min(d * layout.share, sensors), min((d + 1) * layout.share, sensors))
-        placed.append(jax.device_put(jax.tree.map(lambda value, mine=mine: value[mine], columns), device))
+    # Each device's contiguous share of the sensors goes over as it is (the last ones padded with
+    # zeros), and is laid out in tiles there.
+    mesh = Mesh(np.asarray(layout.devices, dtype=object), (_SENSORS,))
+    placed = jax.tree.map(lambda values: _placed(values, layout.share * len(layout.devices), mesh), columns)
     shape = (layout.share, layout.tile, layout.lanes)
-    if chunks <= 1 and progress is None:  # one program per device, nothing to report on the way
-        done = [_tiles_whole(n_epochs, optimizer, model, shape, lr, share) for share in placed]
-        return _gathered([params for params, _ in done], [loss for _, (loss, _) in done], sensors, n_params)
-    shares = []
-    for share in placed:
-        tiles, start = _tiles_of(jax.tree.map(lambda value: _layout.lay_out(value, *shape), share))
-        shares.append((tiles, (start, _tiles_init(optimizer, lr, start))))
+    if chunks <= 1 and progress is None:  # one call, nothing to report on the way
+        params, (loss, _) = _tiles_whole(n_epochs, optimizer, model, shape, mesh, lr, placed)
+        return _gathered(params, loss, sensors)
+    tiles, carry = _tiles_start(optimizer, shape, mesh, lr, placed)
     # Equal chunks (the last one takes the remainder), so at most two compiled programs.
     chunks = max(1, chunks)
     base = n_epochs // chunks
     done = 0
     for size in (s for s in [base] * (chunks - 1) + [n_epochs - base * (chunks - 1)] if s):
-        # one asynchronous call per device: they run concurrently, each on its own share
-        shares = [(tiles, _tiles_chunk(size, optimizer, model, lr, tiles, carry)) for tiles, carry in shares]
+        carry = _tiles_chunk(size, optimizer, model, mesh, lr, tiles, carry)  # every device at once
         done += size
         if progress is not None:
-            jax.block_until_ready([carry for _, carry in shares])
+            jax.block_until_ready(carry)
             progress(done, n_epochs)
-    losses = [_tiles_loss(model, tiles, carry[0])[0] for tiles, carry in shares]
-    return _gathered([carry[0] for _, carry in shares], losses, sensors, n_params)
+    return _gathered(carry[0], _tiles_loss(model, mesh, tiles, carry[0])[0], sensors)
 
 
-def _gathered(params: list[Any], losses: list[Array], sensors: int, n_params: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every device's tiles of params and losses as ``(sensors, n_params)`` and ``(sensors,)``."""
-    final = np.stack([_layout.unlay_out([share[j] for share in params], sensors) for j in range(n_params)], axis=1)
-    return final, _layout.unlay_out(losses, sensors)
+def _placed(values: np.ndarray, rows: int, mesh: Mesh) -> Array:
+    """``values`` (``(sensors, ...)``) as one array of ``rows`` split evenly over ``mesh``'s
+    devices, each device's share copied from ``values`` as it is and zero-padded past its end."""
+
+    def share(index: tuple[slice, ...]) -> np.ndarray:
+        start, stop, _ = index[0].indices(rows)
+        mine = values[min(start, len(values)):min(stop, len(values))]
+        if len(mine) == stop - start:
+            return mine
+        return np.pad(mine, [(0, stop - start - len(mine))] + [(0, 0)] * (values.ndim - 1))
+
+    return jax.make_array_from_callback((rows, *values.shape[1:]), NamedSharding(mesh, P(_SENSORS)), share)
+
+
+def _gathered(params: tuple[Array, ...], loss: Array, sensors: int) -> tuple[np.ndarray, np.ndarray]:
+    """The tiles' params and losses as ``(sensors, n_params)`` and ``(sensors,)``."""
+    final = np.stack([_layout.unlay_out([p], sensors) for p in params], axis=1)
+    return final, _layout.unlay_out([loss], sensors)
 
 
 def _refit(

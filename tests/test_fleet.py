@@ -260,8 +260,8 @@ def test_a_sweep_spread_over_devices_matches_one_device():
 
 @pytest.mark.standard_promotion  # optax's Adam
 @pytest.mark.parametrize("kwargs", [{}, {"counts": "ragged"}, {"optimizer": "adam"}])
-def test_one_program_per_device_is_the_chunked_fit_bit_for_bit(kwargs):
-    # Without progress to report a large fleet runs as one program per device (tiling, every
+def test_one_call_is_the_chunked_fit_bit_for_bit(kwargs):
+    # Without progress to report a large fleet runs as one call of one program (tiling, every
     # epoch and the loss); with it, in chunks of epochs: the same operations, the same bits.
     rng = np.random.default_rng(12)
     t_u = rng.uniform(2, 8, (300, 11)).astype(np.float32)
@@ -273,3 +273,33 @@ def test_one_program_per_device_is_the_chunked_fit_bit_for_bit(kwargs):
                         **kwargs)
     np.testing.assert_array_equal(whole.params, chunked.params)
     np.testing.assert_array_equal(whole.loss, chunked.loss)
+
+
+# In a process of its own: the CPU device count is a start-up choice.
+SPLIT = """
+import json, jax
+jax.config.update("jax_num_cpu_devices", 4)
+import numpy as np
+from jaxcal import fit_fleet
+names = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, _, **kw: names.append(kw.get("fun_name", "")) if event.endswith("backend_compile_duration") else None)
+rng = np.random.default_rng(5)
+t_u = rng.uniform(2, 8, (1000, 11)).astype(np.float32)
+t_c = (5.4 * t_u - 17 + rng.normal(0, 1, t_u.shape)).astype(np.float32)
+four = fit_fleet(t_u, t_c, n_epochs=200, learning_rate=1e-2, tile=64)
+compiled = list(names)
+one = fit_fleet(t_u, t_c, n_epochs=200, learning_rate=1e-2, tile=64, devices=jax.devices()[:1])
+print(json.dumps({"compiled": compiled, "same": bool((four.params == one.params).all() and (four.loss == one.loss).all())}))
+"""
+
+
+@pytest.mark.slow
+def test_a_fleet_over_four_devices_is_one_program_with_one_devices_bits():
+    done = subprocess.run([sys.executable, "-c", SPLIT], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    # every device fits its own share in the same SPMD program: one to compile, not one per device
+    tiled = [name for name in report["compiled"] if "tiles" in name]
+    assert len(tiled) == 1 and "_tiles_whole" in tiled[0], report["compiled"]
+    assert report["same"]  # the split over devices changes no bit
