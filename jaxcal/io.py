@@ -34,7 +34,6 @@ from ._checks import InvalidInput
 
 __all__ = [
     "FleetTable",
-    "import_soon",
     "read_fleet",
     "read_fleet_share",
     "read_readings",
@@ -677,42 +676,51 @@ def write_table(path: str | os.PathLike[str], columns: dict[str, np.ndarray], na
         return
     import pyarrow as pa
 
-    arrays = {key: pa.array(value) for key, value in columns.items()}
     if target.suffix == ".parquet":
         import pyarrow.parquet as pq
 
         sink = pa.BufferOutputStream()
-        pq.write_table(pa.table(arrays), sink)
+        pq.write_table(pa.table({key: pa.array(value) for key, value in columns.items()}), sink)
         data = sink.getvalue().to_pybytes()
     else:
-        data = _csv_text(arrays).encode()
+        data = _csv_bytes(columns)
     write_atomic(target, data, name=name)
 
 
-def import_soon(path: str | os.PathLike[str] | None) -> None:
-    """Start importing what writing ``path`` needs (pyarrow, ~0.15 s) in a thread, so that it
-    overlaps a fit, which runs in XLA without Python's lock; a later import waits for it."""
-    if path is None or Path(path).suffix == ".npz":
-        return
-    import threading
-
-    def load() -> None:
-        import pyarrow.compute
-        import pyarrow.csv
-        import pyarrow.parquet  # noqa: F401
-
-    threading.Thread(target=load, name="jaxcal-import", daemon=True).start()
+#: The characters that make a CSV cell need quotes (as the csv module quotes them).
+_QUOTED = np.array([ord(c) for c in '",\r\n'], np.uint32)
 
 
-def _csv_text(arrays: dict[str, Any]) -> str:
+def _csv_bytes(columns: dict[str, np.ndarray]) -> bytes:
+    """``columns`` as CSV: pyarrow's writer (in C++) when no text cell needs quotes, which
+    numbers and plain ids never do; else cell by cell, the few quoted as the csv module would."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    header = io.StringIO()
+    csv.writer(header, lineterminator="\n").writerow(list(columns))
+    if not len(next(iter(columns.values()), [])):
+        return header.getvalue().encode()
+    # float32 values print as the doubles they are: the shortest text that reads back to them
+    arrays = {key: pa.array(value.astype(np.float64) if value.dtype.kind == "f" else value)
+              for key, value in columns.items()}
+    # a Unicode array's code points, all checked at once
+    if any(value.dtype.kind == "U" and np.isin(np.ascontiguousarray(value).view(np.uint32), _QUOTED).any()
+           for value in columns.values()):
+        return (header.getvalue() + _csv_quoted(arrays)).encode()
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(pa.table(arrays), sink, pa_csv.WriteOptions(include_header=False, quoting_style="none"))
+    return header.getvalue().encode() + sink.getvalue().to_pybytes()
+
+
+def _csv_quoted(arrays: dict[str, Any]) -> str:
+    """The rows of a table some of whose text cells need quotes, cell by cell."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     def cells(array: Any) -> Any:
         if pa.types.is_boolean(array.type):
             return pc.if_else(array, "true", "false")
-        if pa.types.is_floating(array.type):
-            array = array.cast(pa.float64())  # float32 values print as the doubles they are
         text = array.cast(pa.string())
         if pa.types.is_string(array.type):
             needs = pc.match_substring_regex(text, '[",\r\n]').to_numpy(zero_copy_only=False)
@@ -723,19 +731,5 @@ def _csv_text(arrays: dict[str, Any]) -> str:
                 text = pa.array(values, pa.string())
         return text
 
-    header = io.StringIO()
-    csv.writer(header, lineterminator="\n").writerow(list(arrays))
-    if not len(next(iter(arrays.values()), [])):
-        return header.getvalue()
-    plain = not any(pa.types.is_string(a.type) and pc.any(pc.match_substring_regex(a, '[",\r\n]')).as_py()
-                    for a in arrays.values())
-    if plain:  # nothing to quote: pyarrow's writer, in C++ (the same cells as below)
-        import pyarrow.csv as pa_csv
-
-        table = pa.table({key: a.cast(pa.float64()) if pa.types.is_floating(a.type) else a
-                          for key, a in arrays.items()})
-        sink = pa.BufferOutputStream()
-        pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, quoting_style="none"))
-        return header.getvalue() + sink.getvalue().to_pybytes().decode()
     rows = pc.binary_join_element_wise(*(cells(array) for array in arrays.values()), ",")
-    return header.getvalue() + "\n".join(rows.to_pylist()) + "\n"
+    return "\n".join(rows.to_pylist()) + "\n"

@@ -48,7 +48,7 @@ def fleet_chunks(work: float, n_epochs: int) -> int:
 def run(args: argparse.Namespace) -> int:
     from .. import distributed
     from ..fleet import fit_fleet, least_squares
-    from ..io import import_soon, read_fleet, read_fleet_share
+    from ..io import read_fleet, read_fleet_share
     from ..progress import ProgressBar
 
     s = parse_model(args)
@@ -56,7 +56,6 @@ def run(args: argparse.Namespace) -> int:
     processes, process_id, timeout = cluster_flags(args)
     check_output(args.out, "--out")
     check_output(args.plot, "--plot")
-    import_soon(args.out)
     if args.plot:
         need_matplotlib()
     planned = distributed.planned(args.coordinator, processes, process_id)
