@@ -174,6 +174,27 @@ def test_written_csv_reads_back_the_same_values(tmp_path, ids):
     assert [r[4] for r in rows[1:]] == ["true", "true", "false", "true", "true", "true"]
 
 
+def test_a_large_csv_written_in_parts_is_the_same_file(tmp_path, monkeypatch):
+    import csv
+    import os
+
+    import jaxcal.io
+
+    rng = np.random.default_rng(3)
+    n = 3 * jaxcal.io._CSV_PART_ROWS + 7  # three parts of unequal length
+    columns = {"sensor": np.arange(n), "w": rng.normal(size=n).astype(np.float32), "lsq": rng.normal(size=n),
+               "diverged": rng.random(n) < 0.5}
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    write_table(tmp_path / "parts.csv", columns)
+    monkeypatch.setattr(jaxcal.io, "_CSV_PART_ROWS", n + 1)  # one part
+    write_table(tmp_path / "one.csv", columns)
+    assert (tmp_path / "parts.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
+    with open(tmp_path / "parts.csv", newline="") as file:
+        rows = list(csv.reader(file))
+    assert len(rows) == n + 1
+    np.testing.assert_array_equal([float(r[2]) for r in rows[1:]], columns["lsq"])
+
+
 def test_written_parquet_and_npz_hold_the_columns(tmp_path):
     columns = {"sensor": np.array(["a", "b"]), "w": np.float32([1.5, 2.5]), "diverged": np.array([False, True])}
     write_table(tmp_path / "out.parquet", columns)
