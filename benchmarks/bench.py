@@ -364,22 +364,20 @@ _PEAK = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=T
          "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
 
 
-def _process(command: list[str], repeats: int, env: dict[str, str] | None = None) -> tuple[float, float]:
-    """A whole command's median wall time over ``repeats`` and its peak memory in MB."""
-    times, peaks = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", _PEAK, *command], check=True, capture_output=True, text=True,
-                              env=env)
-        times.append(time.perf_counter() - start)
-        peaks.append(int(done.stdout.split()[-1]) / 1024)
-    return statistics.median(times), max(peaks)
+def _process(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """One whole command's wall time and its peak memory in MB."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _PEAK, *command], check=True, capture_output=True, text=True, env=env)
+    return time.perf_counter() - start, int(done.stdout.split()[-1]) / 1024
 
 
 def table_runs(repeats: int, sensors: int) -> dict[str, Any]:
     """Big tables in and out: ``jaxcal fleet`` on ``sensors`` x 11 readings as CSV, .npz and
     Parquet, as whole processes (time and peak memory) and step by step in this process; and
-    start-up with JAX's persistent compilation cache empty and filled."""
+    start-up with JAX's persistent compilation cache empty and filled.
+
+    The figures compared in a ratio take turns: each round runs every command compiling and
+    cached, then the fit in this process, so that they see the same state of a noisy machine."""
     from jaxcal.cli.fleet import _write_results
     from jaxcal.io import read_fleet, write_table
 
@@ -400,33 +398,48 @@ def table_runs(repeats: int, sensors: int) -> dict[str, Any]:
                                             str(folder / "out.parquet")],
                 "3 sensors, .npz (start-up)": ["fleet", str(folder / "three.npz"), "--quiet"],
                 "jaxcal train": ["train"]}
+    table = read_fleet(files["npz"])
+    t_un = (np.float32(0.1) * table.t_u).astype(np.float32)
+
+    def fit() -> Any:
+        return fit_fleet(t_un, table.t_c, n_epochs=5000, learning_rate=LR, counts=table.counts)
+
     # Each command compiling (the cache off), then with JAX's persistent compilation cache: a
     # first run fills it, later runs load their programs from it.
-    whole: dict[str, dict[str, float]] = {"compiling": {}, "cache: first run": {}, "cache: later runs": {}}
-    peak: dict[str, float] = {}
-    for name, command in commands.items():
-        whole["compiling"][name], peak[name] = _process([*jaxcal, *command], repeats,
-                                                        {**os.environ, "JAXCAL_NO_CACHE": "1"})
-        cached = {**os.environ, "JAXCAL_CACHE_DIR": str(folder / f"cache-{len(peak)}")}
-        cached.pop("JAXCAL_NO_CACHE", None)
-        whole["cache: first run"][name], _ = _process([*jaxcal, *command], 1, cached)
-        whole["cache: later runs"][name], _ = _process([*jaxcal, *command], repeats, cached)
+    compiling = {**os.environ, "JAXCAL_NO_CACHE": "1"}
+    cached = {name: {**{k: v for k, v in os.environ.items() if k != "JAXCAL_NO_CACHE"},
+                     "JAXCAL_CACHE_DIR": str(folder / f"cache-{i}")} for i, name in enumerate(commands)}
+    first = {name: _process([*jaxcal, *command], cached[name])[0] for name, command in commands.items()}
+    fit()  # compiled apart
+    runs: dict[str, dict[str, list[float]]] = {"compiling": {}, "cache: later runs": {}}
+    peaks: dict[str, list[float]] = {}
+    fits = []
+    for _ in range(repeats):
+        for name, command in commands.items():
+            seconds, peak = _process([*jaxcal, *command], compiling)
+            runs["compiling"].setdefault(name, []).append(seconds)
+            peaks.setdefault(name, []).append(peak)
+            runs["cache: later runs"].setdefault(name, []).append(_process([*jaxcal, *command], cached[name])[0])
+        start = time.perf_counter()
+        fit()  # NumPy results: the fit has finished when it returns
+        fits.append(time.perf_counter() - start)
+    whole = {"compiling": {name: statistics.median(v) for name, v in runs["compiling"].items()},
+             "cache: first run": first,
+             "cache: later runs": {name: statistics.median(v) for name, v in runs["cache: later runs"].items()}}
+    peak = {name: max(v) for name, v in peaks.items()}
     startup = whole["compiling"]["3 sensors, .npz (start-up)"]
     steps: dict[str, float] = {"start-up (3 sensors, .npz, compiling)": startup}
     for kind, path in files.items():
         read_fleet(path)  # pyarrow's first import apart
         steps[f"read {kind}"] = median_time(lambda path=path: read_fleet(path), 2 * repeats + 1)[0]
-    table = read_fleet(files["npz"])
-    t_un = (np.float32(0.1) * table.t_u).astype(np.float32)
-    steps["fit (compiled)"] = median_time(lambda: fit_fleet(t_un, table.t_c, n_epochs=5000, learning_rate=LR,
-                                                           counts=table.counts).loss, repeats)[0]
-    fit = fit_fleet(t_un, table.t_c, n_epochs=5000, learning_rate=LR, counts=table.counts)
+    steps["fit (compiled)"] = statistics.median(fits)
+    result = fit()
     lsq = least_squares(t_un, table.t_c, counts=table.counts)
     steps["least squares"] = median_time(lambda: least_squares(t_un, table.t_c, counts=table.counts), repeats)[0]
     for kind in ("csv", "parquet"):
         steps[f"write {kind}"] = median_time(lambda kind=kind: _write_results(
-            str(folder / f"w.{kind}"), table.sensors, fit.param_names, fit.params, fit.loss, fit.epochs_run,
-            fit.diverged, lsq), repeats)[0]
+            str(folder / f"w.{kind}"), table.sensors, result.param_names, result.params, result.loss,
+            result.epochs_run, result.diverged, lsq), repeats)[0]
     csv_mb = files["csv"].stat().st_size / 1e6
     shutil.rmtree(folder, ignore_errors=True)
     return {"sensors": sensors, "rows": int(ids.size), "csv_mb": csv_mb, "whole_s": whole, "peak_mb": peak,
@@ -484,7 +497,7 @@ def main() -> None:
     fleets = fleet_runs(fleet_sizes, repeats, limit)
     large = data_runs(data_sizes, repeats)
     startup = startup_runs(2 if quick else 5)
-    tables = table_runs(2 if quick else 3, 10_000 if quick else 100_000)
+    tables = table_runs(2 if quick else 5, 10_000 if quick else 100_000)
     results = {"machine": info, "quick": quick, "c_limit": limit_note, "seed_run_s": seed,
                "fleet_sensor_epochs_per_s": {k: {str(n): v for n, v in d.items()} for k, d in fleets.items()},
                "large_data_gb_per_s": {k: {str(n): v for n, v in d.items()} for k, d in large.items()},
