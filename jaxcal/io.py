@@ -132,7 +132,8 @@ def _arrow_csv(path: Path, floats: tuple[str, ...], header_ok: Any, text: str | 
                                     strings_can_be_null=False, quoted_strings_can_be_null=False)
     try:
         raw = path.read_bytes()
-        raw.decode("utf-8")  # every byte, as the precise reader decodes them (pyarrow checks only its columns)
+        if not raw.isascii():  # ASCII is UTF-8; else every byte, decoded as the precise reader decodes them
+            raw.decode("utf-8")  # (pyarrow checks only its columns)
         # bytes, not the path: pyarrow would decompress a file named .gz, the precise reader would
         # not; a quoted value may hold a line break, as the csv module allows
         table = pa_csv.read_csv(pa.py_buffer(raw), parse_options=pa_csv.ParseOptions(newlines_in_values=True),
