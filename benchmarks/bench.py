@@ -501,7 +501,7 @@ def main() -> None:
     fleets = fleet_runs(fleet_sizes, repeats, limit)
     large = data_runs(data_sizes, repeats)
     startup = startup_runs(2 if quick else 5)
-    tables = table_runs(2 if quick else 5, 10_000 if quick else 100_000)
+    tables = table_runs(2 if quick else 9, 10_000 if quick else 100_000)
     results = {"machine": info, "quick": quick, "c_limit": limit_note, "seed_run_s": seed,
                "fleet_sensor_epochs_per_s": {k: {str(n): v for n, v in d.items()} for k, d in fleets.items()},
                "large_data_gb_per_s": {k: {str(n): v for n, v in d.items()} for k, d in large.items()},
