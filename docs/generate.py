@@ -360,7 +360,7 @@ def _tables_section(tables: dict) -> list[str]:
              f"`jaxcal fleet` on {tables['sensors']:,} sensors x 11 readings ({tables['rows']:,} rows; "
              f"{tables['csv_mb']:.0f} MB as CSV), 5000 epochs, as whole processes: the median time, compiling every "
              "program (`--no-cache`) and with JAX's persistent compilation cache (on by default in the command "
-             "line), and the peak memory.", "",
+             "line; its first run, which fills it, is one run), and the peak memory.", "",
              "| command | " + " | ".join(kinds) + " | peak memory |", "|---" * (len(kinds) + 2) + "|"]
     for name in whole[kinds[0]]:
         lines.append(f"| {name} | " + " | ".join(f"{whole[k][name]:.2f} s" for k in kinds)
