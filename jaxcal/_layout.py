@@ -235,7 +235,7 @@ def lay_out(values: Array, share: int, tile: int, lanes: int | None) -> Array:
     return tiles
 
 
-def unlay_out(parts: Sequence[Any], sensors: int) -> np.ndarray:
-    """The inverse of :func:`lay_out` for per-sensor values, joined over devices: ``(sensors,)``."""
-    joined = np.concatenate([np.asarray(p).reshape(-1) for p in parts])
-    return joined[:sensors]
+def unlay_out(values: Any, sensors: int) -> np.ndarray:
+    """The inverse of :func:`lay_out` for per-sensor values of every device's tiles, in order:
+    ``(sensors,)``."""
+    return np.asarray(values).reshape(-1)[:sensors]

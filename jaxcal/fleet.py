@@ -343,8 +343,8 @@ def _placed(values: np.ndarray, rows: int, mesh: Mesh) -> Array:
 
 def _gathered(params: tuple[Array, ...], loss: Array, sensors: int) -> tuple[np.ndarray, np.ndarray]:
     """The tiles' params and losses as ``(sensors, n_params)`` and ``(sensors,)``."""
-    final = np.stack([_layout.unlay_out([p], sensors) for p in params], axis=1)
-    return final, _layout.unlay_out([loss], sensors)
+    final = np.stack([_layout.unlay_out(p, sensors) for p in params], axis=1)
+    return final, _layout.unlay_out(loss, sensors)
 
 
 def _refit(
