@@ -159,7 +159,7 @@ def test_training_loop_runs_under_vmap_over_learning_rates():
         ({"learning_rate": "fast"}, TypeError, "learning_rate: must be a positive finite number"),
         ({"log_every": 0}, ValueError, "log_every: must be a positive integer"),
         ({"params": [1.0, 0.0, 3.0]}, ValueError, "params: must be 2 values"),
-        ({"params": [np.nan, 0.0]}, ValueError, "params: contains NaN"),
+        ({"params": [np.nan, 0.0]}, ValueError, "params: value 0 is nan; it must be finite"),
         ({"t_u": data.t_u[:1], "t_c": data.t_c[:1]}, ValueError, "t_u: needs at least 2 readings"),
         ({"t_u": data.t_u[:5]}, ValueError, "t_u and t_c: must have the same length"),
         ({"t_u": np.arange(11)}, TypeError, "t_u: must be a floating-point array"),

@@ -22,10 +22,12 @@ __all__ = [
     "InvalidInput",
     "InvalidType",
     "check_finite_array",
+    "check_fits",
     "check_learning_rate",
     "check_positive_int",
     "check_readings",
     "fit_dtype",
+    "shown",
 ]
 
 #: The most epochs a run can have: the compiled loop counts epochs (and numbers the history's
@@ -79,14 +81,63 @@ def _all_finite(values: Any) -> Any:
     return jnp.all(jnp.isfinite(values))
 
 
+def _number(value: Any) -> str:
+    # as Python prints a float (nan, inf, 1e+40, 0.01), never NumPy's np.float64(nan)
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return repr(float(value))
+    return repr(complex(value))
+
+
+def shown(value: Any, most: int = 3) -> str:
+    """``value`` in plain text for a one-line message, bounded whatever its size.
+
+    Args:
+      value: a number, a string, an array or any object.
+      most: the most values of an array to show.
+
+    Returns:
+      Numbers as Python prints floats (``nan``, ``inf``, ``1e+40``); an array as its shape,
+      dtype and first values; a string quoted and cut at 40 characters; any other object as
+      its type.
+    """
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else repr(value[:40])[:-1] + "...'"
+    if isinstance(value, (numbers.Number, np.generic)):
+        return _number(value)
+    if isinstance(value, (list, tuple, np.ndarray, jax.Array)):
+        if not _is_concrete(value):
+            return f"a traced array of shape {tuple(np.shape(value))}"
+        try:
+            array = np.asarray(value)
+        except Exception:  # a ragged list: not an array
+            return f"a {type(value).__name__} of {len(value)} items"
+        if array.dtype.kind in "biufc":
+            if array.ndim == 0:
+                return _number(array.item())
+            flat = array.reshape(-1)
+            values = ", ".join(_number(v) for v in flat[:most].tolist()) + (", ..." if flat.size > most else "")
+            return f"{array.size} values of shape {array.shape} ({array.dtype}: {values})"
+        return f"a {type(value).__name__} of shape {array.shape} and dtype {array.dtype}"
+    return f"a {type(value).__module__.partition('.')[0]}.{type(value).__name__}".replace("a builtins.", "a ")
+
+
+def _first(mask: np.ndarray) -> tuple[int, ...] | int:
+    index = tuple(int(i) for i in np.unravel_index(int(np.argmax(mask.reshape(-1))), mask.shape))
+    return index[0] if len(index) == 1 else index
+
+
 def check_positive_int(value: Any, name: str, most: int | None = None) -> int:
     """An integer >= 1 (epochs, log interval), and at most ``most``; bools and floats are refused."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidType(f"{name}: must be a positive integer, got {value!r}")
+        raise InvalidType(f"{name}: must be a positive integer, got {shown(value)}")
     if value < 1:
-        raise InvalidInput(f"{name}: must be a positive integer, got {value!r}")
+        raise InvalidInput(f"{name}: must be a positive integer, got {shown(value)}")
     if most is not None and value > most:
-        raise InvalidInput(f"{name}: must be at most {most}, got {value!r}")
+        raise InvalidInput(f"{name}: must be at most {most}, got {shown(value)}")
     return int(value)
 
 
@@ -112,38 +163,68 @@ def fit_dtype(values: Any, dtype: Any, name: str, *, nonzero: bool = False) -> n
     try:
         wide = np.asarray(values, np.float64)  # compared in float64: a float32 limit would overflow itself
     except OverflowError:  # a Python integer beyond float64
-        raise InvalidInput(f"{name}: does not fit {np.dtype(dtype).name}: {values!r:.40}") from None
+        raise InvalidInput(f"{name}: does not fit {np.dtype(dtype).name}: {shown(values)}") from None
+    except (TypeError, ValueError):  # strings, objects, ragged lists
+        raise InvalidType(f"{name}: must be numbers, got {shown(values)}") from None
     magnitude = np.abs(wide)
     name_of = np.dtype(dtype).name
     overflow = (magnitude >= overflows) & np.isfinite(wide)  # NaN and inf are check_finite_array's to refuse
     if overflow.any():
-        raise InvalidInput(f"{name}: {float(wide[overflow].flat[0])!r} does not fit {name_of} "
-                           f"(largest {float(np.finfo(dtype).max):.7g})")
+        raise InvalidInput(f"{name}: {_number(wide[overflow].flat[0])} does not fit {name_of} "
+                           f"(largest {float(np.finfo(dtype).max):.7g}){_at(overflow)}")
     # below the smallest normal number: 0, or a subnormal that XLA's CPU code flushes to 0
     underflow = (magnitude < smallest) & (wide != 0) if nonzero else np.zeros((), bool)
     if underflow.any():
-        raise InvalidInput(f"{name}: {float(wide[underflow].flat[0])!r} is too small for {name_of} "
-                           f"(smallest normal {smallest:.7g})")
+        raise InvalidInput(f"{name}: {_number(wide[underflow].flat[0])} is too small for {name_of} "
+                           f"(smallest normal {smallest:.7g}){_at(underflow)}")
     return np.asarray(wide, dtype)  # every value fits: the cast neither overflows nor warns
+
+
+def _at(mask: np.ndarray) -> str:
+    return f" at index {_first(mask)}" if mask.ndim else ""
+
+
+def check_fits(values: Any, dtype: Any, name: str, item: str = "value") -> None:
+    """Refuse finite entries of a concrete float array that overflow ``dtype`` (float64 readings
+    a float32 fit would turn into infinities). ``item`` names one entry (``"reading"``)."""
+    if not _is_concrete(values) or np.dtype(values.dtype).itemsize <= np.dtype(dtype).itemsize:
+        return  # nothing wider than the fit's dtype to narrow
+    overflows, _ = _limits(np.dtype(dtype))
+    wide = np.asarray(values)
+    overflow = np.abs(wide) >= overflows
+    if overflow.any():  # NaN and inf compare False: check_finite_array's to refuse
+        raise InvalidInput(f"{name}: {_where(item, overflow)} is {_number(wide[overflow].flat[0])}, which does not "
+                           f"fit {np.dtype(dtype).name}, the dtype the fit computes in "
+                           f"(largest {float(np.finfo(dtype).max):.7g})")
+
+
+def _where(item: str, mask: np.ndarray) -> str:
+    index = _first(mask)
+    if isinstance(index, int):
+        return f"{item} {index}"
+    if item == "reading" and len(index) == 2:  # a fleet's (sensors, readings) table
+        return f"sensor {index[0]}, reading {index[1]}"
+    return f"{item} at index {index}"
 
 
 def check_learning_rate(value: Any, name: str = "learning_rate") -> Any:
     """A positive finite number; traced values pass through unchecked."""
     if isinstance(value, (bool, str)):
-        raise InvalidType(f"{name}: must be a positive finite number, got {value!r}")
+        raise InvalidType(f"{name}: must be a positive finite number, got {shown(value)}")
     if not _is_concrete(value):
         return value
     array = np.asarray(value)
     if array.shape != () or not np.issubdtype(array.dtype, np.number):
-        raise InvalidType(f"{name}: must be a positive finite number, got {value!r}")
+        raise InvalidType(f"{name}: must be a positive finite number, got {shown(value)}")
     as_float = float(array)
     if not (math.isfinite(as_float) and as_float > 0):
         raise InvalidInput(f"{name}: must be a positive finite number, got {as_float!r}")
     return value
 
 
-def check_finite_array(values: Any, name: str) -> None:
-    """Refuse NaN or infinite entries in a concrete array (traced arrays pass)."""
+def check_finite_array(values: Any, name: str, item: str = "value") -> None:
+    """Refuse NaN or infinite entries in a concrete array (traced arrays pass); the message names
+    the first one by ``item`` (``"reading"``) and index, and its value."""
     if isinstance(values, np.ndarray):  # the common case first: a few microseconds per call count
         finite = bool(np.isfinite(values).all())
     elif not _is_concrete(values):
@@ -155,7 +236,9 @@ def check_finite_array(values: Any, name: str) -> None:
     else:
         finite = bool(np.isfinite(np.asarray(values)).all())
     if not finite:
-        raise InvalidInput(f"{name}: contains NaN or infinite values")
+        values = np.asarray(values)  # refused: the copy to the host is the message's
+        bad = ~np.isfinite(values)
+        raise InvalidInput(f"{name}: {_where(item, bad)} is {_number(values[bad].flat[0])}; it must be finite")
 
 
 def check_readings(t_u: Any, t_c: Any, prefix: str = "") -> None:
@@ -176,5 +259,5 @@ def check_readings(t_u: Any, t_c: Any, prefix: str = "") -> None:
                            f"{t_c.shape[0]}")
     if t_u.shape[0] < 2:
         raise InvalidInput(f"{prefix}t_u: needs at least 2 readings, got {t_u.shape[0]}")
-    check_finite_array(t_u, prefix + "t_u")
-    check_finite_array(t_c, prefix + "t_c")
+    check_finite_array(t_u, prefix + "t_u", "reading")
+    check_finite_array(t_c, prefix + "t_c", "reading")

@@ -197,7 +197,9 @@ def fit_fleet(
         ``(1, 0)`` for the linear one), or ``(sensors, n_params)``.
       counts: valid readings per sensor, ``(sensors,)``: the first ``counts[s]`` of row ``s``.
       mask: or a boolean ``(sensors, readings)`` mask of the valid readings.
-      optimizer: as for :func:`jaxcal.training_loop`.
+      optimizer: as for :func:`jaxcal.training_loop`. One whose update requires optax's extra
+        arguments (``optax.lbfgs()``, ``optax.contrib.reduce_on_plateau``) fits every sensor on
+        its own (its loss, its line search), never in tiles.
       model: ``"linear"`` or ``"quadratic"``.
       tile: sensors per tile (static). Default: chosen from the size and the platform.
       devices: the devices to split the tiles over (default: all local devices).
@@ -251,14 +253,17 @@ def fit_fleet(
         worst = int(np.argmin(counts)) if ragged else 0
         have = int(counts[worst]) if ragged else (width if sensors else 0)
         raise _checks.InvalidInput("t_u", f"sensor {worst} has {have} readings; each needs at least 2")
-    finite = ((np.isfinite(t_u[mask]).all() and np.isfinite(t_c[mask]).all()) if ragged
-              else (np.isfinite(t_u).all() and np.isfinite(t_c).all()))
-    if not finite:
-        raise _checks.InvalidInput("t_u, t_c", "contain NaN or infinite readings")
+    for name, values in (("t_u", t_u), ("t_c", t_c)):
+        # only the valid readings count: what pads a ragged row is never read
+        valid = np.where(mask, values, 0) if ragged else values
+        _checks.check_finite_array(valid, name, "reading")
+        _checks.check_fits(valid, dtype, name, "reading")
     init = _checks.fit_dtype(spec.init if params is None else params, dtype, "params")
     shared = init.shape == (spec.n_params,)  # one start for every sensor
-    if not (shared or init.shape == (sensors, spec.n_params)) or not np.isfinite(init).all():
-        raise _checks.InvalidInput("params", f"must be {spec.n_params} finite values or ({sensors}, {spec.n_params})")
+    if not (shared or init.shape == (sensors, spec.n_params)):
+        raise _checks.InvalidInput("params", f"must be {spec.n_params} values or ({sensors}, {spec.n_params}), "
+                                   f"got shape {init.shape}")
+    _checks.check_finite_array(init, "params")
     optimizer = updates.check(optimizer, learning_rate is not None, init if shared else init[0])
     lr = None
     if learning_rate is not None:
@@ -270,6 +275,7 @@ def fit_fleet(
     target = None if devices is not None else _layout.chosen_device(device, "fleet", sensors)
     layout = _layout.for_fleet(sensors, ragged=ragged, devices=devices, tile=tile,
                                platform=None if target is None else target.platform)
+    alone = not layout.vmapped and updates.needs_extra_args(optimizer, spec.n_params, dtype)
     if layout.vmapped:
         x, y = t_u.astype(dtype, copy=False), t_c.astype(dtype, copy=False)
         if target is not None:  # placed elsewhere than JAX's default device
@@ -279,6 +285,11 @@ def fit_fleet(
         final, loss, nonfinite = np.asarray(result.params), np.asarray(result.loss), np.asarray(result.diverged)
         if progress is not None:
             progress(n_epochs, n_epochs)
+    elif alone:
+        # A loss or a line search read by the update is each sensor's own, as in training_loop: a
+        # tile would share one between its sensors. Every sensor is fitted alone, with tracking.
+        final, loss = np.zeros((sensors, spec.n_params), dtype), np.zeros(sensors, dtype)
+        nonfinite = np.ones(sensors, bool)
     else:
         init = np.broadcast_to(init, (sensors, spec.n_params)) if shared else init
         final, loss = _fit_tiles(layout, t_u, t_c, mask if ragged else None, counts, init, lr, n_epochs, optimizer,
@@ -291,6 +302,8 @@ def fit_fleet(
         _refit(np.nonzero(nonfinite)[0], t_u, t_c, np.ones(t_u.shape, bool) if mask is None else mask,
                np.broadcast_to(init, (sensors, spec.n_params)), n_epochs, lr, optimizer, spec, final, loss, epochs_run,
                diverged)
+        if progress is not None and alone:
+            progress(n_epochs, n_epochs)
     return TrainResult(final, loss, epochs_run, diverged, None, spec.param_names)
 
 

@@ -77,19 +77,35 @@ class TrainResult:
 
 
 def epochs(evaluation: Evaluation, update: Update, params: Any, state: Any, data: Any,
-           n_epochs: int) -> tuple[Any, Any]:
+           n_epochs: int, readings: Any = None) -> tuple[Any, Any]:
     """``n_epochs`` of ``evaluation`` then ``update`` with no checks: ``(params, state)`` after them.
 
     ``data`` is ``evaluation.arrange(readings)``. The fastest loop (a fleet's tiles run it in
-    chunks); :func:`fit` adds divergence tracking and the log.
+    chunks); :func:`fit` adds divergence tracking and the log. With ``readings``, an update that
+    takes optax's extra arguments (``update.extra_args``) gets them, ``value_fn`` the objective on
+    ``readings``; without, none (a fleet's tiles, which hold many sensors' readings, run only
+    transformations that do without them: :func:`jaxcal.updates.needs_extra_args`).
     """
 
     def epoch(_: Any, carry: tuple[Any, Any]) -> tuple[Any, Any]:
         params, state = carry
+        if update.extra_args and readings is not None:
+            loss, grad = evaluation.loss_and_grad(params, data)
+            return _step(evaluation, update, grad, state, params, loss, readings)
         grad = evaluation.loss_and_grad(params, data)[1]
         return update.step(grad, state, params)
 
     return lax.fori_loop(0, n_epochs, epoch, (params, state))
+
+
+def _step(evaluation: Evaluation, update: Update, grad: Any, state: Any, params: Any, loss: Array,
+          readings: Any) -> tuple[Any, Any]:
+    """``update``'s step, with optax's extra arguments where it takes them: the loss and gradient
+    at ``params`` and the objective on ``readings`` (for a line search or a plateau's value)."""
+    if not update.extra_args:
+        return update.step(grad, state, params)
+    return update.step(grad, state, params, value=loss, grad=grad,
+                       value_fn=lambda candidate: evaluation.loss(candidate, readings))
 
 
 def fit(
@@ -147,7 +163,7 @@ def fit(
     if not track:
         if log_every is not None or val is not None:
             raise _checks.InvalidInput("track", "track=False logs nothing; pass log_every=None and val=None")
-        params, _ = epochs(evaluation, update, params, state, data, n_epochs)
+        params, _ = epochs(evaluation, update, params, state, data, n_epochs, readings)
         loss = _final_loss(evaluation, stacked(params), readings, data)
         return TrainResult(stacked(params), loss, jnp.asarray(n_epochs, jnp.int32), ~_finite(loss, params))
 
@@ -156,7 +172,7 @@ def fit(
             loss, grad = evaluation.loss_and_grad(params, data)
             if scalars and isinstance(grad, jax.Array):  # a gradient computed as a vector
                 grad = tuple(grad[j] for j in range(grad.shape[0]))
-            new_params, state = update.step(grad, state, params)
+            new_params, state = _step(evaluation, update, grad, state, params, loss, readings)
             return loss, grad, new_params, state
         # The book's finite differences: each parameter's rate at the params as updated so far
         loss = evaluation.loss(params, readings)

@@ -17,7 +17,7 @@ import numpy as np
 from . import _checks, _layout, updates
 from .core import resolve_model
 from .loop import TrainResult
-from .training import Plan, as_readings, run
+from .training import Plan, as_readings, check_narrowed, run
 from .updates import OptimizerLike
 
 __all__ = ["sweep"]
@@ -28,6 +28,13 @@ Progress = Callable[[int, int], None]
 @functools.cache
 def _program(plan: Plan) -> Callable[..., TrainResult]:
     return jax.jit(jax.vmap(lambda lr, p, x, y: run(plan, lr, p, x, y), in_axes=(0, 0, None, None)))
+
+
+def _floats(values: Any, name: str) -> np.ndarray:
+    try:
+        return np.asarray(values, np.float64)
+    except (TypeError, ValueError, OverflowError):  # strings, objects, ragged lists, huge integers
+        raise _checks.InvalidType(name, f"must be numbers, got {_checks.shown(values)}") from None
 
 
 def sweep(
@@ -75,9 +82,15 @@ def sweep(
     """
     n_epochs = _checks.check_positive_int(n_epochs, "n_epochs", _checks.MAX_EPOCHS)
     spec = resolve_model(model)
-    rates = np.asarray(learning_rate, np.float64).reshape(-1)
-    if rates.size == 0 or not np.all(np.isfinite(rates) & (rates > 0)):
-        raise _checks.InvalidInput("learning_rate", "must be positive finite numbers")
+    rates = _floats(learning_rate, "learning_rate").reshape(-1)
+    if rates.size == 0:
+        raise _checks.InvalidInput("learning_rate", "must be positive finite numbers, got none")
+    bad = ~(np.isfinite(rates) & (rates > 0))
+    if bad.any():
+        first = int(np.argmax(bad))
+        where = f" at index {first}" if np.ndim(learning_rate) else ""
+        raise _checks.InvalidInput("learning_rate",
+                                   f"must be positive finite numbers, got {_checks.shown(rates[first])}{where}")
     try:
         optimizer = updates.check(optimizer, True)  # a built transformation only with an injected learning rate
     except _checks.InvalidInput as error:
@@ -85,13 +98,15 @@ def sweep(
             raise
         raise _checks.InvalidInput("optimizer", "a sweep varies the learning rate: pass a factory (optax.adam) or a "
                                    "transformation built with optax.inject_hyperparams and a number") from None
-    starts = np.asarray([spec.init] if params is None else params, np.float64)
+    starts = _floats([spec.init] if params is None else params, "params")
     if starts.ndim == 1:
         starts = starts[None]
     if starts.ndim != 2 or (spec.param_names and starts.shape[1] != spec.n_params):
         raise _checks.InvalidInput("params", f"must be (n_params,) or (j, n_params), got shape {starts.shape}")
+    _checks.check_finite_array(starts, "params")
     t_u, t_c = as_readings(np.asarray(t_u), np.asarray(t_c))
-    dtype = np.result_type(t_u.dtype, t_c.dtype)
+    dtype = jax.dtypes.canonicalize_dtype(np.result_type(t_u.dtype, t_c.dtype))  # what the program computes in
+    check_narrowed(t_u, t_c, dtype)
     grid_lr = _checks.fit_dtype(np.repeat(rates, len(starts)), dtype, "learning_rate", nonzero=True)
     grid_init = _checks.fit_dtype(np.tile(starts, (len(rates), 1)), dtype, "params")
     total = len(grid_lr)

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import _checks, _layout, evaluate, updates
 from . import exact as exact_ops
-from .core import Model, ModelSpec, loss_and_grad, resolve_model
+from .core import Model, ModelSpec, loss_and_grad, objective, resolve_model
 from .core import model as linear_model
 from .evaluate import GRADIENTS
 from .loop import History, TrainResult, fit
@@ -68,7 +68,9 @@ def _optax_step(
     """One epoch with an optax optimiser; the optimiser state goes in and comes out explicitly.
 
     Args:
-      optimizer: any ``optax.GradientTransformation`` (static: hashed by identity).
+      optimizer: any ``optax.GradientTransformation`` (static: hashed by identity); an
+        ``optax.GradientTransformationExtraArgs`` such as ``optax.lbfgs()`` also gets the loss,
+        the gradient and the objective on ``(t_u, t_c)`` (``value``, ``grad``, ``value_fn``).
       params: shape ``(n_params,)``.
       opt_state: ``optimizer.init(params)`` or the state a previous step returned.
       t_u, t_c: readings and targets, shape ``(n,)``.
@@ -86,7 +88,12 @@ def _optax_step(
     80.3643
     """
     loss, grad = loss_and_grad(params, t_u, t_c, model=model)
-    new_params, opt_state = updates.from_optax(optimizer).step(grad, opt_state, params)
+    update = updates.from_optax(optimizer)
+    if update.extra_args:  # optax's convention: the loss, its gradient and the objective itself
+        new_params, opt_state = update.step(grad, opt_state, params, value=loss, grad=grad,
+                                            value_fn=lambda p: objective(p, t_u, t_c, model=model))
+    else:
+        new_params, opt_state = update.step(grad, opt_state, params)
     return new_params, opt_state, loss, grad
 
 
@@ -169,7 +176,8 @@ def _on_cpu_only() -> bool:
 def check_modes(gradient: str, exact: bool, optimizer: OptimizerLike, model: ModelSpec, dtype: Any) -> None:
     """Refuse combinations of options that no run of the book defines, in one line each."""
     if gradient not in GRADIENTS:
-        raise _checks.InvalidInput("gradient", f"unknown gradient {gradient!r}; choose one of {', '.join(GRADIENTS)}")
+        raise _checks.InvalidInput("gradient",
+                                   f"unknown gradient {_checks.shown(gradient)}; choose one of {', '.join(GRADIENTS)}")
     if gradient != "autograd" and optimizer is not None:
         raise _checks.InvalidInput("gradient", f"the book's {gradient} runs use the plain update (optimizer=None)")
     if gradient == "analytic" and model.name != "linear":
@@ -193,12 +201,19 @@ def as_readings(t_u: Any, t_c: Any, prefix: str = "") -> tuple[Any, Any]:
     return t_u, t_c
 
 
+def check_narrowed(t_u: Any, t_c: Any, computed: Any, prefix: str = "") -> None:
+    """Refuse readings that overflow ``computed``, the dtype the fit computes in: float64 readings
+    fitted in float32 (x64 off) would hold infinities, and the fit diverge at its first epoch."""
+    for name, values in ((prefix + "t_u", t_u), (prefix + "t_c", t_c)):
+        _checks.check_fits(values, computed, name, "reading")
+
+
 def check_params(params: Any, model: ModelSpec, dtype: Any, name: str = "params") -> Any:
     """Initial params as an array of ``dtype``, shape ``(n_params,)``, finite."""
     # Python numbers (the usual [1.0, 0.0]) are checked without arrays: a few microseconds count
     plain = isinstance(params, (list, tuple)) and all(type(v) in (float, int) for v in params)
     if plain and not all(math.isfinite(v) for v in params):
-        raise _checks.InvalidInput(name, "contains NaN or infinite values")
+        _checks.check_finite_array(np.asarray(params, np.float64), name)  # refused: it says which and what
     params = jnp.asarray(params, dtype) if isinstance(params, jax.Array) else _checks.fit_dtype(params, dtype, name)
     if params.ndim != 1 or (model.param_names and params.shape[0] != model.n_params):
         want = f"{model.n_params} values" if model.param_names else "a 1-D vector"
@@ -213,8 +228,12 @@ def check_delta(delta: Any, dtype: Any) -> Any:
         return delta
     if type(delta) is float and 0 < delta < math.inf:
         return _checks.fit_dtype(delta, dtype, "delta", nonzero=True)
-    if isinstance(delta, (bool, str)) or np.ndim(delta) != 0 or not float(delta) > 0:
-        raise _checks.InvalidInput("delta", f"must be a positive finite number, got {delta!r}")
+    try:
+        good = not isinstance(delta, (bool, str)) and np.ndim(delta) == 0 and 0 < float(delta) < math.inf
+    except (TypeError, ValueError):  # not a number at all
+        good = False
+    if not good:
+        raise _checks.InvalidInput("delta", f"must be a positive finite number, got {_checks.shown(delta)}")
     return _checks.fit_dtype(delta, dtype, "delta", nonzero=True)
 
 
@@ -254,7 +273,10 @@ def training_loop(
       t_c: targets, shape ``(n,)``.
       optimizer: ``None`` for the seed's update ``params - learning_rate * grad``; ``"sgd"`` or
         ``"adam"``; an optax factory such as ``optax.adam``; or a built transformation such as
-        ``optax.adam(0.1)`` (see :data:`jaxcal.updates.OptimizerLike`) (static).
+        ``optax.adam(0.1)`` (see :data:`jaxcal.updates.OptimizerLike`) (static). An
+        ``optax.GradientTransformationExtraArgs`` gets optax's extra arguments each epoch: the
+        loss, its gradient and the objective on ``(t_u, t_c)`` (``value``, ``grad``,
+        ``value_fn``), so ``optax.lbfgs()`` and ``optax.contrib.reduce_on_plateau`` run.
       log_every: record a history row every ``log_every`` epochs (static).
       model: ``"linear"``, ``"quadratic"`` or a function ``model(t_u, *params)`` (static).
       gradient: ``"autograd"`` (``jax.grad``), ``"analytic"`` (the book's ``grad_fn``) or
@@ -296,7 +318,13 @@ def training_loop(
     # One dtype for params and learning rate whatever form they come in (Python float, NumPy,
     # jax.Array), so that a new value never changes the compiled program's signature.
     dtype = np.result_type(t_u.dtype, t_c.dtype)
-    params = check_params(params, spec, dtype)
+    # the dtype the program computes in: float64 readings run in float32 unless x64 is on
+    computed = dtype if dtype == np.float32 else jax.dtypes.canonicalize_dtype(dtype)
+    if computed != dtype:
+        check_narrowed(t_u, t_c, computed)
+    if val is not None and np.result_type(val[0].dtype, val[1].dtype) != computed:
+        check_narrowed(*val, computed, "val_")
+    params = check_params(params, spec, computed)
     exact = bool(exact)
     try:
         plan = _plan(n_epochs, log_every, spec, gradient, optimizer, exact, learning_rate is not None,
@@ -309,17 +337,17 @@ def training_loop(
         raise _checks.InvalidType("optimizer", "the optimizer and the model must be hashable (they choose the "
                                   f"compiled program): {error}") from None
     if type(learning_rate) is float and 0 < learning_rate < math.inf:  # the usual 1e-2, checked cheaply
-        learning_rate = _checks.fit_dtype(learning_rate, dtype, "learning_rate", nonzero=True)
+        learning_rate = _checks.fit_dtype(learning_rate, computed, "learning_rate", nonzero=True)
     elif learning_rate is not None:
         _checks.check_learning_rate(learning_rate, "learning_rate")
         if isinstance(learning_rate, jax.Array):
-            learning_rate = jnp.asarray(learning_rate, dtype)
+            learning_rate = jnp.asarray(learning_rate, computed)
         else:
-            learning_rate = _checks.fit_dtype(learning_rate, dtype, "learning_rate", nonzero=True)
+            learning_rate = _checks.fit_dtype(learning_rate, computed, "learning_rate", nonzero=True)
     if gradient == "finite-difference":
-        delta = check_delta(delta, dtype)
+        delta = check_delta(delta, computed)
     elif not (type(delta) is float and 0 < delta < math.inf):  # unused: checked, never sent
-        check_delta(delta, dtype)
+        check_delta(delta, computed)
     # only what the program reads crosses to the device
     args = (learning_rate, params, t_u, t_c, val, delta if gradient == "finite-difference" else None,
             np.int32(0) if exact else None)
