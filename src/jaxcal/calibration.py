@@ -1,8 +1,10 @@
 """Saved calibrations: what a fit found, stored so that readings can be converted later.
 
-A calibration file is JSON: the params, the model, the input scale, the final loss, the
-settings of the run, a fingerprint of the data it was fitted on, and the jaxcal version. Loading
-checks every field and refuses a corrupt, incomplete or incompatible file with one line.
+A calibration file is JSON: the params, the model, the input scale, the final loss, whether the
+fit diverged (and at which epoch), the settings of the run, a fingerprint of the data it was
+fitted on, and the jaxcal version. Loading checks every field and refuses a corrupt, incomplete
+or incompatible file with one line; a calibration whose fit diverged loads (it is the record of
+that run) but converts nothing.
 
 >>> cal = Calibration(params=(5.3671, -17.3012), model="linear", scale=0.1, loss=2.93,
 ...                   settings={}, data_fingerprint="", jaxcal_version="0.1.0")
@@ -22,14 +24,23 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import InvalidInput
+from ._checks import MAX_EPOCHS, InvalidInput
 from ._files import write_atomic
 from .core import MODELS
 
-__all__ = ["FORMAT", "Calibration", "fingerprint", "load_calibration", "save_calibration"]
+__all__ = ["FORMAT", "FORMAT_1", "Calibration", "fingerprint", "load_calibration", "save_calibration"]
 
-#: The file format's name and version; a file with another is refused.
-FORMAT = "jaxcal-calibration/1"
+#: The file format's name and version, as written; a file with another is refused, except
+#: :data:`FORMAT_1` files, which are still read.
+FORMAT = "jaxcal-calibration/2"
+
+#: The first format: no ``diverged`` fields (its writer kept them in ``settings``).
+FORMAT_1 = "jaxcal-calibration/1"
+
+#: The fields each format's writer always wrote, besides ``format``: a file without one of them
+#: was not written by jaxcal whole, and is refused rather than given a default.
+_FIELDS_1 = ("params", "model", "scale", "loss", "settings", "data_fingerprint", "jaxcal_version")
+_FIELDS = {FORMAT: (*_FIELDS_1, "diverged", "diverged_at"), FORMAT_1: _FIELDS_1}
 
 
 def fingerprint(t_u: Any, t_c: Any) -> str:
@@ -42,7 +53,11 @@ def fingerprint(t_u: Any, t_c: Any) -> str:
 
 @dataclass(frozen=True)
 class Calibration:
-    """A fitted thermometer: ``t_c = model(scale * t_u, *params)``."""
+    """A fitted thermometer: ``t_c = model(scale * t_u, *params)``.
+
+    ``diverged`` is also set when ``params`` or ``loss`` is not finite: such a fit determined
+    nothing. ``diverged_at`` is the epoch at which the loss stopped being finite, where known.
+    """
 
     params: tuple[float, ...]
     model: str
@@ -51,9 +66,36 @@ class Calibration:
     settings: dict[str, Any] = field(default_factory=dict)
     data_fingerprint: str = ""
     jaxcal_version: str = ""
+    diverged: bool = False
+    diverged_at: int | None = None
+
+    def __post_init__(self) -> None:
+        # A fit that overflowed is diverged whatever its maker said, so that no caller converts with it.
+        if not (math.isfinite(self.loss) and all(math.isfinite(p) for p in self.params)):
+            object.__setattr__(self, "diverged", True)
+
+    @property
+    def refusal(self) -> str | None:
+        """Why this calibration converts no reading (its fit diverged), or None when it converts.
+
+        Returns:
+          One line saying at which epoch the fit diverged, where known, and what to do.
+        """
+        if not self.diverged:
+            return None
+        at = f" at epoch {self.diverged_at}" if self.diverged_at is not None else ""
+        return (f"its fit diverged{at}, so it converts nothing; fit again with a smaller learning rate or input "
+                "scale (jaxcal train --lr, --scale; the book's --scale is 0.1)")
 
     def predict(self, t_u: Any) -> np.ndarray:
-        """Convert raw readings to Celsius (float64), applying the stored input scale."""
+        """Convert raw readings to Celsius (float64), applying the stored input scale.
+
+        Raises:
+          ValueError: the calibration's fit diverged (see :attr:`refusal`), or a reading or its
+            conversion is not finite.
+        """
+        if self.refusal is not None:
+            raise InvalidInput("calibration", self.refusal)
         readings = np.asarray(t_u, np.float64)
         if not np.all(np.isfinite(readings)):
             raise InvalidInput("t_u: readings to convert must be finite numbers")
@@ -64,9 +106,15 @@ class Calibration:
         return celsius
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object (a non-finite loss, from a diverged fit, is written as null)."""
-        return {"format": FORMAT, **asdict(self), "params": list(self.params),
-                "loss": self.loss if math.isfinite(self.loss) else None}
+        """The JSON object (a non-finite loss or param, from a diverged fit, is written as null)."""
+        return {"format": FORMAT, **asdict(self), "params": [_or_null(p) for p in self.params],
+                "loss": _or_null(self.loss), "diverged": bool(self.diverged),
+                "diverged_at": None if self.diverged_at is None else int(self.diverged_at)}
+
+
+def _or_null(value: float) -> float | None:
+    # JSON has no NaN or Infinity: strict readers refuse Python's tokens for them
+    return value if math.isfinite(value) else None
 
 
 def save_calibration(path: str | os.PathLike[str], calibration: Calibration, name: str = "path") -> None:
@@ -99,18 +147,20 @@ def load_calibration(path: str | os.PathLike[str]) -> Calibration:
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError):  # ValueError: a 5000-digit int
         raise InvalidInput(f"{path}: not a calibration file (not valid JSON); save one with 'jaxcal train --save'"
                            ) from None
-    if not isinstance(content, dict) or content.get("format") != FORMAT:
-        found = content.get("format") if isinstance(content, dict) else None
-        raise InvalidInput(f"{path}: not a {FORMAT} file (format: {found!r})")
-    missing = [key for key in ("params", "model", "scale", "loss") if key not in content]
+    found = content.get("format") if isinstance(content, dict) else None
+    if not isinstance(found, str) or found not in _FIELDS:
+        raise InvalidInput(f"{path}: not a {FORMAT} file (format: {_bounded(found)}); this jaxcal reads "
+                           f"{FORMAT} and {FORMAT_1}")
+    missing = [key for key in _FIELDS[found] if key not in content]
     if missing:
         raise InvalidInput(f"{path}: incomplete calibration, missing {', '.join(missing)}")
     model = content["model"]
     if not isinstance(model, str) or model not in MODELS:
         raise InvalidInput(f"{path}: unknown model {model!r}; this jaxcal knows {', '.join(MODELS)}")
     params = content["params"]
+    # null: a param a diverged fit did not determine (written so by to_dict)
     if (not isinstance(params, list) or len(params) != MODELS[model].n_params
-            or not all(_finite_number(p) for p in params)):
+            or not all(p is None or _finite_number(p) for p in params)):
         raise InvalidInput(f"{path}: params must be {MODELS[model].n_params} finite numbers for the {model} model")
     scale = content["scale"]
     if not _finite_number(scale) or scale == 0:
@@ -118,11 +168,35 @@ def load_calibration(path: str | os.PathLike[str]) -> Calibration:
     loss = content["loss"]
     if loss is not None and not _finite_number(loss):
         raise InvalidInput(f"{path}: loss must be a finite number (or null)")
-    if not isinstance(content.get("settings") or {}, dict):
+    settings = content["settings"]
+    if not isinstance(settings, dict):
         raise InvalidInput(f"{path}: settings must be an object")
+    for key in ("data_fingerprint", "jaxcal_version"):
+        if not isinstance(content[key], str):
+            raise InvalidInput(f"{path}: {key} must be a string")
+    if found == FORMAT_1:
+        # format 1 kept a run's divergence among its settings (train --save wrote both keys)
+        diverged = settings.get("diverged") is True
+        diverged_at = settings.get("epochs_run") if diverged else None
+        if not (isinstance(diverged_at, int) and not isinstance(diverged_at, bool) and diverged_at > 0):
+            diverged_at = None
+    else:
+        diverged, diverged_at = content["diverged"], content["diverged_at"]
+        if not isinstance(diverged, bool):
+            raise InvalidInput(f"{path}: diverged must be true or false")
+        if diverged_at is not None and not (isinstance(diverged_at, int) and not isinstance(diverged_at, bool)
+                                            and 0 < diverged_at <= MAX_EPOCHS and diverged):
+            raise InvalidInput(f"{path}: diverged_at must be null, or the epoch (1 to {MAX_EPOCHS}) at which a "
+                               "diverged fit's loss stopped being finite")
     return Calibration(
-        params=tuple(float(p) for p in params), model=model, scale=float(scale),
-        loss=float("inf") if loss is None else float(loss), settings=dict(content.get("settings") or {}),
-        data_fingerprint=str(content.get("data_fingerprint", "")),
-        jaxcal_version=str(content.get("jaxcal_version", "")),
+        params=tuple(math.nan if p is None else float(p) for p in params), model=model, scale=float(scale),
+        loss=math.inf if loss is None else float(loss), settings=dict(settings),
+        data_fingerprint=content["data_fingerprint"], jaxcal_version=content["jaxcal_version"],
+        diverged=diverged, diverged_at=diverged_at,
     )
+
+
+def _bounded(value: Any, most: int = 80) -> str:
+    """``repr`` of a value read from a file, cut to ``most`` characters for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= most else text[:most - 3] + "..."

@@ -1,34 +1,58 @@
 """Figures (the ``plot`` extra). matplotlib is imported inside each function, and every figure is
-rendered in memory and written atomically (see :mod:`jaxcal._files`)."""
+rendered in memory, in the format its file's suffix names, and written atomically (see
+:mod:`jaxcal._files`)."""
 
 from __future__ import annotations
 
 import io
+import os
 from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_fit", "plot_fleet", "plot_sweep"]
+from ._checks import InvalidInput
+
+__all__ = ["FORMATS", "figure_format", "plot_fit", "plot_fleet", "plot_sweep"]
+
+#: A figure file's suffix (in any case) and the format matplotlib writes for it.
+FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
 
 
-def _figure(*size: float) -> Any:
-    import matplotlib
+def figure_format(path: str | os.PathLike[str], name: str = "path") -> str:
+    """The format a figure file's suffix names, checked before any drawing.
 
-    matplotlib.use("Agg")  # files only: no screen is needed
-    import matplotlib.pyplot as plt
+    Args:
+      path: the figure file to write.
+      name: what errors call ``path`` (the caller's name for it).
 
-    return plt, plt.subplots(*size[:2], figsize=size[2:], dpi=110)
+    Returns:
+      ``"png"``, ``"pdf"`` or ``"svg"``.
+
+    Raises:
+      ValueError: another suffix, or none.
+    """
+    suffix = os.path.splitext(os.fspath(path))[1]
+    if suffix.lower() not in FORMATS:
+        shown = (repr(suffix) if len(suffix) <= 40 else repr(suffix[:37] + "...")) if suffix else "none"
+        raise InvalidInput(name, f"a figure file's suffix must be one of {', '.join(FORMATS)}, got {shown}")
+    return FORMATS[suffix.lower()]
 
 
-def _save(plt: Any, figure: Any, path: str, name: str) -> None:
+def _figure(rows: int, columns: int, width: float, height: float) -> tuple[Any, Any]:
+    # A Figure of its own, not pyplot's: no backend is chosen for the caller's process, and no
+    # figure is left registered anywhere once it is written.
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=110)
+    return figure, figure.subplots(rows, columns)
+
+
+def _save(figure: Any, path: str, name: str) -> None:
     from ._files import write_atomic
 
     buffer = io.BytesIO()
-    try:
-        figure.tight_layout()
-        figure.savefig(buffer, format="png")
-    finally:
-        plt.close(figure)
+    figure.tight_layout()
+    figure.savefig(buffer, format=figure_format(path, name))
     write_atomic(path, buffer.getvalue(), name=name)
 
 
@@ -37,7 +61,7 @@ def plot_fit(path: str, t_u: Any, t_c: Any, result: Any, *, scale: float = 1.0, 
     """The book's figure, the readings and the fitted line, beside the loss curve (log scale).
 
     Args:
-      path: the PNG to write.
+      path: the figure to write: a .png, .pdf or .svg file.
       t_u, t_c: the readings as read (``t_u`` before ``scale``).
       result: a :class:`~jaxcal.loop.TrainResult` with a history.
       scale: what the fit multiplied ``t_u`` by (the book's 0.1).
@@ -46,7 +70,8 @@ def plot_fit(path: str, t_u: Any, t_c: Any, result: Any, *, scale: float = 1.0, 
     """
     from .core import MODELS
 
-    plt, (figure, (left, right)) = _figure(1, 2, 10.0, 4.0)
+    figure_format(path, name)
+    figure, (left, right) = _figure(1, 2, 10.0, 4.0)
     raw, t_c = np.asarray(t_u, np.float64), np.asarray(t_c, np.float64)
     params = [float(p) for p in np.asarray(result.params)]
     grid = np.linspace(raw.min(), raw.max(), 200)
@@ -59,6 +84,7 @@ def plot_fit(path: str, t_u: Any, t_c: Any, result: Any, *, scale: float = 1.0, 
     left.legend(fontsize=8)
     epochs = np.asarray(result.history.epoch)
     losses = np.asarray(result.history.loss, np.float64)
+    # the epochs that ran with a finite loss: a diverged run's curve up to its overflow
     reached = (epochs <= int(result.epochs_run)) & np.isfinite(losses) & (losses > 0)
     right.semilogy(epochs[reached], losses[reached], color="#2ca02c")
     right.set_xlabel("epoch")
@@ -66,12 +92,13 @@ def plot_fit(path: str, t_u: Any, t_c: Any, result: Any, *, scale: float = 1.0, 
     title = "Loss" + (f" (diverged at epoch {int(result.epochs_run)})" if bool(result.diverged) else "")
     right.set_title(title)
     right.grid(True, which="both", alpha=0.3)
-    _save(plt, figure, path, name)
+    _save(figure, path, name)
 
 
 def plot_sweep(path: str, rates: np.ndarray, losses: np.ndarray, diverged: np.ndarray, *, name: str = "path") -> None:
-    """Final loss against learning rate (log-log), diverged runs marked."""
-    plt, (figure, axes) = _figure(1, 1, 6.4, 4.2)
+    """Final loss against learning rate (log-log), diverged runs marked, as a .png, .pdf or .svg file."""
+    figure_format(path, name)
+    figure, axes = _figure(1, 1, 6.4, 4.2)
     ok = ~diverged & np.isfinite(losses)
     axes.loglog(rates[ok], losses[ok], "o-", color="#1f77b4", label="final loss")
     if (~ok).any():
@@ -83,7 +110,7 @@ def plot_sweep(path: str, rates: np.ndarray, losses: np.ndarray, diverged: np.nd
     axes.set_title("Learning-rate sweep")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
-    _save(plt, figure, path, name)
+    _save(figure, path, name)
 
 
 def plot_fleet(path: str, names: tuple[str, ...], params: np.ndarray, diverged: np.ndarray, *,
@@ -91,12 +118,13 @@ def plot_fleet(path: str, names: tuple[str, ...], params: np.ndarray, diverged: 
     """Histograms of each fitted parameter across the fleet (diverged sensors left out).
 
     ``params`` is ``(sensors, n_params)`` (a fleet's ``TrainResult.params``), ``names`` its last
-    axis's names."""
-    plt, (figure, axes) = _figure(1, len(names), 4.0 * len(names), 3.6)
+    axis's names; ``path`` is a .png, .pdf or .svg file."""
+    figure_format(path, name)
+    figure, axes = _figure(1, len(names), 4.0 * len(names), 3.6)
     for j, (axis, param) in enumerate(zip(np.atleast_1d(axes), names, strict=True)):
         values = np.asarray(params[:, j], np.float64)[~diverged]
         axis.hist(values[np.isfinite(values)], bins=50, color="#1f77b4")
         axis.set_xlabel(param)
         axis.set_ylabel("sensors")
         axis.set_title(f"{param} across {len(values)} sensors")
-    _save(plt, figure, path, name)
+    _save(figure, path, name)

@@ -22,8 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core import MODELS
     from ..graph import loss_jaxprs
 
-    choice(args.model, list(MODELS), "--model", "model")
-    loss_text, grad_text = loss_jaxprs(args.model)
+    loss_text, grad_text = loss_jaxprs(choice(args.model, list(MODELS), "--model", "model"))
     print("# the loss: loss_fn(model(t_u, *params), t_c)")
     print(loss_text)
     print()

@@ -30,6 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from ..calibration import load_calibration
 
     calibration = load_calibration(args.cal)
+    if calibration.refusal is not None:  # before reading --data: no reading would be converted
+        raise _checks.InvalidInput("--cal", f"{args.cal}: {calibration.refusal}")
     if args.data and args.readings:
         raise _checks.InvalidInput("predict", "give readings on the command line or --data, not both")
     if args.data:
