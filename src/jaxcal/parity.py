@@ -17,7 +17,8 @@ import numpy as np
 
 from . import tolerances
 
-__all__ = ["Comparison", "Record", "RunConfig", "compare", "format_table", "jaxcal_run", "tolerance", "torch_run"]
+__all__ = ["Comparison", "Record", "RunConfig", "compare", "compare_records", "format_table", "jaxcal_run", "tolerance",
+           "torch_run"]
 
 
 class RunConfig(NamedTuple):
@@ -252,15 +253,48 @@ class Comparison(NamedTuple):
     source: str
 
     @property
+    def stop_mismatch(self) -> str | None:
+        """``None`` when both runs stopped at the same epoch in the same way and logged the same
+        epochs; otherwise one line saying which run stopped where.
+
+        The rows compare only the epochs both logs hold, so without this a run that diverged at
+        epoch 120 would "match" one that ran to 5000 on the epochs up to 120.
+        """
+        j, t = self.jax, self.torch
+        if (j.epochs_run, j.diverged) != (t.epochs_run, t.diverged):
+            return f"the runs stopped at different epochs: jaxcal {_stop(j)}, torch {_stop(t)}"
+        if not np.array_equal(j.epoch, t.epoch):
+            mine, theirs = set(np.asarray(j.epoch).tolist()), set(np.asarray(t.epoch).tolist())
+            first = min(mine ^ theirs)
+            return (f"the runs logged different epochs: jaxcal {_log_span(j.epoch)}, torch {_log_span(t.epoch)}; "
+                    f"epoch {first} is in {'jaxcal' if first in mine else 'torch'}'s log only")
+        return None
+
+    @property
     def ok(self) -> bool:
-        same_stop = (self.jax.epochs_run, self.jax.diverged) == (self.torch.epochs_run, self.torch.diverged)
-        return same_stop and all(row.ok for row in self.rows)
+        return self.stop_mismatch is None and all(row.ok for row in self.rows)
+
+
+def _stop(record: Record) -> str:
+    return f"diverged at epoch {record.epochs_run}" if record.diverged else f"ran to epoch {record.epochs_run}"
+
+
+def _log_span(epochs: np.ndarray) -> str:
+    return f"{len(epochs)} log points up to epoch {int(np.max(epochs))}" if len(epochs) else "no log point"
 
 
 def compare(config: RunConfig, exact: bool = False) -> Comparison:
     """Run ``config`` in both frameworks and compare every logged value."""
-    mine = jaxcal_run(config, exact=exact)
-    theirs = torch_run(config)
+    return compare_records(config, jaxcal_run(config, exact=exact), torch_run(config))
+
+
+def compare_records(config: RunConfig, mine: Record, theirs: Record) -> Comparison:
+    """Compare two logs of ``config`` (jaxcal's and torch's) value by value on the epochs both
+    hold; :attr:`Comparison.ok` also requires that both runs stopped alike and logged alike.
+
+    Returns:
+      A :class:`Comparison`.
+    """
     epochs = np.intersect1d(mine.epoch, theirs.epoch)
     tol = tolerance(config, epochs) if len(epochs) else None
     rows: list[Row] = []
@@ -302,4 +336,8 @@ def format_table(comparison: Comparison) -> Iterator[str]:
     if worst is not None and worst.allowed > 0:
         yield f"largest gap: {worst.quantity} at epoch {worst.epoch}, {worst.abs_diff:.3g} " \
               f"({worst.abs_diff / worst.allowed:.2%} of the allowed {worst.allowed:.3g})"
-    yield "parity: OK" if comparison.ok else "parity: FAILED (beyond tolerance)"
+    mismatch = comparison.stop_mismatch
+    if mismatch is not None:
+        yield f"parity: FAILED ({mismatch})"
+    else:
+        yield "parity: OK" if comparison.ok else "parity: FAILED (beyond tolerance)"

@@ -188,7 +188,17 @@ def gd_trajectory_bounds(
     float32 bounds; for float64 runs the bound is therefore only indicative). With ``H = Q Lambda
     Q^T``, the error in eigen-coordinates obeys ``|e_{k+1}| <= |1 - lr lambda| |e_k| + |Q^T| d_k``
     where ``d_k = lr * grad_err_k + u (|p_{k+1}| + lr |g_k|)``, the last term being the two
-    roundings of ``p - fl(lr * g)``.
+    roundings of ``p - fl(lr * g)``; ``e_0 = 0`` (the initial params are exact).
+
+    Row ``k`` (epoch ``k + 1``), with ``loss_err_k``/``grad_err_k`` the evaluation bounds of
+    :func:`evaluation_bounds` at the exact params ``p_k``, ``g_k`` the exact gradient there:
+
+    * ``params_err = |Q| e_{k+1}``;
+    * ``grad_err = grad_err_k + |Q| (lambda * e_k)`` (a params error ``Q e`` moves the gradient by
+      ``Q Lambda e``);
+    * ``loss_err = loss_err_k + |Q^T g_k| . e_k + sum(lambda e_k**2) / 2`` (the loss is quadratic);
+    * ``val_loss_err = val_loss_err_k + |g_val_k| . f + f . |H_val| f / 2`` with ``f = |Q| e_k``,
+      ``H_val = (2/n_val) Phi_val^T Phi_val`` and the ``_k`` values those of the validation loss.
 
     Args:
       params: initial params, shape ``(m,)``: 2 for linear, 3 for quadratic.
@@ -240,6 +250,20 @@ def fd_step_bounds(
     rounding); a params error ``e`` moves it by at most ``|H| e`` (the exact central difference
     of a quadratic loss is its gradient). The update adds ``lr`` times that and its own
     roundings; the next parameter's rate sees the updated params, as in the book.
+
+    Per epoch, starting from the params ``p`` (exact) known to within ``e`` (componentwise,
+    ``e = 0`` at the start), for each parameter ``j`` in turn, with ``p`` and ``e`` as updated
+    by the parameters before it and ``L+-``, ``L+-_err``, ``g+-`` the loss, its evaluation bound
+    and the gradient at ``p +- d e_j``:
+
+    * ``rate_err_j = (L+_err + L-_err + (|g+| + |g-|) . s) / (2 d) + 2 u |rate_j| + |H|_j . e``,
+      where ``s = u (|p| + d)`` bounds the rounding of ``p +- d`` (all components, conservatively)
+      and ``2 u |rate_j|`` the subtraction's and the division's;
+    * ``p_j <- p_j - lr rate_j`` and ``e_j <- e_j + lr rate_err_j + u (|p_j| + lr |rate_j|)``.
+
+    The row's ``grad``/``grad_err`` are the rates and ``rate_err``, ``params_err`` the final
+    ``e``; ``loss_err`` is the evaluation bound at the epoch's starting params plus ``|g| . e``
+    with ``e`` as it entered the epoch.
     """
     u = unit_roundoff(dtype)
     p = np.asarray(params, np.float64).copy()
@@ -291,11 +315,14 @@ def adam_trajectory_bounds(
     Adam's state ``x = (p, m, v)`` is followed in exact arithmetic (float64). Each step is
     linearised: an error ``dx`` becomes ``A_k dx + B_k eta_k``, where ``eta_k`` collects the
     step's own rounding errors, bounded componentwise by ``b_k``: the gradient's evaluation
-    error, ~3 roundings of the new first moment, ~4 of the second, ~8 of the step
-    ``lr * m_hat / (sqrt(v_hat) + eps)``, the bias corrections ``1 - b**k`` computed with ``b``
-    rounded to ``dtype`` (0.999 is 0.99900001 in float32: a relative error of 1.3e-5 in
-    ``1 - b2`` at the first step, which moves it by ~6e-6 relative) and one rounding of the new
-    params. The bound after ``j``
+    error (into the gradient), 3 roundings of the new first moment, ``3 u (b1 |m| + (1 - b1) |g|)``,
+    4 of the second, ``4 u (b2 v + (1 - b2) g**2)``, and, into the params, 8 roundings of the step
+    ``lr * m_hat / (sqrt(v_hat) + eps)`` plus the bias corrections ``1 - b**k`` computed with ``b``
+    rounded to ``dtype``, ``(8 u + rel_c1 + rel_c2 / 2) |step|``, plus one rounding of the new
+    params, ``u |p_new|``. Here ``rel_c = (k b**(k-1) |fl(b) - b| + w b**k) / (1 - b**k)`` (``w = 0``
+    at ``k = 1``, else ``4 u`` for the power) is the relative error of ``1 - fl(b)**k`` (0.999 is
+    0.99900001 in float32: a relative error of 1.3e-5 in ``1 - b2`` at the first step, which moves
+    the step by ~6e-6 relative: ``v_hat`` enters through a square root). The bound after ``j``
     steps keeps the signs inside the transition products and takes absolute values last:
     ``|dx_j| <= sum_i |A_{j-1} ... A_{i+1} B_i| b_i``. (Taking them per step instead, as for
     gradient descent, would ignore that Adam damps errors through ``H`` and grows without limit.)
