@@ -15,8 +15,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._checks import InvalidInput
-
 __all__ = ["Cluster", "from_environment", "gather_rows", "global_readings", "planned", "share"]
 
 #: Environment variables `jaxcal launch` sets for its processes (flags take precedence).
@@ -65,18 +63,27 @@ def global_readings(t_u: np.ndarray, t_c: np.ndarray, cluster: Cluster, n: int |
 
     ``t_u, t_c`` are every reading, or (with ``n``, the run's count) this process's share
     already (``share(n, cluster)``, as :func:`jaxcal.io.read_readings_share` reads it). The
-    shares must be equal (a padded reading would change the mean): the readings must divide
-    evenly over the run's devices.
+    shares must be equal (a padded reading would change the mean): readings that do not divide
+    evenly over the run's devices are gathered and held whole by every device instead (as
+    :func:`jaxcal.sharding.shard_readings` falls back to fewer devices), the same fit unsplit.
     """
     import jax
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     devices = jax.device_count()
-    if n is None:
+    whole = n is None
+    if whole:
         n = len(t_u)
-        t_u, t_c = t_u[share(n, cluster)], t_c[share(n, cluster)]
     if n % devices:
-        raise InvalidInput("num_processes", f"the {n} readings must split evenly over the run's {devices} devices")
+        if not whole:
+            gathered = gather_rows({"t_u": np.asarray(t_u), "t_c": np.asarray(t_c)}, n, cluster)
+            t_u, t_c = gathered["t_u"], gathered["t_c"]
+        # every device holds every reading (no padding to change the mean): no collective per epoch
+        sharding = NamedSharding(Mesh(np.asarray(jax.devices()), ("readings",)), PartitionSpec())
+        return tuple(jax.make_array_from_process_local_data(sharding, np.ascontiguousarray(values), (n,))
+                     for values in (t_u, t_c))
+    if whole:
+        t_u, t_c = t_u[share(n, cluster)], t_c[share(n, cluster)]
     sharding = NamedSharding(Mesh(np.asarray(jax.devices()), ("readings",)), PartitionSpec("readings"))
     return tuple(jax.make_array_from_process_local_data(sharding, np.ascontiguousarray(values), (n,))
                  for values in (t_u, t_c))

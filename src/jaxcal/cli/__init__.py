@@ -59,11 +59,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, extra = parser.parse_known_args(argv)
         prog = f"jaxcal {args.command}"
         if extra:
-            raise UsageError(prog, f"unrecognized arguments: {' '.join(extra)} (see '{prog} --help')")
+            raise UsageError(prog, parser.unrecognized(args.command, extra))
     except UsageError as error:
         print(error, file=sys.stderr)
         return EXIT_BAD_INPUT
-    from .._files import all_or_nothing
+    from ._outputs import all_or_nothing
 
     try:
         with all_or_nothing():  # a run's output files appear together, or not at all

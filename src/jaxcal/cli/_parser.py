@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+import difflib
+from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn
 
-__all__ = ["Parser", "UsageError", "add_device_flag", "add_distributed_flags", "add_train_flags", "subcommand"]
+from .._checks import shown
+
+__all__ = ["Parser", "UsageError", "add_device_flag", "add_distributed_flags", "add_train_flags", "canonical",
+           "closest", "did_you_mean", "subcommand"]
+
+#: How long the echo of unrecognized arguments may grow: a message stays one bounded line.
+MOST_ECHOED = 80
 
 
 class UsageError(Exception):
@@ -13,11 +21,80 @@ class UsageError(Exception):
         super().__init__(f"{prog}: error: {message}")
 
 
+def canonical(value: str, choices: Iterable[str]) -> str | None:
+    """The choice ``value`` names, whatever its case (``Adam`` is ``adam``), or ``None``."""
+    folded = value.casefold()
+    return next((c for c in choices if c.casefold() == folded), None)
+
+
+def did_you_mean(value: str, choices: Sequence[str], lead: str = "choose one of") -> str:
+    """The end of a message about a mistyped choice: the closest choice, and the list of them.
+
+    Args:
+      value: what was typed.
+      choices: what it could have been.
+      lead: the words before the list.
+
+    Returns:
+      ``"did you mean 'adam'? (choose one of plain, sgd, adam)"``, or only
+      ``"choose one of plain, sgd, adam"`` when no choice is close (difflib's ratio of at least
+      0.6, on case-folded text).
+    """
+    listed = f"{lead} {', '.join(choices)}"
+    close = closest(value, choices)
+    return f"did you mean {close!r}? ({listed})" if close else listed
+
+
+def closest(value: str, choices: Sequence[str]) -> str | None:
+    """The choice a mistyped ``value`` is closest to (difflib's ratio of at least 0.6, on case-folded
+    text), or ``None``."""
+    folded = {c.casefold(): c for c in choices}
+    close = difflib.get_close_matches(value.casefold()[:100], list(folded), n=1)
+    return folded[close[0]] if close else None
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (with a pointer to --help) instead of a block."""
+    """argparse, but a usage error is one line (with a pointer to --help) instead of a block, a
+    choice is taken in any case, and a mistyped choice or flag is answered with the closest one."""
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(self.prog, f"{message} (see '{self.prog} --help')")
+
+    def _get_value(self, action: argparse.Action, arg_string: str) -> Any:
+        value = super()._get_value(action, arg_string)
+        if action.choices is not None and isinstance(value, str) and value not in action.choices:
+            value = canonical(value, action.choices) or value
+        return value
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is not None and value not in action.choices:
+            names = [str(c) for c in action.choices]
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {shown(str(value))}; {did_you_mean(str(value), names, 'choose from')}")
+
+    def unrecognized(self, command: str | None, extra: Sequence[str]) -> str:
+        """The one-line message for arguments ``command``'s parser did not know, with the flag
+        each unknown one is closest to."""
+        parser = self._commands().get(command, self)
+        flags = [flag for action in parser._actions for flag in action.option_strings]
+        hints = []
+        for word in extra:
+            typed = word.partition("=")[0]
+            if typed.startswith("-") and (close := difflib.get_close_matches(typed[:100], flags, n=1)):
+                hints.append((typed, close[0]))
+        echoed = " ".join(extra)
+        if len(echoed) > MOST_ECHOED:
+            echoed = echoed[:MOST_ECHOED - 3] + "..."
+        message = f"unrecognized arguments: {echoed}"
+        if len(hints) == 1:
+            message += f"; did you mean {hints[0][1]}?"
+        elif hints:  # the first few: the line stays short
+            message += "; did you mean " + ", ".join(f"{close} for {shown(typed)}" for typed, close in hints[:3]) + "?"
+        return f"{message} (see '{parser.prog} --help')"
+
+    def _commands(self) -> dict[str, argparse.ArgumentParser]:
+        actions = self._subparsers._group_actions if self._subparsers is not None else []
+        return next((dict(a.choices) for a in actions if isinstance(a, argparse._SubParsersAction)), {})
 
 
 def subcommand(commands: argparse._SubParsersAction, name: str, *, help: str, description: str,
@@ -62,8 +139,19 @@ def add_start_up_flags(parser: argparse.ArgumentParser, splits: str = "shard the
 
 
 def add_device_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", metavar="WHERE",
+    parser.add_argument("--device", default="auto", metavar="WHERE", type=_device,
                         help="auto (default: work too small for an accelerator runs on the CPU device), cpu or gpu")
+
+
+def _device(text: str) -> str:
+    from .._layout import DEVICES
+
+    name = canonical(text, DEVICES)
+    if name is None:
+        close = closest(text, DEVICES)
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(DEVICES)}, got {shown(text)}"
+                                         + (f"; did you mean {close!r}?" if close else ""))
+    return name
 
 
 def add_train_flags(parser: argparse.ArgumentParser, splits: str = "shard the readings over",

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import _checks
+from ._parser import canonical, did_you_mean
 
 __all__ = ["FitSettings", "check_output", "choice", "float_arg", "int_arg", "need_matplotlib", "parse_devices",
            "parse_fit", "parse_model"]
@@ -87,9 +88,21 @@ def int_arg(text: str, name: str, most: int = _checks.MAX_EPOCHS) -> int:
 
 
 def choice(value: str, choices: Sequence[str], name: str, what: str) -> str:
-    if value not in choices:
-        raise _checks.InvalidInput(name, f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
-    return value
+    """The choice ``value`` names, in any case (``Adam`` is ``adam``), spelled as ``choices`` spell it.
+
+    Args:
+      value: the flag's text.
+      choices: the canonical spellings.
+      name: the flag, for the error.
+      what: what a choice is (``optimizer``), for the error.
+
+    Returns:
+      The canonical spelling; an unknown ``value`` raises ``InvalidInput`` with the closest choice.
+    """
+    found = canonical(value, choices)
+    if found is None:
+        raise _checks.InvalidInput(name, f"unknown {what} {_checks.shown(value)}; {did_you_mean(value, choices)}")
+    return found
 
 
 def parse_devices(args: argparse.Namespace) -> int | None:
@@ -114,7 +127,7 @@ def parse_model(args: argparse.Namespace, *, schedule: bool = False) -> FitSetti
     if not (math.isfinite(scale) and scale != 0):
         raise _checks.InvalidInput("--scale", f"must be a finite nonzero number, got {args.scale!r}")
     _checks.fit_dtype(scale, dtype, "--scale", nonzero=True)
-    choice(args.optimizer, list(OPTIMIZERS), "--optimizer", "optimizer")
+    optimizer = choice(args.optimizer, list(OPTIMIZERS), "--optimizer", "optimizer")
     model = choice(args.model, list(MODELS), "--model", "model")
     gradient, delta = "autograd", 0.1
     if schedule:
@@ -130,7 +143,7 @@ def parse_model(args: argparse.Namespace, *, schedule: bool = False) -> FitSetti
             "--init", f"the {model} model expects {len(names)} numbers ({' '.join(names)}), got {len(init)}")
     _checks.check_finite_array(init, "--init")
     _checks.fit_dtype(init, dtype, "--init")
-    return FitSettings(epochs, lr, init, model, args.optimizer, scale, x64, gradient=gradient, delta=delta,
+    return FitSettings(epochs, lr, init, model, optimizer, scale, x64, gradient=gradient, delta=delta,
                        log_every=log_every)
 
 
@@ -247,6 +260,10 @@ def check_output(path: str | None, name: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise _checks.InvalidInput(name, f"cannot write {path}: its folder is missing or not writable")
+    if name == "--plot":  # every command's figure: its suffix names the format
+        from ..plots import figure_format
+
+        figure_format(path, name)
 
 
 def need_matplotlib() -> None:

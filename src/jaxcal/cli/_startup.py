@@ -106,7 +106,7 @@ def join(coordinator: str | None, num_processes: int | None, process_id: int | N
 
     import jax
 
-    from .. import _interrupts
+    from . import _interrupts
 
     coordinator, num_processes, process_id = from_environment(coordinator, num_processes, process_id)
     auto = os.environ.get("JAXCAL_CLUSTER_AUTODETECT") == "1"  # SLURM, Open MPI, ... via JAX

@@ -10,6 +10,9 @@ from ._settings import MAX_LAUNCHED, MAX_TIMEOUT, int_arg
 
 __all__ = ["add_parser", "run"]
 
+#: The commands that run in several processes.
+LAUNCHED = ("fleet", "train")
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = _parser.subcommand(
@@ -30,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
     rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
     if not rest:
         raise _checks.InvalidInput("launch", "give the command to run after --, e.g. jaxcal launch -n 2 -- fleet DATA")
-    if rest[0] not in ("fleet", "train"):
-        raise _checks.InvalidInput("launch", f"runs 'fleet' or 'train' in several processes; got {rest[0]!r}")
-    return launch(rest, int_arg(args.processes, "-n", MAX_LAUNCHED), int_arg(args.timeout, "--timeout", MAX_TIMEOUT))
+    command = _parser.canonical(rest[0], LAUNCHED)
+    if command is None:
+        close = _parser.closest(rest[0], LAUNCHED)
+        raise _checks.InvalidInput("launch", "runs 'fleet' or 'train' in several processes; got "
+                                   f"{_checks.shown(rest[0])}" + (f"; did you mean {close!r}?" if close else ""))
+    processes = int_arg(args.processes, "-n", MAX_LAUNCHED)
+    return launch([command, *rest[1:]], processes, int_arg(args.timeout, "--timeout", MAX_TIMEOUT))
