@@ -79,7 +79,7 @@ def main() -> None:
         jaxcal._files._write_all = slow_write
     else:
         raise SystemExit(f"unknown phase {phase!r}")
-    from jaxcal.__main__ import entrypoint
+    from _jaxcal_start import entrypoint  # the console script's
 
     sys.argv = ["jaxcal", *args]
     entrypoint()

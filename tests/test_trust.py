@@ -67,7 +67,7 @@ CATALOGUE = [
     (["predict", "--cal", "{tmp}/part.json", "1"],
      {"part.json": '{"format": "jaxcal-calibration/1", "model": "linear"}'}, "incomplete calibration, missing params"),
     (["predict", "--cal", "{tmp}/other.json", "1"], {"other.json": '{"format": "other/9"}'},
-     "not a jaxcal-calibration/1"),
+     "not a jaxcal-calibration/2"),
     (["predict", "--cal", "{tmp}/cal.json", "warm"], {"cal.json": "GOOD"}, "T_U: not a number: 'warm'"),
     (["predict", "--cal", "{tmp}/cal.json"], {"cal.json": "GOOD"}, "give readings to convert"),
     (["graph", "--model", "cubic"], {}, "--model: unknown model 'cubic'"),
@@ -156,7 +156,7 @@ def test_save_then_predict_from_the_cli(tmp_path, capsys):
     assert main(["train", "--save", str(cal)]) == 0
     capsys.readouterr()
     stored = json.loads(cal.read_text())
-    assert stored["format"] == "jaxcal-calibration/1"
+    assert stored["format"] == "jaxcal-calibration/2"
     assert stored["scale"] == 0.1
     assert stored["model"] == "linear"
     assert stored["data_fingerprint"].startswith("sha256:")
@@ -181,15 +181,16 @@ def test_save_then_load_round_trips_exactly(tmp_path_factory, params, scale, los
     assert load_calibration(path) == calibration
 
 
-def test_plots_are_pngs(tmp_path, capsys):
+def test_plots_are_in_the_format_their_suffix_names(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     assert main(["train", "--plot", str(tmp_path / "fit.png"), "--epochs", "500"]) == 0
-    assert main(["sweep", "--scale", "1", "--num", "4", "--epochs", "100", "--plot", str(tmp_path / "s.png")]) == 0
+    assert main(["sweep", "--scale", "1", "--num", "4", "--epochs", "100", "--plot", str(tmp_path / "s.pdf")]) == 0
     (tmp_path / "f.csv").write_text("sensor,t_u,t_c\n" + "".join(f"{s},{u},{0.5 * u - 17}\n" for s in range(20)
                                                                   for u in (30.0, 50.0, 70.0)))
-    assert main(["fleet", str(tmp_path / "f.csv"), "--plot", str(tmp_path / "fl.png"), "--quiet"]) == 0
-    for name in ("fit.png", "s.png", "fl.png"):
-        assert (tmp_path / name).read_bytes()[:8] == PNG
+    assert main(["fleet", str(tmp_path / "f.csv"), "--plot", str(tmp_path / "fl.svg"), "--quiet"]) == 0
+    assert (tmp_path / "fit.png").read_bytes()[:8] == PNG
+    assert (tmp_path / "s.pdf").read_bytes()[:5] == b"%PDF-"
+    assert b"<svg" in (tmp_path / "fl.svg").read_bytes()[:1000]
     assert not list(tmp_path.glob(".*part*"))
 
 
@@ -212,8 +213,8 @@ def test_an_interrupt_in_any_phase_exits_with_one_line_and_writes_nothing(tmp_pa
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
         try:
             wait_for(marker.exists, process)
-            if phase == "write":
-                assert next(p.name for p in work.iterdir()).endswith(".part")  # a half-written temporary file
+            if phase == "write":  # a half-written temporary file, in the run's staging folder
+                assert [p.name.endswith(".part") for p in work.rglob("*") if p.is_file()] == [True]
             process.send_signal(sig)
             _, err = process.communicate(timeout=120)
         except BaseException:
@@ -227,7 +228,7 @@ def test_an_interrupt_in_any_phase_exits_with_one_line_and_writes_nothing(tmp_pa
 def test_a_signal_ignored_at_start_stays_ignored(tmp_path):
     # `nohup` and a shell's background jobs start a command with SIGINT ignored: jaxcal keeps it so.
     code = ("import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-            "from jaxcal import _interrupts; _interrupts.install(); "
+            "from jaxcal.cli import _interrupts; _interrupts.install(); "
             "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN, "
             "signal.getsignal(signal.SIGTERM) is _interrupts._ignore)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -332,14 +333,15 @@ def test_a_reader_that_leaves_early_still_gets_the_saved_file(tmp_path):
 
 
 def test_a_failed_commit_leaves_no_temporary_file(tmp_path):
-    from jaxcal._files import all_or_nothing, write_atomic
+    from jaxcal._files import write_atomic
+    from jaxcal.cli._outputs import all_or_nothing, write
 
     target = tmp_path / "b.json"
 
     def run() -> None:
         with all_or_nothing():
-            write_atomic(tmp_path / "a.json", "{}")
-            write_atomic(target, "{}")
+            write(tmp_path / "a.json", lambda path: write_atomic(path, "{}"))
+            write(target, lambda path: write_atomic(path, "{}"))
             target.mkdir()  # what the rename will meet: a directory
             (target / "x").write_text("")
 

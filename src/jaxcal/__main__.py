@@ -1,8 +1,10 @@
-"""The ``jaxcal`` console script and ``python -m jaxcal``: ``entrypoint()`` around ``cli.main``.
+"""``python -m jaxcal``: ``entrypoint()`` around ``cli.main``.
 
-Interrupt handling comes first, before anything heavy is imported, so that Ctrl-C or SIGTERM at
-any moment (imports, parsing, reading, compiling, fitting, writing) ends with exit status 130 or
-143, one line on stderr and no output file left behind (see :mod:`jaxcal._interrupts`).
+Interrupt handling comes before the command line is imported, so that Ctrl-C or SIGTERM at any
+moment (parsing, reading, compiling, fitting, writing) ends with exit status 130 or 143, one line
+on stderr and no output file left behind (see :mod:`jaxcal.cli._interrupts`). The ``jaxcal``
+console script (``_jaxcal_start``) also holds the signals back while the package itself is
+imported; ``python -m jaxcal`` imports the package before this module runs.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import os
 import sys
 from typing import NoReturn
 
-from . import _interrupts
+from .cli import _interrupts
 
 __all__ = ["entrypoint"]
+
 
 def entrypoint() -> NoReturn:
     """Run the command line with ``sys.argv``; exit with its status."""

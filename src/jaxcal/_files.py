@@ -1,108 +1,74 @@
-"""Writing files so that a failed or interrupted run never leaves a half-written one behind.
+"""Writing a file atomically: a temporary file beside the target, then ``os.replace``.
 
-Every output is written to a temporary file beside its target and renamed into place. Inside
-:func:`all_or_nothing` (the command line runs each command in one) the renames wait for the end
-of the block, so a run's outputs appear together or not at all. The temporary files are created
-and renamed under :data:`jaxcal._interrupts.lock`, so Ctrl-C or SIGTERM at any moment removes
-them (see :mod:`jaxcal._interrupts`).
+A reader never sees a half-written file, and a write that fails part-way (a full disk, an
+exception, Ctrl-C as ``KeyboardInterrupt``) leaves the target as it was and no temporary file.
+A new file gets the mode a plain ``open()`` would give it (0666 less the umask); a replaced file
+keeps its mode. Nothing is registered anywhere: the command line's all-or-nothing commit of a
+run's files and its interrupt handling live in ``jaxcal.cli``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import os
-import tempfile
-from collections.abc import Iterator
+import secrets
+import stat
 from pathlib import Path
 
-from . import _interrupts
 from ._checks import InvalidInput
 
-__all__ = ["all_or_nothing", "write_atomic"]
-
-# (temporary file, target) pairs waiting for the end of the enclosing all_or_nothing block
-_staged: contextvars.ContextVar[list[tuple[str, Path]] | None] = contextvars.ContextVar("staged", default=None)
-
-
-def _discard(temp: str) -> None:
-    with _interrupts.lock:
-        Path(temp).unlink(missing_ok=True)
-        _interrupts.untrack(temp)
+__all__ = ["create_temporary", "replace_keeping_mode", "write_atomic"]
 
 
 def _write_all(handle: object, data: bytes) -> None:
     handle.write(data)  # type: ignore[attr-defined]
 
 
-def write_atomic(path: str | os.PathLike[str], data: str | bytes, name: str = "path") -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place.
+def create_temporary(target: Path) -> tuple[int, Path]:
+    """Open a new hidden file beside ``target`` (``.NAME.XXXXXXXX.part``) for writing.
 
-    Inside :func:`all_or_nothing` the rename waits for the end of the block.
+    Created as ``open()`` creates a file, mode 0666 less the umask (``tempfile.mkstemp`` would
+    make it 0600 whatever the umask), and exclusively, so two writers never share one.
+    """
+    folder = target.parent if str(target.parent) else Path(".")
+    for _ in range(100):
+        temp = folder / f".{target.name}.{secrets.token_hex(4)}.part"
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), temp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {target}")
+
+
+def replace_keeping_mode(temp: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Rename ``temp`` onto ``target``; a file already at ``target`` passes its mode on."""
+    with contextlib.suppress(FileNotFoundError):
+        existing = os.stat(target)
+        if stat.S_ISREG(existing.st_mode):
+            os.chmod(temp, stat.S_IMODE(existing.st_mode))
+    os.replace(temp, target)
+
+
+def write_atomic(path: str | os.PathLike[str], data: str | bytes, name: str = "path") -> None:
+    """Write ``data`` (text as UTF-8) to ``path`` through a temporary file renamed into place.
+
+    Raises:
+      InvalidInput: ``path`` is a directory or cannot be written (one line naming ``name``).
     """
     target = Path(path)
     if target.is_dir():
         raise InvalidInput(f"{name}: {target} is a directory")
-    folder = target.parent if str(target.parent) else Path(".")
-    with _interrupts.lock:
-        try:
-            fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
-        except OSError as error:
-            raise InvalidInput(f"{name}: cannot write {target}: {error.strerror}") from None
-        _interrupts.track(temp)
+    try:
+        fd, temp = create_temporary(target)
+    except OSError as error:
+        raise InvalidInput(f"{name}: cannot write {target}: {error.strerror or error}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             _write_all(handle, data.encode() if isinstance(data, str) else data)
-        staged = _staged.get()
-        if staged is not None:
-            staged.append((temp, target))
-            return
-        with _interrupts.lock:
-            os.replace(temp, target)
-            _interrupts.untrack(temp)
+        replace_keeping_mode(temp, target)
     except OSError as error:
-        _discard(temp)
-        raise InvalidInput(f"{name}: cannot write {target}: {error.strerror}") from None
+        temp.unlink(missing_ok=True)
+        raise InvalidInput(f"{name}: cannot write {target}: {error.strerror or error}") from None
     except BaseException:
-        _discard(temp)
+        temp.unlink(missing_ok=True)
         raise
-
-
-@contextlib.contextmanager
-def all_or_nothing() -> Iterator[None]:
-    """Files written by :func:`write_atomic` inside the block appear together when it ends
-    without an error, and not at all when it raises."""
-    staged: list[tuple[str, Path]] = []
-    token = _staged.set(staged)
-    try:
-        yield
-    except BrokenPipeError:
-        _commit(staged)  # the reader of standard output left early (`| head`): the files are complete
-        raise
-    except BaseException:
-        for temp, _ in staged:
-            _discard(temp)
-        raise
-    else:
-        _commit(staged)
-    finally:
-        _staged.reset(token)
-
-
-def _commit(staged: list[tuple[str, Path]]) -> None:
-    with _interrupts.lock:
-        blocked = [target for _, target in staged if target.is_dir()]  # a rename that would fail: none is done
-        if blocked:
-            for temp, _ in staged:
-                _discard(temp)
-            raise InvalidInput(f"cannot write {blocked[0]}: it is a directory")
-        for k, (temp, target) in enumerate(staged):
-            try:
-                os.replace(temp, target)
-            except OSError as error:
-                for rest, _ in staged[k:]:
-                    _discard(rest)
-                raise InvalidInput(f"cannot write {target}: {error.strerror}") from None
-            _interrupts.untrack(temp)
-        if staged:
-            _interrupts.mark_written()

@@ -4,9 +4,9 @@ Python's own handling raises ``KeyboardInterrupt`` wherever the main thread happ
 an import, an ``except`` block or a finaliser (a traceback, or "Exception ignored" lines), or not
 at all until a long compiled computation returns; SIGTERM kills without a word. Instead, from the
 entry point's first instruction, both signals only wake a watcher thread (``signal.set_wakeup_fd``).
-The watcher takes :data:`lock`, the lock every temporary output file is created and committed
-under, removes the temporary files, runs the registered clean-ups (a launcher stops its
-processes), writes one line and ends the process with ``os._exit``. The main thread is never
+The watcher takes :data:`lock`, the lock a run's staging folders (:mod:`._outputs`) are created
+and committed under, removes those folders with what they hold, runs the registered clean-ups (a
+launcher stops its processes), writes one line and ends the process with ``os._exit``. The main thread is never
 interrupted, so it never leaves a half-done state behind.
 
 Standard library only: this module runs before JAX or NumPy is imported.
@@ -17,12 +17,13 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import shutil
 import signal
 import threading
 from collections.abc import Callable, Iterator
 
-__all__ = ["EXIT_STATUS", "LAUNCHED", "at_interrupt", "deferred", "install", "lock", "mark_written", "reclaim", "track",
-           "untrack"]
+__all__ = ["EXIT_STATUS", "LAUNCHED", "at_interrupt", "deferred", "install", "lock", "mark_written", "reclaim",
+           "remove_folder", "track_folder", "untrack_folder"]
 
 #: Set by ``jaxcal launch`` in its processes' environment: the launcher reports an interrupt, once.
 LAUNCHED = "JAXCAL_LAUNCHED"
@@ -31,21 +32,40 @@ LAUNCHED = "JAXCAL_LAUNCHED"
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 _WORD = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 
-#: Held while a temporary output file is created and registered, and while outputs are renamed
-#: into place: the watcher waits for it, so it never sees a file half-registered or half-committed.
+#: Held while a staging folder is created and registered, and while outputs are renamed into
+#: place: the watcher waits for it, so it never sees a folder half-registered or a run half-committed.
 lock = threading.RLock()
-_temporary: set[str] = set()
+_folders: set[str] = set()
 _clean_ups: list[Callable[[], None]] = []
 _state: dict[str, object] = {"written": False, "signals": set()}
 
 
-def track(path: str) -> None:
-    """Remove ``path`` if the process is interrupted (call it with :data:`lock` held)."""
-    _temporary.add(path)
+def track_folder(path: str) -> None:
+    """Remove the folder ``path`` and all it holds if the process is interrupted (call it with
+    :data:`lock` held)."""
+    _folders.add(path)
 
 
-def untrack(path: str) -> None:
-    _temporary.discard(path)
+def untrack_folder(path: str) -> None:
+    _folders.discard(path)
+
+
+def remove_folder(path: str) -> None:
+    """Remove the folder ``path`` with what it holds, while the main thread may still be writing in it.
+
+    The folder is first renamed, so that a file the main thread opens from then on finds no folder;
+    one whose open was already under way can still land in it, so removal is tried again until the
+    folder is gone.
+    """
+    doomed = f"{path}.removing"
+    try:
+        os.rename(path, doomed)
+    except OSError:
+        doomed = path
+    for _ in range(100):
+        shutil.rmtree(doomed, ignore_errors=True)
+        if not os.path.lexists(doomed):
+            return
 
 
 def mark_written() -> None:
@@ -135,9 +155,8 @@ def _watch(read_end: int, quiet: bool) -> None:
 
 def _end(signum: signal.Signals, quiet: bool) -> None:
     with lock:  # waits for a file being created or committed; the main thread then never resumes
-        for path in list(_temporary):
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+        for path in list(_folders):
+            remove_folder(path)
         for clean_up in list(_clean_ups):
             with contextlib.suppress(Exception):
                 clean_up()

@@ -7,6 +7,7 @@ import json
 
 from .. import _checks
 from . import _parser
+from ._outputs import write
 from ._settings import MAX_SWEEP, check_output, float_arg, int_arg, need_matplotlib, parse_devices, parse_fit
 from ._startup import start_up
 
@@ -64,14 +65,14 @@ def run(args: argparse.Namespace) -> int:
                        devices=None if s.devices is None else jax.local_devices(), device=args.device)
     finally:
         bar.close()
-    rates = rates.astype(s.t_u.dtype)  # as the fits used them
     params, loss, epochs_run, diverged = (a[:, 0] for a in (result.params, result.loss, result.epochs_run,
                                                             result.diverged))
     if args.plot:
         from ..plots import plot_sweep
 
-        plot_sweep(args.plot, rates, loss, diverged, name="--plot")
+        write(args.plot, lambda path: plot_sweep(path, rates, loss, diverged, name="--plot"))
     rows = [
+        # the rates asked for (the text's values at the ends), not their float32 round trips
         {"learning_rate": float(rates[i]), "params": [float(p) for p in params[i]],
          "loss": float(loss[i]) if np.isfinite(loss[i]) else None,
          "epochs_run": int(epochs_run[i]), "diverged": bool(diverged[i])}

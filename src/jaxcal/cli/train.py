@@ -7,6 +7,7 @@ import json
 
 from .. import _checks
 from . import _parser
+from ._outputs import write
 from ._settings import FitSettings, check_output, need_matplotlib, parse_devices, parse_fit
 from ._startup import cluster_flags, join, start_up
 
@@ -23,7 +24,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     _parser.add_device_flag(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the log")
     parser.add_argument("--save", metavar="FILE", help="save the calibration (params, scale, model, ...) as JSON")
-    parser.add_argument("--plot", metavar="PNG", help="draw the readings with the fitted line, and the loss curve")
+    parser.add_argument("--plot", metavar="FILE", help="draw the readings with the fitted line, and the loss curve "
+                        "(.png, .pdf or .svg)")
     _parser.add_distributed_flags(parser)
 
 
@@ -44,10 +46,11 @@ def run(args: argparse.Namespace) -> int:
         need_matplotlib()
     start_up(x64=s.x64, devices=s.devices, cache=not args.no_cache)
     cluster = join(args.coordinator, processes, process_id, timeout)
-    if args.plot and not s.log_epochs:
-        # the loss curve wants every epoch; the printed log keeps its own schedule
-        s.log_epochs = set(range(s.log_every, s.n_epochs + 1, s.log_every))
     log_every, keep = s.log_schedule()
+    if args.plot and log_every != 1:
+        # The loss curve wants every epoch; the printed log keeps its own schedule, which may be
+        # empty (a run shorter than --log-every): the curve is drawn all the same.
+        log_every, keep = 1, set(range(s.log_every, s.n_epochs + 1, s.log_every))
     val = s.val or (None, None)
     t_u, t_c = s.t_u, s.t_c
     if cluster.num_processes > 1:
@@ -67,11 +70,12 @@ def run(args: argparse.Namespace) -> int:
     if cluster.process_id != 0:
         return 0  # process 0 reports for everyone
     if args.save:
-        _save_calibration(args.save, s, result)
+        write(args.save, lambda path: _save_calibration(path, s, result))
     if args.plot:
         from ..plots import plot_fit
 
-        plot_fit(args.plot, s.raw_t_u, s.t_c, result, scale=s.scale, model=s.model, name="--plot")
+        write(args.plot, lambda path: plot_fit(path, s.raw_t_u, s.t_c, result, scale=s.scale, model=s.model,
+                                               name="--plot"))
     if args.json:
         print(json.dumps(report.result_to_dict(result, keep)))
     else:
@@ -86,10 +90,13 @@ def _save_calibration(path: str, s: FitSettings, result: object) -> None:
     from .. import __version__
     from ..calibration import Calibration, fingerprint, save_calibration
 
+    # A diverged run is saved too, marked so: the record of what was tried, which predict refuses.
     params = tuple(float(p) for p in np.asarray(result.params))
+    diverged = bool(result.diverged)
     settings = {"epochs": s.n_epochs, "learning_rate": s.learning_rate, "init": list(s.params),
                 "optimizer": s.optimizer, "gradient": s.gradient, "exact": s.exact, "data": s.data,
-                "epochs_run": int(result.epochs_run), "diverged": bool(result.diverged)}
+                "epochs_run": int(result.epochs_run), "diverged": diverged}
     calibration = Calibration(params, s.model, s.scale, float(result.loss), settings, fingerprint(s.raw_t_u, s.t_c),
-                              __version__)
+                              __version__, diverged=diverged,
+                              diverged_at=int(result.epochs_run) if diverged else None)
     save_calibration(path, calibration, name="--save")
