@@ -16,7 +16,14 @@ $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,parity,plot,docs]'
-	touch $@ $(VENV)/.run-installed
+	touch $@ $(VENV)/.run-installed $(VENV)/.docs-installed
+
+# The site needs the docs extra alone, not jaxcal (nor jax, nor torch): mkdocs-jupyter renders the
+# committed notebook without executing it, and brings what it needs for that (nbconvert, ipykernel).
+$(VENV)/.docs-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['docs'], sep='\n')" > $(VENV)/docs-requirements.txt
+	$(BIN)/python -m pip install --quiet -r $(VENV)/docs-requirements.txt
+	touch $@
 
 demo: $(VENV)/.run-installed
 	$(BIN)/jaxcal train
@@ -30,7 +37,7 @@ test: $(VENV)/.test-installed
 
 # The site, in strict mode (mkdocs.yml): a broken link, anchor or reference fails the build
 # (not --quiet: mkdocs then drops the warnings that strict mode counts).
-docs: $(VENV)/.test-installed
+docs: $(VENV)/.docs-installed
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build
 
 # The pages derived from the code and the benchmark record: the CLI reference, the API reference,

@@ -237,7 +237,11 @@ def api_page() -> str:
     lines = ["# Library reference", "", GENERATED.format(source="the docstrings of the public API"), "",
              "Everything below is imported from `jaxcal` or the module named in its section. Arguments after "
              "the data are keyword-only; every fit returns a `TrainResult` with params laid out "
-             "`(..., n_params)`. How the pieces fit together is in [architecture](architecture.md).", ""]
+             "`(..., n_params)`. How the pieces fit together is in [architecture](architecture.md).", "",
+             "A fit computes in its readings' dtype and never changes JAX's configuration: float32 readings "
+             "(such as `jaxcal.data`'s) compute in float32 even with x64 on; float64 takes float64 readings "
+             "*and* `jax.config.update(\"jax_enable_x64\", True)` at start-up, as with x64 off JAX turns "
+             "float64 input into float32.", ""]
     for heading, module_name, names in API:
         module = importlib.import_module(module_name)
         lines += [f"## {heading}", ""]
