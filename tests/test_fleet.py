@@ -89,8 +89,9 @@ def test_converged_fleet_lands_on_least_squares():
         ({"counts": np.asarray([2, 1, 3])}, "sensor 1 has 1 readings"),
         ({"t_u": np.zeros(3, np.float32)}, "t_u: must be (sensors, readings)"),
         ({"t_u": np.zeros((3, 3), np.int32)}, "t_u: must be a floating-point array"),
-        ({"t_c": np.full((3, 3), np.nan, np.float32)}, "contain NaN or infinite readings"),
-        ({"params": [1.0]}, "params: must be 2 finite values"),
+        ({"t_c": np.full((3, 3), np.nan, np.float32)}, "t_c: sensor 0, reading 0 is nan; it must be finite"),
+        ({"params": [1.0]}, "params: must be 2 values or (3, 2), got shape (1,)"),
+        ({"params": [np.inf, 0.0]}, "params: value 0 is inf; it must be finite"),
     ],
 )
 def test_fleet_bad_input(kwargs, message):
@@ -162,7 +163,7 @@ def test_fleet_cli_csv_out_and_json(tmp_path):
     assert len(lines) == 31
     done = _cli("fleet", str(source), "--epochs", "2000", "--json")
     sensors = json.loads(done.stdout)["sensors"]
-    assert [s["sensor"] for s in sensors] == list(range(30))
+    assert [s["sensor"] for s in sensors] == [str(i) for i in range(30)]  # ids are text, sorted as numbers
     row = lines[1].split(",")
     assert float(row[1]) == sensors[0]["params"][0]  # the CSV and the JSON say the same
     assert not list(tmp_path.glob(".*.part"))  # no temporary file left

@@ -1,9 +1,9 @@
-"""Tables in and out: CSV, Parquet and NumPy files. The core never imports this module; the CLI
-and callers do.
+"""Tables in and out: CSV, Parquet and NumPy files (and JSON, written). The core never imports
+this module; the CLI and callers do.
 
 A readings file is CSV with a header naming the columns ``t_u`` and ``t_c`` (in either order)
 and one reading per row, a Parquet file with those columns, or NumPy (``.npy``, ``.npz``). A
-fleet has a ``sensor`` column too. Every problem is reported as
+fleet has a ``sensor`` column too: its ids are text, kept as written. Every problem is reported as
 :class:`~jaxcal._checks.InvalidInput` with one line that names the file (and the line or row,
 where there is one) and what is wrong.
 
@@ -21,7 +21,6 @@ import csv
 import io
 import math
 import os
-import re
 import struct
 import zipfile
 from collections.abc import Callable
@@ -39,6 +38,7 @@ __all__ = [
     "read_readings",
     "read_readings_share",
     "read_t_u",
+    "table_format",
     "write_table",
 ]
 
@@ -136,7 +136,7 @@ def _arrow_csv(path: Path, floats: tuple[str, ...], header_ok: Any, text: str | 
             raw.decode("utf-8")  # (pyarrow checks only its columns)
         # bytes, not the path: pyarrow would decompress a file named .gz, the precise reader would
         # not; a quoted value may hold a line break, as the csv module allows
-        table = pa_csv.read_csv(pa.py_buffer(raw), parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+        table = pa_csv.read_csv(_arrow_owned(raw), parse_options=pa_csv.ParseOptions(newlines_in_values=True),
                                 convert_options=options)
     except (OSError, UnicodeDecodeError, pa.ArrowException):
         return None
@@ -149,6 +149,22 @@ def _arrow_csv(path: Path, floats: tuple[str, ...], header_ok: Any, text: str | 
     if text:
         out[text] = table[text]
     return out
+
+
+def _arrow_owned(raw: bytes) -> Any:
+    """A copy of ``raw`` in memory that pyarrow owns (a few ms for a 19 MB table).
+
+    pyarrow's threaded CSV reader can drop its last reference to the source after ``read_csv``
+    has returned, on one of its pool threads. Were the source a Python ``bytes`` (``pa.py_buffer``),
+    that thread would take the GIL to release it; at interpreter exit Python ends such a thread with
+    ``pthread_exit``, whose unwinding through pyarrow's C++ destructor aborts the process
+    ("terminate called without an active exception", exit 134 after a clean one-line error).
+    Memory of pyarrow's own needs no GIL to be released."""
+    import pyarrow as pa
+
+    owned = pa.allocate_buffer(len(raw))
+    np.frombuffer(owned, np.uint8)[:] = np.frombuffer(raw, np.uint8)
+    return owned
 
 
 def _npz_columns(path: Path, names: tuple[str, ...], expected: str) -> dict[str, np.ndarray]:
@@ -366,17 +382,16 @@ _FLEET_COLUMNS = ("sensor", "t_u", "t_c")
 class FleetTable(NamedTuple):
     """A long table of readings grouped by sensor: padded ``(sensors, max_readings)`` arrays."""
 
-    sensors: np.ndarray  # sensor ids, sorted
+    sensors: np.ndarray  # sensor ids as text (a Unicode array), sorted
     t_u: np.ndarray
     t_c: np.ndarray
     counts: np.ndarray
 
 
 def _unique(sensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(sensor, return_inverse=True)``; integer ids of a compact range by counting
-    (no sort: the usual numbered sensors)."""
-    sensor = np.asarray(sensor)
-    if sensor.dtype.kind in "iu" and sensor.dtype != np.uint64 and len(sensor):
+    """``np.unique(sensor, return_inverse=True)`` of integers; a compact range by counting (no
+    sort: the usual numbered sensors)."""
+    if sensor.dtype != np.uint64 and len(sensor):
         low, high = int(sensor.min()), int(sensor.max())
         if high - low < 4 * len(sensor):
             offset = sensor.astype(np.int64) - low  # in int64: no small type wraps around
@@ -387,47 +402,75 @@ def _unique(sensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids, inverse.reshape(-1)
 
 
-def _numeric_text(ids: Any) -> bool:
-    """Whether text sensor ids are all integers (that fit int64): a CSV's ids then sort as numbers."""
-    return len(ids) > 0 and all(_INTEGER.fullmatch(s) for s in ids)
+def _integer_ids(sensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ids stored as integers: sorted as numbers, named by their decimal text."""
+    ids, inverse = _unique(np.asarray(sensor))
+    return ids.astype(str), inverse
 
 
-_INTEGER = re.compile(r"-?[0-9]{1,18}")
+def _text_ids(sensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Text ids (a Unicode array), grouped as text: sorted as numbers when every one is an
+    integer written plainly (see :func:`_plain_integer_ids`), else as text."""
+    import pyarrow as pa
+
+    ids, inverse = np.unique(sensor, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    plain = _plain_integer_ids(pa.array(ids, pa.string())) if len(ids) else None
+    if plain is None:
+        return ids, inverse
+    return plain[0], plain[1][inverse]
 
 
-def _arrow_ids(path: Path, column: Any, numeric_text: bool) -> tuple[np.ndarray, np.ndarray] | None:
-    """Sorted ids and each row's index into them, from a pyarrow column of text or integers
-    (text ids through a dictionary: each distinct id is looked at once). ``numeric_text`` (a CSV's
-    ids, as written): integers sort as numbers, and ``None`` means the precise reader must decide
-    (an id that is blank or padded with spaces, which it strips)."""
+def _plain_integer_ids(text: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """Sorted ids and each row's index into them, grouped as integers, from a pyarrow text column
+    whose every value is an integer written plainly (``0`` or ``-?[1-9][0-9]*``, at most int64);
+    else ``None``. Number and text then name each other one to one, so grouping by the number is
+    grouping by the text, with counting instead of hashing (the usual numbered sensors)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pc.all(pc.ascii_is_decimal(pc.ascii_ltrim(text, "-"))).as_py():
+        return None
+    try:
+        numbers = pc.cast(text, pa.int64())
+    except pa.ArrowInvalid:  # '--5', or too large for int64
+        return None
+    ids, inverse = _integer_ids(numbers.to_numpy())
+    # Each text is '-'s and then digits, read as that number: never shorter than the number's
+    # plain text, and as long only when it is that text ('007' and '-0' are longer). Equal
+    # total lengths: every id is written plainly.
+    plain = np.dot(np.bincount(inverse, minlength=len(ids)), np.char.str_len(ids))
+    if plain != pc.sum(pc.binary_length(text)).as_py():
+        return None
+    return ids, inverse
+
+
+def _arrow_ids(path: Path, column: Any, from_csv: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """Sorted ids (text) and each row's index into them, from a pyarrow column of text or
+    integers (text through a dictionary: each distinct id is looked at once). ``from_csv`` (a
+    CSV's ids, as written): ``None`` means the precise reader must decide (an id that is blank or
+    padded with spaces, which it strips)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
     if pa.types.is_integer(column.type):
-        return _unique(column.to_numpy())
+        return _integer_ids(column.to_numpy())
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         raise InvalidInput(f"{path}: sensor ids must be text or integers, got {column.type}")
-    if numeric_text and len(column) and pc.max(pc.utf8_length(column)).as_py() <= 18:
-        # numbered sensors, the usual CSV: digits after a '-' at most (as _INTEGER says; pyarrow's
-        # cast alone would also take '0x1F'), 18 characters at most, cast without a dictionary
-        try:
-            ints = pc.cast(column, pa.int64())
-            if pc.all(pc.ascii_is_decimal(pc.ascii_ltrim(column, "-"))).as_py():
-                return _unique(ints.to_numpy())
-        except pa.ArrowInvalid:
-            pass  # text ids
-    coded = pc.dictionary_encode(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    plain = _plain_integer_ids(column) if len(column) else None
+    if plain is not None:
+        return plain
+    coded = pc.dictionary_encode(column)
     names = coded.dictionary
-    if numeric_text and len(names) and not (pc.all(pc.equal(pc.utf8_trim_whitespace(names), names)).as_py()
-                                            and pc.min(pc.utf8_length(names)).as_py()):
+    if from_csv and len(names) and not (pc.all(pc.equal(pc.utf8_trim_whitespace(names), names)).as_py()
+                                        and pc.min(pc.utf8_length(names)).as_py()):
         return None
-    if numeric_text and len(names) and pc.all(pc.match_substring_regex(names, f"^{_INTEGER.pattern}$")).as_py():
-        ids, remap = _unique(pc.cast(names, pa.int64()).to_numpy())  # the same rule as _numeric_text
-    else:
-        ids, remap = _unique(names.to_numpy(zero_copy_only=False).astype(str))
-    return ids, remap[coded.indices.to_numpy()]
+    # not every id an integer written plainly (just checked): sorted as text
+    ids, remap = np.unique(names.to_numpy(zero_copy_only=False).astype(str), return_inverse=True)
+    return ids, remap.reshape(-1)[coded.indices.to_numpy()]
 
 
 def _group(path: Path, ids: np.ndarray, inverse: np.ndarray, t_u: np.ndarray, t_c: np.ndarray, dtype: Any,
@@ -450,10 +493,9 @@ def _group(path: Path, ids: np.ndarray, inverse: np.ndarray, t_u: np.ndarray, t_
     bad = ~(np.isfinite(cast_u) & np.isfinite(cast_c))
     if bad.any():
         raise InvalidInput(f"{path}: row {row(int(np.argmax(bad)))}: value too large for {np.dtype(dtype).name}")
-    if ids.dtype.kind in "US":
-        empty = np.char.strip(ids.astype(str)) == ""
-        if empty.any():
-            raise InvalidInput(f"{path}: row {row(int(np.argmax(empty[inverse])))}: sensor is empty")  # in file order
+    empty = np.char.strip(ids) == ""
+    if empty.any():
+        raise InvalidInput(f"{path}: row {row(int(np.argmax(empty[inverse])))}: sensor is empty")  # in file order
     counts = np.bincount(inverse, minlength=len(ids))
     if counts.min() < 2:
         raise InvalidInput(f"{path}: sensor {ids[int(np.argmin(counts))]!s} has {int(counts.min())} reading; "
@@ -479,7 +521,15 @@ def _group(path: Path, ids: np.ndarray, inverse: np.ndarray, t_u: np.ndarray, t_
 
 def read_fleet(path: str | os.PathLike[str], dtype: Any = np.float32) -> FleetTable:
     """Read a fleet: CSV with columns ``sensor,t_u,t_c`` (any order of rows), Parquet with those
-    columns, or ``.npz`` with arrays ``sensor``, ``t_u``, ``t_c``. Readings are grouped by sensor, sensors sorted by id.
+    columns, or ``.npz`` with arrays ``sensor``, ``t_u``, ``t_c``. Readings are grouped by sensor.
+
+    A sensor id is text, kept as written (``007`` stays ``007``; ``S1`` and ``s1`` are two
+    sensors); ids stored as integers (a Parquet integer column, an integer array) are their
+    decimal text. Sensors are sorted by id: as numbers when every id is an integer written plainly
+    (``-?[1-9][0-9]*`` or ``0``), else as text.
+
+    Returns:
+      A :class:`FleetTable`; its ``sensors`` a Unicode array.
 
     Raises:
       ValueError: one line naming the file, the row and the problem.
@@ -496,7 +546,7 @@ def _read_fleet_csv(path: Path, dtype: Any, fast_path: bool = True) -> FleetTabl
     fast = None
     if fast_path:
         fast = _arrow_csv(path, _FLEET_COLUMNS[1:], lambda header: sorted(header) == sorted(_FLEET_COLUMNS), "sensor")
-    coded = None if fast is None else _arrow_ids(path, fast["sensor"], numeric_text=True)
+    coded = None if fast is None else _arrow_ids(path, fast["sensor"], from_csv=True)
     if coded is not None:
         ids, inverse = coded
         t_u, t_c = fast["t_u"], fast["t_c"]
@@ -536,10 +586,7 @@ def _fleet_csv_precise(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             except ValueError:
                 cell = row[index].strip()
                 raise InvalidInput(f"{path}: line {line_no}: {column} is not a number: {cell!r}") from None
-    ids = np.asarray(sensors)
-    if _numeric_text(sensors):
-        ids = ids.astype(np.int64)  # numeric ids sort as numbers (those that fit int64; others stay text)
-    return (*_unique(ids), values)
+    return (*_text_ids(np.asarray(sensors, str)), values)
 
 
 def _read_fleet_npz(path: Path, dtype: Any, part: Part | None = None) -> tuple[FleetTable, np.ndarray]:
@@ -561,7 +608,7 @@ def _read_fleet_npz(path: Path, dtype: Any, part: Part | None = None) -> tuple[F
             raise InvalidInput(f"{path}: sensor ids must be UTF-8 text or integers") from None
     elif sensor.dtype.kind not in "iuU":
         raise InvalidInput(f"{path}: sensor ids must be text or integers, got {sensor.dtype}")
-    ids, inverse = _unique(np.asarray(sensor))
+    ids, inverse = _text_ids(np.asarray(sensor)) if sensor.dtype.kind == "U" else _integer_ids(sensor)
     if part is None:
         return _group(path, ids, inverse, np.asarray(t_u, np.float64), np.asarray(t_c, np.float64), dtype), ids
     mine, rows = _my_rows(ids, inverse, part)
@@ -584,7 +631,7 @@ def _read_fleet_parquet(path: Path, dtype: Any, part: Part | None = None) -> tup
     file = _parquet_file(path, _FLEET_COLUMNS, "columns sensor, t_u and t_c")
     if file.metadata.num_rows == 0:
         raise InvalidInput(f"{path}: has no readings")
-    ids, inverse = _arrow_ids(path, _parquet_rows(path, file, ("sensor",), slice(None))["sensor"], numeric_text=False)
+    ids, inverse = _arrow_ids(path, _parquet_rows(path, file, ("sensor",), slice(None))["sensor"], from_csv=False)
     if part is None:
         mine, rows = slice(0, len(ids)), slice(None)
     else:
@@ -655,29 +702,69 @@ def _numpy_t_u(path: Path) -> np.ndarray:
     return values
 
 
-def write_table(path: str | os.PathLike[str], columns: dict[str, np.ndarray], name: str = "path") -> None:
-    """Write named columns of equal length as a table, atomically: Parquet for ``.parquet``,
-    NumPy for ``.npz`` (text as Unicode arrays), CSV otherwise (a header; floats in the shortest
-    form that reads back to the same value; booleans as ``true``/``false``; text quoted where it
-    holds a comma, a quote or a line break).
+#: What :func:`write_table` writes, by the file name's suffix (in any case).
+_TABLE_FORMATS = {".csv": "CSV", ".json": "JSON", ".parquet": "Parquet", ".npz": "NumPy"}
+
+
+def table_format(path: str | os.PathLike[str], name: str = "path") -> str:
+    """The format :func:`write_table` writes ``path`` in, by its suffix; a check before any work.
+
+    Args:
+      path: the file to write.
+      name: what to call it in the error (``--out`` on the command line).
+
+    Returns:
+      ``"CSV"`` (``.csv``), ``"JSON"`` (``.json``), ``"Parquet"`` (``.parquet``) or ``"NumPy"`` (``.npz``).
 
     Raises:
-      ValueError: one line naming ``name`` when the file cannot be written.
+      ValueError: one line naming ``name`` and the suffixes jaxcal writes, for any other suffix.
+    """
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in _TABLE_FORMATS:
+        what = f"unknown table format {target.suffix!r}" if target.suffix else "no suffix to tell the table format"
+        raise InvalidInput(name, f"{target.name}: {what}; jaxcal writes {', '.join(list(_TABLE_FORMATS)[:-1])} "
+                                 f"or {list(_TABLE_FORMATS)[-1]}")
+    return _TABLE_FORMATS[suffix]
+
+
+def write_table(path: str | os.PathLike[str], columns: dict[str, np.ndarray], name: str = "path") -> None:
+    """Write named columns of equal length as a table, atomically, in the format its suffix names.
+
+    ``.csv``: a header, then a line per row; floats in the shortest form that reads back to the
+    same value, booleans as ``true``/``false``, text quoted where it holds a comma, a quote or a
+    line break. ``.json``: an array of row objects, one per line (``[{"sensor": "007", "w": 5.37,
+    ...}, ...]``), numbers as JSON numbers (the same shortest form), a number that is not finite
+    (NaN, an infinity) as ``null``. ``.parquet``: a Parquet table. ``.npz``: an array per column
+    (text as Unicode arrays).
+
+    Args:
+      path: the file; its suffix (in any case) names the format.
+      columns: 1-D arrays of equal length, by column name (numbers, booleans or text).
+      name: what to call ``path`` in an error (``--out`` on the command line).
+
+    Raises:
+      ValueError: one line naming ``name``: an unknown suffix (see :func:`table_format`), or the
+        file cannot be written.
     """
     from ._files import write_atomic
 
     target = Path(path)
+    kind = table_format(target, name)
     columns = {key: np.char.decode(value, "utf-8") if np.asarray(value).dtype.kind == "S" else
                np.asarray(value).astype(str) if np.asarray(value).dtype.kind == "O" else np.asarray(value)
                for key, value in columns.items()}
-    if target.suffix == ".npz":
+    if kind == "NumPy":
         buffer = io.BytesIO()
         np.savez(buffer, **columns)
         write_atomic(target, buffer.getvalue(), name=name)
         return
+    if kind == "JSON":
+        write_atomic(target, _json_bytes(columns), name=name)
+        return
     import pyarrow as pa
 
-    if target.suffix == ".parquet":
+    if kind == "Parquet":
         import pyarrow.parquet as pq
 
         sink = pa.BufferOutputStream()
@@ -686,6 +773,27 @@ def write_table(path: str | os.PathLike[str], columns: dict[str, np.ndarray], na
     else:
         data = _csv_bytes(columns)
     write_atomic(target, data, name=name)
+
+
+def _json_bytes(columns: dict[str, np.ndarray]) -> bytes:
+    """``columns`` as a JSON array of row objects, one per line; a non-finite number as null."""
+    import json
+
+    listed = []
+    for value in columns.values():
+        if value.dtype.kind == "f":
+            # float32 values as the doubles they are, as in CSV: the shortest text that reads back to them
+            value = value.astype(np.float64)
+            cells = value.tolist()
+            for i in np.flatnonzero(~np.isfinite(value)).tolist():
+                cells[i] = None
+        else:
+            cells = value.tolist()
+        listed.append(cells)
+    keys = list(columns)
+    rows = [json.dumps(dict(zip(keys, row, strict=True)), ensure_ascii=False, allow_nan=False)
+            for row in zip(*listed, strict=True)]
+    return ("[\n" + ",\n".join(rows) + "\n]\n" if rows else "[]\n").encode()
 
 
 #: Rows of CSV from which a table is written in parts, one per core (fewer: in one part).

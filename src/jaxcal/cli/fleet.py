@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import _checks
 from . import _parser
+from ._outputs import write
 from ._settings import check_fleet_determined, check_output, need_matplotlib, parse_devices, parse_model
 from ._startup import cluster_flags, join, start_up
 
@@ -29,8 +30,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     _parser.add_start_up_flags(parser, "split the sensors over; default one per core")
     _parser.add_device_flag(parser)
     add = parser.add_argument
-    add("--out", metavar="FILE", help="write per-sensor results here: CSV, or Parquet (.parquet) or NumPy (.npz) "
-        "by the name's suffix (written atomically)")
+    add("--out", metavar="FILE", help="write per-sensor results here (atomically), one row per sensor, in the format "
+        "the name's suffix names: .csv, .json (an array of row objects; a value that is not a finite number as "
+        "null), .parquet or .npz (an array per column)")
     add("--json", action="store_true", help="print one JSON object instead of a summary")
     add("--quiet", action="store_true", help="no progress bar")
     add("--plot", metavar="PNG", help="draw the distribution of the fitted params")
@@ -48,13 +50,15 @@ def fleet_chunks(work: float, n_epochs: int) -> int:
 def run(args: argparse.Namespace) -> int:
     from .. import distributed
     from ..fleet import fit_fleet, least_squares
-    from ..io import read_fleet, read_fleet_share
+    from ..io import read_fleet, read_fleet_share, table_format
     from ..progress import ProgressBar
 
     s = parse_model(args)
     s.devices = parse_devices(args)
     processes, process_id, timeout = cluster_flags(args)
     check_output(args.out, "--out")
+    if args.out is not None:
+        table_format(args.out, "--out")  # an unknown suffix is refused before any fitting
     check_output(args.plot, "--plot")
     if args.plot:
         need_matplotlib()
@@ -101,9 +105,10 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from ..plots import plot_fleet
 
-        plot_fleet(args.plot, names, params, diverged, name="--plot")
+        write(args.plot, lambda path: plot_fleet(path, names, params, diverged, name="--plot"))
     if args.out is not None:
-        _write_results(args.out, ids, names, params, loss, epochs_run, diverged, columns["lsq"])
+        write(args.out, lambda path: _write_results(path, ids, names, params, loss, epochs_run, diverged,
+                                                     columns["lsq"]))
     if args.json:
         sensors = [
             {"sensor": sensor, "params": [float(p) for p in params[i]],
