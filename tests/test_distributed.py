@@ -309,11 +309,12 @@ def test_a_process_reads_only_its_share_of_a_fleet(tmp_path):
     bad = np.nonzero(columns["sensor"] == columns["sensor"].max())[0][0]
     columns["t_u"][bad] = np.inf  # the last sensor: process 1's share
     np.savez(path, **columns)
-    with pytest.raises(ValueError, match=f"row {bad + 1}: t_u is not finite"):
+    named = f"row {bad + 1}: sensor '{columns['sensor'].max()}': t_u is not finite: inf"
+    with pytest.raises(ValueError, match=named):
         read_fleet(path)
     table, ids = read_fleet_share(path, np.float32, lambda n: share(n, Cluster(0, 2)))
     whole_ids = np.unique(columns["sensor"]).astype(str)  # integer ids: their decimal text
     np.testing.assert_array_equal(ids, whole_ids)
     np.testing.assert_array_equal(table.sensors, whole_ids[share(len(whole_ids), Cluster(0, 2))])
-    with pytest.raises(ValueError, match=f"row {bad + 1}: t_u is not finite"):
+    with pytest.raises(ValueError, match=named):
         read_fleet_share(path, np.float32, lambda n: share(n, Cluster(1, 2)))

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._checks import InvalidInput
+from ._checks import InvalidInput, shown
 
 __all__ = [
     "FleetTable",
@@ -86,7 +86,7 @@ def _csv_table(path: Path, columns: tuple[str, ...], header_ok: Any, expected: s
     rows = _csv_rows(path, expected)
     header = [cell.strip() for cell in rows[0]]
     if not header_ok(header):
-        raise InvalidInput(f"{path}: line 1: expected {expected}, got {','.join(header)!r}")
+        raise InvalidInput(f"{path}: line 1: expected {expected}, got {shown(','.join(header))}")
     order = [header.index(name) for name in columns]
     values = np.empty((len(rows) - 1, len(columns)))
     for line_no, row in enumerate(rows[1:], start=2):
@@ -97,9 +97,9 @@ def _csv_table(path: Path, columns: tuple[str, ...], header_ok: Any, expected: s
             try:
                 value = float(cell)
             except ValueError:
-                raise InvalidInput(f"{path}: line {line_no}: {column} is not a number: {cell!r}") from None
+                raise InvalidInput(f"{path}: line {line_no}: {column} is not a number: {shown(cell)}") from None
             if not math.isfinite(value):
-                raise InvalidInput(f"{path}: line {line_no}: {column} is not finite: {cell!r}")
+                raise InvalidInput(f"{path}: line {line_no}: {column} is not finite: {shown(cell)}")
             values[line_no - 2, k] = value
     return values
 
@@ -487,7 +487,9 @@ def _group(path: Path, ids: np.ndarray, inverse: np.ndarray, t_u: np.ndarray, t_
     for column, values in (("t_u", t_u), ("t_c", t_c)):
         bad = ~np.isfinite(values)
         if bad.any():
-            raise InvalidInput(f"{path}: row {row(int(np.argmax(bad)))}: {column} is not finite: {values[bad][0]!r}")
+            at = int(np.argmax(bad))
+            raise InvalidInput(f"{path}: row {row(at)}: sensor {shown(str(ids[inverse[at]]))}: {column} is not "
+                               f"finite: {shown(values[at])}")
     with np.errstate(over="ignore"):
         cast_u, cast_c = t_u.astype(dtype), t_c.astype(dtype)
     bad = ~(np.isfinite(cast_u) & np.isfinite(cast_c))
@@ -569,7 +571,7 @@ def _fleet_csv_precise(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows = _csv_rows(path, "a header 'sensor,t_u,t_c' and 2 or more rows per sensor")
     header = [cell.strip() for cell in rows[0]]
     if sorted(header) != sorted(_FLEET_COLUMNS):
-        raise InvalidInput(f"{path}: line 1: expected the header 'sensor,t_u,t_c', got {','.join(header)!r}")
+        raise InvalidInput(f"{path}: line 1: expected the header 'sensor,t_u,t_c', got {shown(','.join(header))}")
     order = [header.index(name) for name in _FLEET_COLUMNS]
     sensors: list[str] = []
     values = np.empty((len(rows) - 1, 2))
@@ -585,7 +587,7 @@ def _fleet_csv_precise(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 values[line_no - 2, k] = float(row[index])
             except ValueError:
                 cell = row[index].strip()
-                raise InvalidInput(f"{path}: line {line_no}: {column} is not a number: {cell!r}") from None
+                raise InvalidInput(f"{path}: line {line_no}: {column} is not a number: {shown(cell)}") from None
     return (*_text_ids(np.asarray(sensors, str)), values)
 
 
