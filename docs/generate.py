@@ -104,6 +104,8 @@ API = [
     ("The pure core", "jaxcal", ["model", "quadratic_model", "loss_fn", "objective", "loss_and_grad", "ModelSpec",
                                  "MODELS"]),
     ("Many fits at once", "jaxcal", ["fit_fleet", "least_squares", "sweep"]),
+    ("Calibrations with their uncertainty", "jaxcal", ["calibrate", "Calibrated"]),
+    ("Solvers: `jaxcal.solvers`", "jaxcal.solvers", None),
     ("Saved calibrations", "jaxcal", ["save_calibration", "load_calibration", "Calibration"]),
     ("Errors", "jaxcal", ["InputError"]),
     ("The pieces of a fit: `jaxcal.loop`", "jaxcal.loop", ["fit"]),

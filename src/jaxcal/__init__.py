@@ -13,8 +13,11 @@ from __future__ import annotations
 from . import data as data
 from . import evaluate as evaluate
 from . import exact as exact
+from . import solvers as solvers
 from . import updates as updates
 from ._checks import InputError as InputError
+from .calibrate import Calibrated as Calibrated
+from .calibrate import calibrate as calibrate
 from .calibration import Calibration as Calibration
 from .calibration import load_calibration as load_calibration
 from .calibration import save_calibration as save_calibration
