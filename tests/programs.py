@@ -70,3 +70,19 @@ def wait_for(event: Callable[[], Any], process: subprocess.Popen, timeout: float
         assert time.monotonic() < deadline, "the event never came"
         time.sleep(POLL_SECONDS)
     return seen
+
+
+def pytest_with_x64(*args: str) -> subprocess.CompletedProcess:
+    """Run ``pytest ARGS`` in a fresh interpreter with ``JAX_ENABLE_X64=1`` (x64 is chosen at
+    start-up), from the project's root; its output captured."""
+    import os
+    import sys
+
+    # An outer parallel run's state must not leak into this inner run: its workers' variables
+    # (pytest-benchmark, where installed, reads them as "xdist is active" and warns: an error here)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_XDIST")}
+    env["JAX_ENABLE_X64"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:benchmark", *args],
+        capture_output=True, text=True, env=env, cwd=Path(__file__).parent.parent,
+    )

@@ -7,9 +7,6 @@ start-up choice.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -17,6 +14,7 @@ import jax.numpy as jnp
 import nist_strd
 import numpy as np
 import pytest
+from programs import pytest_with_x64
 
 from jaxcal import Calibrated, calibrate, data
 from jaxcal.solvers import STATUS, LeastSquares, LevenbergMarquardt
@@ -250,14 +248,7 @@ def test_bad_input_is_one_line_naming_the_argument(kwargs, error, message):
 @float32_only
 def test_float64_cases_in_a_fresh_interpreter():
     pytest.importorskip("scipy")
-    # an outer parallel run's variables must not reach the inner run (pytest-benchmark reads them)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_XDIST")}
-    env["JAX_ENABLE_X64"] = "1"
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:benchmark",
-         "-k", "float64", str(HERE / "test_calibrate.py")],
-        capture_output=True, text=True, env=env, cwd=HERE.parent,
-    )
+    done = pytest_with_x64("-k", "float64", str(HERE / "test_calibrate.py"))
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert " passed" in done.stdout
     assert " failed" not in done.stdout

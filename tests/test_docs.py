@@ -179,6 +179,7 @@ def test_pip_install_ships_every_subpackage() -> None:
     import tomllib
 
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    packages = {".".join(init.relative_to(ROOT / "src").parts[:-1]) for init in (ROOT / "src" / "jaxcal").rglob("__init__.py")}
+    src = ROOT / "src"
+    packages = {".".join(init.relative_to(src).parts[:-1]) for init in (src / "jaxcal").rglob("__init__.py")}
     assert "jaxcal.cli" in packages
     assert listed == packages

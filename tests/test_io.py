@@ -134,7 +134,8 @@ def test_parquet_readings_and_t_u(tmp_path):
         ({"t_u": [1.0], "t_c": [1.0]}, read_readings, "needs at least 2 readings, got 1"),
         ({"sensor": [1, 1, 2], "t_u": [1.0, 2.0, 3.0], "t_c": [1.0, 2.0, 3.0]}, read_fleet, "sensor 2 has 1 reading"),
         ({"sensor": [1.5, 1.5], "t_u": [1.0, 2.0], "t_c": [1.0, 2.0]}, read_fleet, "sensor ids must be text or"),
-        ({"sensor": ["a", "a"], "t_u": [1.0, float("inf")], "t_c": [1.0, 2.0]}, read_fleet, "row 2: sensor 'a': t_u is not finite: inf"),
+        ({"sensor": ["a", "a"], "t_u": [1.0, float("inf")], "t_c": [1.0, 2.0]}, read_fleet,
+         "row 2: sensor 'a': t_u is not finite: inf"),
     ],
 )
 def test_parquet_bad_input_is_one_line(tmp_path, table, reader, message):
