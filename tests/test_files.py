@@ -110,3 +110,26 @@ def test_the_librarys_writers_register_nothing_with_the_command_line():
             "print(sorted(m for m in sys.modules if m.startswith('jaxcal.cli')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_symlinked_output_is_written_through_the_link(tmp_path):
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    (tmp_path / "link.json").symlink_to(real)
+    assert main(["train", "--epochs", "10", "--save", str(tmp_path / "link.json")]) == 0
+    assert (tmp_path / "link.json").is_symlink()
+    assert "jaxcal-calibration" in real.read_text()
+    save_calibration(tmp_path / "link.json", CALIBRATION)
+    assert (tmp_path / "link.json").is_symlink()
+
+
+def test_fleet_refuses_to_write_over_its_input_table(tmp_path, capsys):
+    table = tmp_path / "f.csv"
+    table.write_text("sensor,t_u,t_c\n" + "".join(f"s{s},{u},{0.5 * u - 17}\n" for s in range(2) for u in (30.0, 70.0)))
+    before = table.read_bytes()
+    assert main(["fleet", str(table), "--epochs", "10", "--out", str(table)]) == 2
+    err = capsys.readouterr()[1]
+    assert err.startswith("jaxcal fleet: error: --out: ")
+    assert "is the input table" in err
+    assert err.count("\n") == 1
+    assert table.read_bytes() == before

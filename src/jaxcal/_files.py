@@ -58,6 +58,8 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, name: str = "p
     target = Path(path)
     if target.is_dir():
         raise InvalidInput(f"{name}: {target} is a directory")
+    if target.is_symlink():  # written through the link, as open() would, not over it
+        target = Path(os.path.realpath(target))
     try:
         fd, temp = create_temporary(target)
     except OSError as error:

@@ -84,6 +84,8 @@ def write(target: str | os.PathLike[str], writer: Callable[[str], None]) -> None
         writer(os.fspath(target))
         return
     target = Path(target)
+    if target.is_symlink():  # written through the link, as open() would, not over it
+        target = Path(os.path.realpath(target))
     staged = run.stage(target)
     try:
         writer(str(staged))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import numpy as np
 
@@ -62,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.plot, "--plot")
     if args.plot:
         need_matplotlib()
+    for flag, path in (("--out", args.out), ("--plot", args.plot)):
+        if path is not None and os.path.exists(path) and os.path.exists(args.data) \
+                and os.path.samefile(path, args.data):
+            raise _checks.InvalidInput(flag, f"{path} is the input table {args.data}; choose another file")
     planned = distributed.planned(args.coordinator, processes, process_id)
     if planned is not None:
         # a process of a multi-process run reads only its share of the sensors' readings
