@@ -292,12 +292,15 @@ def test_float64_least_squares_matches_scipy_curve_fit(model, absolute_sigma):
 @float64_only
 def test_float64_levenberg_marquardt_matches_scipy_lm_fleet():
     scipy_optimize = pytest.importorskip("scipy.optimize")
-    t_u, t_c = _fleet(5, 14, seed=10, model="misra1a")
+    # 100 sensors: LM that refused the last steps near the minimum (rounding made f no smaller) stopped up
+    # to 8e-9 short of it on about 3% of such fits
+    sensors = 100
+    t_u, t_c = _fleet(sensors, 14, seed=10, model="misra1a")
     t_u, t_c = t_u.astype(np.float64), t_c.astype(np.float64)
     fleet = calibrate(t_u, t_c, model=misra1a, params=MISRA1A_START)
     assert fleet.params.dtype == np.float64
     assert (fleet.status == 0).all()
-    for s in range(5):
+    for s in range(sensors):
         x, y = t_u[s], t_c[s]
 
         def residuals(p, x=x, y=y):
