@@ -105,14 +105,36 @@ def _fit_one(solver: Any, y0: Array, t_u: Array, t_c: Array, weight: Array, mask
 TILE = 512
 
 
-@functools.partial(jax.jit, static_argnames=("model", "intercept", "absolute_sigma", "tile", "mesh"))
-def _fit_fleet(solver: Any, y0: Array, t_u: Array, t_c: Array, weight: Array, mask: Array, *,
+@functools.partial(jax.jit, static_argnames=("model", "intercept", "absolute_sigma", "tile", "mesh", "padded"))
+def _fit_fleet(solver: Any, y0: Array, t_u: Array, t_c: Array, weight: Array | None, mask: Array | None, *,
                model: Callable[..., Array], intercept: bool, absolute_sigma: bool, tile: int,
-               mesh: Mesh | None) -> tuple[Array, ...]:
+               mesh: Mesh | None, padded: int) -> tuple[Array, ...]:
     """Every sensor's fit, in one program: the sensors split evenly over ``mesh``'s devices (none: the
     default device), each device's share fitted tile by tile (``lax.map``), each tile's fits together
     (``vmap`` of the single fit). An iterative solver's loop stops when its tile's slowest fit stops,
-    not the fleet's. Every array's leading axis is the sensors, a multiple of ``tile`` per device."""
+    not the fleet's.
+
+    ``t_u``, ``t_c``: ``(sensors, n)``; ``y0``: ``(k,)`` for every sensor or ``(sensors, k)``; ``weight``
+    (``1 / sigma``, 0 where masked) and ``mask``: ``(sensors, n)`` or ``None`` (every reading counts, weight
+    1). The sensors are padded to ``padded`` (whole tiles on every device) by repeats of the first, whose
+    results are dropped. Everything here is inside the one program: done eagerly, the padding, masking
+    and the final slice were separate dispatches (measured: 0.4 s of 0.7 s for a million lines).
+    """
+    sensors = t_u.shape[0]
+    if mask is None:
+        mask = jnp.ones(t_u.shape, bool)
+    if weight is None:
+        weight = mask.astype(t_u.dtype)  # a masked reading weighs nothing, in R² too
+    # masked entries may hold anything: the model sees a counted reading of the same sensor there
+    first = jnp.take_along_axis(t_u, jnp.argmax(mask, axis=1)[:, None], axis=1)
+    t_u = jnp.where(mask, t_u, first)
+    t_u = jnp.where(jnp.isfinite(t_u), t_u, jnp.zeros_like(t_u))  # a sensor with no counted reading
+    t_c = jnp.where(mask, t_c, jnp.zeros_like(t_c))
+    y0 = jnp.broadcast_to(y0, (sensors, y0.shape[-1]))
+    columns = (y0, t_u, t_c, weight, mask)
+    if padded > sensors:
+        columns = tuple(jnp.concatenate([c, jnp.broadcast_to(c[:1], (padded - sensors, *c.shape[1:]))])
+                        for c in columns)
     one = functools.partial(_fit_one, model=model, intercept=intercept, absolute_sigma=absolute_sigma)
 
     def share(solver: Any, *columns: Array) -> tuple[Array, ...]:
@@ -120,11 +142,13 @@ def _fit_fleet(solver: Any, y0: Array, t_u: Array, t_c: Array, weight: Array, ma
         out = jax.lax.map(lambda xs: jax.vmap(one, in_axes=(None, 0, 0, 0, 0, 0))(solver, *xs), tiled)
         return tuple(o.reshape(-1, *o.shape[2:]) for o in out)
 
-    columns = (y0, t_u, t_c, weight, mask)
     if mesh is None:
-        return share(solver, *columns)
-    specs = (P(), *(P(_SENSORS) for _ in columns))
-    return jax.shard_map(share, mesh=mesh, in_specs=specs, out_specs=P(_SENSORS), check_vma=False)(solver, *columns)
+        out = share(solver, *columns)
+    else:
+        specs = (P(), *(P(_SENSORS) for _ in columns))
+        out = jax.shard_map(share, mesh=mesh, in_specs=specs, out_specs=P(_SENSORS), check_vma=False)(solver,
+                                                                                                      *columns)
+    return tuple(o[:sensors] for o in out)
 
 
 def _split(sensors: int, k: int) -> tuple[int, Mesh | None, int]:
@@ -159,10 +183,13 @@ def _floating(values: Any, name: str) -> Any:
     return values
 
 
-def _finite_where(values: Any, mask: np.ndarray, name: str) -> None:
+def _finite_where(values: Any, mask: np.ndarray | None, name: str) -> None:
     host = np.asarray(values)
-    bad = ~np.isfinite(host) & mask
-    if bad.any():
+    finite = np.isfinite(host)
+    if mask is not None:
+        finite |= ~mask
+    if not finite.all():
+        bad = ~finite
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         where = f"reading {index[0]}" if len(index) == 1 else f"sensor {index[0]}, reading {index[1]}"
         raise InvalidInput(f"{name}: {where} is {shown(host[index])}; it must be finite")
@@ -219,7 +246,7 @@ def calibrate(t_u: Any, t_c: Any, *, model: str | Callable[..., Array] = "linear
     single = t_u.ndim == 1
 
     if mask is None:
-        counted = np.ones(t_u.shape, bool)
+        counted = None
     else:
         counted = np.asarray(_array(mask, "mask"))
         if counted.dtype != np.bool_:
@@ -231,19 +258,19 @@ def calibrate(t_u: Any, t_c: Any, *, model: str | Callable[..., Array] = "linear
     _checks.check_fits(t_u, dtype, "t_u", "reading")
     _checks.check_fits(t_c, dtype, "t_c", "reading")
 
-    if sigma is None:
-        weight = counted.astype(dtype)  # a masked reading weighs nothing, in R² too
-    else:
+    weight = None
+    if sigma is not None:
         sigma = _floating(sigma, "sigma")
         if sigma.ndim and tuple(sigma.shape) != tuple(t_u.shape):
             raise InvalidInput(f"sigma: must be a scalar or have t_u's shape {tuple(t_u.shape)}, got {sigma.shape}")
         host = np.broadcast_to(np.asarray(sigma, np.float64), t_u.shape)
-        bad = counted & ~(np.isfinite(host) & (host > 0))
+        counts = np.ones(t_u.shape, bool) if counted is None else counted
+        bad = counts & ~(np.isfinite(host) & (host > 0))
         if bad.any():
             index = tuple(int(i) for i in np.argwhere(bad)[0])
             raise InvalidInput(f"sigma: {shown(host[index])} at index {index if len(index) > 1 else index[0]} "
                                "must be positive and finite")
-        weight = np.where(counted, 1.0 / np.where(counted, host, 1.0), 0.0).astype(dtype)
+        weight = np.where(counts, 1.0 / np.where(counts, host, 1.0), 0.0).astype(dtype)
 
     if solver is None:
         solver = LeastSquares() if spec.name in MODELS else LevenbergMarquardt()
@@ -269,23 +296,17 @@ def calibrate(t_u: Any, t_c: Any, *, model: str | Callable[..., Array] = "linear
     names = spec.param_names or tuple(f"p{i}" for i in range(k))
 
     sensors = 1 if single else t_u.shape[0]
-    y0 = np.broadcast_to(start, (sensors, k)) if start.ndim == 1 else start
-    if y0.shape[0] != sensors:
-        raise InvalidInput(f"params: has {y0.shape[0]} rows for {sensors} sensors")
+    if start.ndim == 2 and start.shape[0] != sensors:
+        raise InvalidInput(f"params: has {start.shape[0]} rows for {sensors} sensors")
 
-    # masked entries may hold anything: the model sees a counted reading of the same sensor there
-    t_u2 = jnp.asarray(t_u, dtype).reshape(sensors, -1)
-    t_c2 = jnp.asarray(t_c, dtype).reshape(sensors, -1)
-    keep = jnp.asarray(counted).reshape(sensors, -1)
-    first = jnp.take_along_axis(t_u2, jnp.argmax(keep, axis=1)[:, None], axis=1)
-    t_u2 = jnp.where(keep, t_u2, first)
-    t_u2 = jnp.where(jnp.isfinite(t_u2), t_u2, jnp.zeros_like(t_u2))  # a sensor with no counted reading
-    t_c2 = jnp.where(keep, t_c2, jnp.zeros_like(t_c2))
-    columns = [jnp.asarray(y0, dtype), t_u2, t_c2, jnp.asarray(weight, dtype).reshape(sensors, -1), keep]
+    def fleet_shaped(values: Any) -> Any:
+        return None if values is None else jnp.asarray(values).reshape(sensors, -1)
+
     tile, mesh, padded = _split(sensors, k)
-    if padded > sensors:  # whole tiles on every device: the padding repeats the first sensor, then is dropped
-        columns = [jnp.concatenate([c, jnp.broadcast_to(c[:1], (padded - sensors, *c.shape[1:]))]) for c in columns]
-    out = _fit_fleet(solver, *columns, model=spec.fn, intercept=spec.name in MODELS,
-                     absolute_sigma=bool(absolute_sigma), tile=tile, mesh=mesh)
-    out = tuple(value[0] if single else value[:sensors] for value in out)
+    out = _fit_fleet(solver, jnp.asarray(start, dtype), fleet_shaped(jnp.asarray(t_u, dtype)),
+                     fleet_shaped(jnp.asarray(t_c, dtype)), fleet_shaped(weight), fleet_shaped(counted),
+                     model=spec.fn, intercept=spec.name in MODELS, absolute_sigma=bool(absolute_sigma), tile=tile,
+                     mesh=mesh, padded=padded)
+    if single:
+        out = tuple(value[0] for value in out)
     return Calibrated(*out, param_names=names)

@@ -188,6 +188,12 @@ def fit_fleet(
 ) -> TrainResult:
     """Fit every sensor of a fleet by gradient descent, each exactly as ``training_loop`` would.
 
+    The book's method for a fleet (``jaxcal fleet --solver gd``): fixed epochs at a learning rate,
+    laid out for speed (sensors on the SIMD lanes, tiles, every device). For a calibration (the
+    least-squares answer with each sensor's standard errors and status) use :func:`jaxcal.calibrate`,
+    the fleet API; the uncertainty of these params is ``calibrate``'s formulas at them
+    (:func:`jaxcal.uncertainty.uncertainty`).
+
     Args:
       t_u, t_c: readings and targets, ``(sensors, readings)`` float arrays; for ragged data pad
         the rows and pass ``counts`` or ``mask``.
@@ -382,8 +388,13 @@ def _refit(
 
 
 def least_squares(t_u: Any, t_c: Any, *, counts: Any = None, model: str = "linear") -> np.ndarray:
-    """The closed-form least-squares params per sensor (float64), the point gradient descent
-    converges to: a check of how far a fit got. Returns ``(sensors, n_params)``."""
+    """The closed-form least-squares params per sensor in float64 NumPy, whatever JAX's x64 setting:
+    the point gradient descent converges to, a check of how far a fit got. Returns
+    ``(sensors, n_params)``.
+
+    A check, not a calibration: :func:`jaxcal.calibrate` is the fleet API (the same params in the
+    readings' dtype, with standard errors, statuses and any model); this stays for the float64
+    check of a float32 gradient-descent fleet."""
     t_u = np.asarray(t_u, np.float64)
     t_c = np.asarray(t_c, np.float64)
     counts = np.full(t_u.shape[0], t_u.shape[1]) if counts is None else np.asarray(counts)
