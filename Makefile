@@ -15,7 +15,7 @@ $(VENV)/.run-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,parity,plot,docs]'
+	$(BIN)/python -m pip install --quiet -e '.[test,parity,plot,docs,bench]'
 	touch $@ $(VENV)/.run-installed $(VENV)/.docs-installed
 
 # The site needs the docs extra alone, not jaxcal (nor jax, nor torch): mkdocs-jupyter renders the
@@ -75,6 +75,8 @@ lint: $(VENV)/.test-installed
 # Measures into benchmarks/results/bench.json (committed), then regenerates the pages built from it.
 bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/bench_calibrate.py
+	$(BIN)/python benchmarks/bench_calibrate.py --x64
 	$(BIN)/python docs/generate.py
 
 clean:

@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 BENCH = ROOT / "benchmarks" / "results" / "bench.json"
+CALIBRATE = ROOT / "benchmarks" / "results" / "calibrate.json"
 README = ROOT / "README.md"
 HEADLINE_START = "<!-- headline figures: generated from benchmarks/results/bench.json by docs/generate.py -->"
 HEADLINE_END = "<!-- end of headline figures -->"
@@ -106,6 +107,7 @@ API = [
     ("Many fits at once", "jaxcal", ["fit_fleet", "least_squares", "sweep"]),
     ("Calibrations with their uncertainty", "jaxcal", ["calibrate", "Calibrated"]),
     ("Solvers: `jaxcal.solvers`", "jaxcal.solvers", None),
+    ("The uncertainty of a fit: `jaxcal.uncertainty`", "jaxcal.uncertainty", None),
     ("Saved calibrations", "jaxcal", ["save_calibration", "load_calibration", "Calibration"]),
     ("Errors", "jaxcal", ["InputError"]),
     ("The pieces of a fit: `jaxcal.loop`", "jaxcal.loop", ["fit"]),
@@ -352,11 +354,56 @@ def performance_page(results: dict) -> str:
     lines += ["", "![large-data throughput](data_scaling.png)"]
     if "tables" in results:
         lines += ["", *_tables_section(results["tables"])]
+    if CALIBRATE.exists():
+        lines += ["", *_calibrate_section(json.loads(CALIBRATE.read_text()))]
     lines += ["", "## Start-up", "",
               "Whole processes, median.", "", "| command | time |", "|---|---|"]
     lines += [f"| {name} | {value:.2f} s |" for name, value in results["startup_s"].items()]
     lines += ["", f"The whole benchmark took {results['wall_s']:.0f} s."]
     return "\n".join(lines) + "\n"
+
+
+def _calibrate_section(record: dict) -> list[str]:
+    """The calibration benchmark (``benchmarks/bench_calibrate.py``, its own record and machine)."""
+    m = record["machine"]
+    lines = ["## Calibrations", "",
+             f"From `benchmarks/results/calibrate.json` (`benchmarks/bench_calibrate.py`, run by `make bench`): "
+             f"{m['cpu']}, {m['cores']} cores, {m['platform']} ({m['devices']} devices); jax {m['jax']}, "
+             f"scipy {m['scipy']}, optimistix {m['optimistix'] or 'not installed'}; {m['date']}.", "",
+             "Fleets of nonlinear fits shaped like NIST's Misra1a (14 readings, `b1 * (1 - exp(-b2 * t_u))`, each "
+             "sensor's params within 20% of the certified ones, NIST's Start 1): `jaxcal.calibrate` with "
+             "Levenberg-Marquardt over every device, beside SciPy's MINPACK (`least_squares(method='lm')`, exact "
+             "Jacobian) in a loop and optimistix's Levenberg-Marquardt under `jax.jit(jax.vmap)`, medians of "
+             "calls taking turns."]
+    for dtype in ("float32", "float64"):
+        if dtype not in record:
+            continue
+        run = record[dtype]
+        ours = run["speed"]["jaxcal.calibrate"]["fits_per_s"]
+        lines += ["", f"### {dtype}", "", "| variant | sensors | fits/s | median | compile | jaxcal against it |",
+                  "|---|---|---|---|---|---|"]
+        for name, row in run["speed"].items():
+            against = "" if name.startswith("jaxcal") else _ratio(ours / row["fits_per_s"])
+            lines.append(f"| {name} | {row['sensors']:,} | {_fmt(row['fits_per_s'])} | {row['median_s']:.3f} s | "
+                         f"{row['compile_s']:.2f} s | {against} |")
+        agreement = run["agreement"]
+        text = (f"Statuses: {', '.join(f'{k} {v:,}' for k, v in run['jaxcal_status'].items())}; steps: median "
+                f"{run['steps_median']:g}, most {run['steps_max']}. Against SciPy's float64 minimum on "
+                f"{agreement['sensors']} sensors: largest relative difference of a param "
+                f"{agreement['jaxcal_max_relative_difference']:.2g}")
+        if "jaxcal_max_difference_over_float32_bound" in agreement:
+            text += (f", {agreement['jaxcal_max_difference_over_float32_bound']:.2g} of the bound float32's rounding "
+                     "allows (at most 1 is agreement; the bound is derived in the benchmark's docstring)")
+        if agreement.get("optimistix_max_relative_difference") is not None:
+            text += f"; optimistix {agreement['optimistix_max_relative_difference']:.2g}"
+        lines += ["", text + "."]
+        if "lines" in run:
+            line = run["lines"]
+            lines += ["", f"A fleet of lines with their standard errors ({line['sensors']:,} sensors x "
+                      f"{line['readings']} readings, least squares): {line['calibrate_s']:.3f} s, "
+                      f"{_fmt(line['fits_per_s'])} fits/s, {line['fraction_of_streaming_read']:.3f} of the speed of "
+                      f"a streaming read of the same bytes ({line['streaming_read_gb_per_s']:.1f} GB/s)."]
+    return lines
 
 
 def _tables_section(tables: dict) -> list[str]:
