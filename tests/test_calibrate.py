@@ -223,6 +223,17 @@ def test_r_squared_only_where_the_model_has_an_intercept():
 
 
 @float32_only
+def test_sigma_may_be_a_whole_number():
+    # sigma=1 is every reading's uncertainty in t_c's units: the unweighted fit, with absolute sigma the
+    # covariance unscaled; sigma=2 doubles the standard errors of that covariance
+    plain = calibrate(data.t_u, data.t_c)
+    ones = calibrate(data.t_u, data.t_c, sigma=1, absolute_sigma=True)
+    twos = calibrate(data.t_u, data.t_c, sigma=np.full(11, 2), absolute_sigma=True)
+    np.testing.assert_array_equal(ones.params, plain.params)
+    np.testing.assert_allclose(twos.stderr, 2 * ones.stderr, rtol=16 * np.finfo(np.float32).eps)
+
+
+@float32_only
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
     (dict(t_u=np.ones((2, 3, 4), np.float32)), ValueError, "t_u: must be (n,) for one sensor or (sensors, n)"),
     (dict(t_u=np.arange(5)), TypeError, "t_u: must be a floating-point array, got 5 values of shape (5,)"),

@@ -260,6 +260,9 @@ def calibrate(t_u: Any, t_c: Any, *, model: str | Callable[..., Array] = "linear
 
     weight = None
     if sigma is not None:
+        sigma = _array(sigma, "sigma")
+        if np.issubdtype(np.dtype(sigma.dtype), np.integer):  # sigma=1: a number of t_c's units
+            sigma = np.asarray(sigma, np.float64)
         sigma = _floating(sigma, "sigma")
         if sigma.ndim and tuple(sigma.shape) != tuple(t_u.shape):
             raise InvalidInput(f"sigma: must be a scalar or have t_u's shape {tuple(t_u.shape)}, got {sigma.shape}")
