@@ -20,7 +20,7 @@ from jax.sharding import PartitionSpec as P
 from . import _checks
 from ._checks import InvalidInput, InvalidType, shown
 from ._iterate import iterate
-from .core import MODELS, resolve_model
+from .core import resolve_model
 from .solvers import LeastSquares, LevenbergMarquardt
 from .solvers._base import CONVERGED, JACOBI_MAX_PARAMS, NONFINITE, STATUS, UNDETERMINED
 from .uncertainty import r_squared, uncertainty
@@ -276,7 +276,7 @@ def calibrate(t_u: Any, t_c: Any, *, model: str | Callable[..., Array] = "linear
         weight = np.where(counts, 1.0 / np.where(counts, host, 1.0), 0.0).astype(dtype)
 
     if solver is None:
-        solver = LeastSquares() if spec.name in MODELS else LevenbergMarquardt()
+        solver = LeastSquares() if spec.linear else LevenbergMarquardt()
     elif not all(callable(getattr(solver, method, None)) for method in ("init", "step", "terminate")):
         raise InvalidType(f"solver: must be a solver value (jaxcal.solvers), got {shown(solver)}")
 
@@ -308,7 +308,7 @@ def calibrate(t_u: Any, t_c: Any, *, model: str | Callable[..., Array] = "linear
     tile, mesh, padded = _split(sensors, k)
     out = _fit_fleet(solver, jnp.asarray(start, dtype), fleet_shaped(jnp.asarray(t_u, dtype)),
                      fleet_shaped(jnp.asarray(t_c, dtype)), fleet_shaped(weight), fleet_shaped(counted),
-                     model=spec.fn, intercept=spec.name in MODELS, absolute_sigma=bool(absolute_sigma), tile=tile,
+                     model=spec.fn, intercept=spec.intercept, absolute_sigma=bool(absolute_sigma), tile=tile,
                      mesh=mesh, padded=padded)
     if single:
         out = tuple(value[0] for value in out)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 
@@ -66,8 +66,23 @@ def loss_fn(t_p: Array, t_c: Array, *, axis: int | None = None) -> Array:
     return squared_diffs.mean(axis)
 
 
+def _exact_linear(ops: Any, t_u: Array, params: Array) -> Array:
+    # torch: w * t_u + b, one rounding for the product and one for the sum
+    return ops.shift(ops.scale(params[0], t_u), params[1])
+
+
+def _exact_quadratic(ops: Any, t_u: Array, params: Array) -> Array:
+    # torch: w2 * t_u ** 2 + w1 * t_u + b, evaluated left to right
+    t_u2 = ops.rounded(t_u * t_u)
+    return ops.shift(ops.rounded(ops.scale(params[0], t_u2) + ops.scale(params[1], t_u)), params[2])
+
+
 class ModelSpec(NamedTuple):
-    """A model: its function, its parameters' names and the book's starting values.
+    """A model with every form of it jaxcal uses: its function, its parameters' names, the book's
+    start, whether it is linear in its params, its exact float32 form and its torch form.
+
+    A form a model lacks is refused in one line where it is needed (exact mode, torch parity); a
+    caller's function has only ``fn`` (and the names of its signature).
 
     Attributes:
       fn: ``fn(t_u, *params) -> t_p``.
@@ -75,22 +90,49 @@ class ModelSpec(NamedTuple):
       init: the default initial params (the book's ``(1, 0)`` for the linear model), or ``None``
         for a model the caller wrote.
       name: the name jaxcal knows it by (``"linear"``), or ``None`` for a caller's function.
+      linear: ``t_p`` is linear in the params (its Jacobian, the design columns, does not depend on
+        them): least squares solves it in one step, and it is :func:`jaxcal.calibrate`'s default.
+      intercept: the model has a constant term (R² is defined for its fits).
+      exact: ``exact(ops, t_u, params) -> t_p`` in the recording's float32 arithmetic
+        (:mod:`jaxcal.exact`, whose ``ops`` round as torch does), or ``None``.
+      torch: ``torch(t_u, *params) -> t_p`` on torch tensors, as the book writes the model (the
+        parity harness runs it), or ``None``.
     """
 
     fn: Model
     param_names: tuple[str, ...]
     init: tuple[float, ...] | None = None
     name: str | None = None
+    linear: bool = False
+    intercept: bool = False
+    exact: Callable[..., Array] | None = None
+    torch: Callable[..., Any] | None = None
 
     @property
     def n_params(self) -> int:
         return len(self.param_names)
 
+    def form(self, kind: str, purpose: str) -> Callable[..., Any]:
+        """The ``"exact"`` or ``"torch"`` form, or a one-line ValueError naming the model and the purpose."""
+        found = getattr(self, kind)
+        if found is None:
+            from ._checks import InvalidInput
 
-#: The models jaxcal knows by name (the CLI's ``--model``).
+            have = ", ".join(name for name, spec in MODELS.items() if getattr(spec, kind) is not None)
+            what = {"exact": "exact float32 form", "torch": "torch form"}.get(kind, f"{kind} form")
+            raise InvalidInput(f"model: {purpose} needs the model's {what}; "
+                               f"{self.name or getattr(self.fn, '__name__', 'this function')!r} has none "
+                               f"(models with one: {have})")
+        return found
+
+
+#: The models jaxcal knows by name (the CLI's ``--model``), each with every form of it. The torch form of
+#: these two is their JAX function itself: plain arithmetic, the same on torch tensors.
 MODELS: dict[str, ModelSpec] = {
-    "linear": ModelSpec(model, ("w", "b"), (1.0, 0.0), "linear"),
-    "quadratic": ModelSpec(quadratic_model, ("w2", "w1", "b"), (0.0, 1.0, 0.0), "quadratic"),
+    "linear": ModelSpec(model, ("w", "b"), (1.0, 0.0), "linear", linear=True, intercept=True,
+                        exact=_exact_linear, torch=model),
+    "quadratic": ModelSpec(quadratic_model, ("w2", "w1", "b"), (0.0, 1.0, 0.0), "quadratic", linear=True,
+                           intercept=True, exact=_exact_quadratic, torch=quadratic_model),
 }
 
 

@@ -41,6 +41,8 @@ import numpy as np
 from jax import lax
 
 from . import book
+from .core import MODELS as CORE_MODELS
+from .core import ModelSpec
 from .evaluate import Evaluation
 from .updates import Update
 
@@ -201,23 +203,14 @@ def make_ops(zero: Array) -> ExactOps:
     return ExactOps(rounded, seq_sum, scale, shift, square, mean, divide, fma)
 
 
-def _linear(ops: ExactOps, t_u: Array, params: Array) -> Array:
-    # torch: w * t_u + b, one rounding for the product and one for the sum
-    return ops.shift(ops.scale(params[0], t_u), params[1])
+#: The models exact mode knows, written with :class:`ExactOps`: ``t_p = MODELS[name](ops, t_u, params)``;
+#: each is the ``exact`` form of its :data:`jaxcal.MODELS` entry.
+MODELS: dict[str, Callable[[ExactOps, Array, Array], Array]] = {
+    name: spec.exact for name, spec in CORE_MODELS.items() if spec.exact is not None}
 
 
-def _quadratic(ops: ExactOps, t_u: Array, params: Array) -> Array:
-    # torch: w2 * t_u ** 2 + w1 * t_u + b, evaluated left to right
-    t_u2 = ops.rounded(t_u * t_u)
-    return ops.shift(ops.rounded(ops.scale(params[0], t_u2) + ops.scale(params[1], t_u)), params[2])
-
-
-#: The models exact mode knows, written with :class:`ExactOps`: ``t_p = MODELS[name](ops, t_u, params)``.
-MODELS: dict[str, Callable[[ExactOps, Array, Array], Array]] = {"linear": _linear, "quadratic": _quadratic}
-
-
-def _loss(ops: ExactOps, model: str) -> Callable[[Array, tuple[Array, Array]], Array]:
-    exact_model = MODELS[model]
+def _loss(ops: ExactOps, model: str | ModelSpec) -> Callable[[Array, tuple[Array, Array]], Array]:
+    exact_model = MODELS[model] if isinstance(model, str) else model.form("exact", "exact mode")
 
     def loss(params: Array, readings: tuple[Array, Array]) -> Array:  # torch: ((t_p - t_c) ** 2).mean()
         t_u, t_c = readings
@@ -226,7 +219,7 @@ def _loss(ops: ExactOps, model: str) -> Callable[[Array, tuple[Array, Array]], A
     return loss
 
 
-def autograd(ops: ExactOps, model: str = "linear") -> Evaluation:
+def autograd(ops: ExactOps, model: str | ModelSpec = "linear") -> Evaluation:
     """:func:`jaxcal.evaluate.autograd` in the recording's arithmetic: ``jax.value_and_grad`` of
     the loss, whose operations carry torch's backward rules."""
     loss = _loss(ops, model)
@@ -247,7 +240,7 @@ def analytic(ops: ExactOps) -> Evaluation:
     return Evaluation(_loss(ops, "linear"), loss_and_grad)
 
 
-def finite_difference(ops: ExactOps, delta: Array, model: str = "linear") -> Evaluation:
+def finite_difference(ops: ExactOps, delta: Array, model: str | ModelSpec = "linear") -> Evaluation:
     """:func:`jaxcal.evaluate.finite_difference` with a correctly rounded division."""
     loss = _loss(ops, model)
 
@@ -257,7 +250,7 @@ def finite_difference(ops: ExactOps, delta: Array, model: str = "linear") -> Eva
     return Evaluation(loss, None, rate=rate)
 
 
-def evaluation(ops: ExactOps, gradient: str, model: str, delta: Array) -> Evaluation:
+def evaluation(ops: ExactOps, gradient: str, model: str | ModelSpec, delta: Array) -> Evaluation:
     """The exact evaluation ``gradient`` names (see :data:`jaxcal.evaluate.GRADIENTS`)."""
     if gradient == "analytic":
         return analytic(ops)

@@ -79,6 +79,9 @@ def jaxcal_run(config: RunConfig, exact: bool = False) -> Record:
 
 def torch_run(config: RunConfig) -> Record:
     """Run ``config`` in torch, eagerly, as the book writes that kind of run."""
+    from .core import resolve_model
+
+    model = resolve_model(config.model).form("torch", "the torch run")  # the book's model, on torch tensors
     import torch
 
     dtype = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}[config.dtype]
@@ -87,12 +90,6 @@ def torch_run(config: RunConfig) -> Record:
     val = None if config.val is None else tuple(torch.tensor(v, dtype=dtype) for v in config.val)
     lr = config.learning_rate
 
-    def model(t_u: Any, *params: Any) -> Any:
-        if config.model == "quadratic":
-            w2, w1, b = params
-            return w2 * t_u**2 + w1 * t_u + b
-        w, b = params
-        return w * t_u + b
 
     def loss_fn(t_p: Any, t_c: Any) -> Any:
         squared_diffs = (t_p - t_c) ** 2

@@ -122,7 +122,7 @@ def pieces(plan: Plan, learning_rate: Array, delta: Array, zero: Array) -> tuple
     """
     if plan.exact:
         ops = exact_ops.make_ops(zero)
-        return (exact_ops.evaluation(ops, plan.gradient, plan.model.name or "", delta),
+        return (exact_ops.evaluation(ops, plan.gradient, plan.model, delta),
                 exact_ops.update(ops, plan.optimizer, learning_rate))
     return (evaluate.by_name(plan.gradient, plan.model.fn, layout=plan.layout, delta=delta),
             updates.resolve(plan.optimizer, learning_rate))
@@ -186,8 +186,7 @@ def check_modes(gradient: str, exact: bool, optimizer: OptimizerLike, model: Mod
         if optimizer not in (None, "sgd"):
             raise _checks.InvalidInput(
                 "exact", "exact mode reproduces the plain and SGD updates; Adam's recording is not bit-reproducible")
-        if model.name is None:
-            raise _checks.InvalidInput("exact", "exact mode needs a model by name (linear or quadratic)")
+        model.form("exact", "exact mode")  # a model without its exact float32 form is refused here
         if dtype != np.float32:
             raise _checks.InvalidInput("exact", f"exact mode reproduces float32 recordings; got {dtype} readings")
 
