@@ -9,9 +9,10 @@ rate. :mod:`jaxcal.exact` builds the same three in the recording's float32 arith
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 
 from . import book
 from ._layout import PLAIN, Layout
@@ -19,12 +20,53 @@ from .core import Model, loss_fn, objective
 from .core import model as linear_model
 from .onepass import one_pass
 
-__all__ = ["GRADIENTS", "Evaluation", "analytic", "autograd", "by_name", "finite_difference"]
+if TYPE_CHECKING:
+    from .updates import Update
+
+__all__ = ["GRADIENTS", "Evaluation", "analytic", "autograd", "by_name", "finite_difference", "gradient_epoch",
+           "sequential_epoch", "step_with_extras"]
 
 Array = jax.Array
 
 #: The gradients jaxcal knows by name (``training_loop(gradient=...)``, the CLI's ``--gradient``).
 GRADIENTS = ("autograd", "analytic", "finite-difference")
+
+
+def gradient_epoch(evaluation: Evaluation, update: Update, params: Any, state: Any, data: Any,
+                   readings: Any) -> tuple[Array, Any, Any, Any]:
+    """One epoch of the usual kind: the loss and gradient at ``params``, then ``update``'s step
+    (with optax's extra arguments where it takes them). Returns ``(loss, grad, new_params, state)``."""
+    loss, grad = evaluation.loss_and_grad(params, data)
+    if isinstance(params, tuple) and isinstance(grad, jax.Array):  # params carried as scalars
+        grad = tuple(grad[j] for j in range(grad.shape[0]))
+    return (loss, grad, *step_with_extras(evaluation, update, grad, state, params, loss, readings))
+
+
+def step_with_extras(evaluation: Evaluation, update: Update, grad: Any, state: Any, params: Any, loss: Array,
+                     readings: Any) -> tuple[Any, Any]:
+    """``update``'s step, with optax's extra arguments where it takes them: the loss and gradient
+    at ``params`` and the objective on ``readings`` (for a line search or a plateau's value)."""
+    if not update.extra_args or readings is None:
+        return update.step(grad, state, params)
+    return update.step(grad, state, params, value=loss, grad=grad,
+                       value_fn=lambda candidate: evaluation.loss(candidate, readings))
+
+
+def sequential_epoch(evaluation: Evaluation, update: Update, params: Any, state: Any, data: Any,
+                     readings: Any) -> tuple[Array, Any, Any, Any]:
+    """The book's finite differences: each parameter's rate at the params as updated so far, and
+    its update before the next parameter's rate. Returns ``(loss, rates, new_params, state)``."""
+    scalars = isinstance(params, tuple)
+    params = jnp.stack(params) if scalars else params
+    loss = evaluation.loss(params, readings)
+    rates = []
+    for j in range(params.shape[0]):
+        rate = evaluation.rate(params, readings, j)
+        params, state = update.step(jnp.zeros_like(params).at[j].set(rate), state, params)
+        rates.append(rate)
+    if scalars:
+        return loss, tuple(rates), tuple(params[j] for j in range(params.shape[0])), state
+    return loss, jnp.stack(rates), params, state
 
 
 class Evaluation(NamedTuple):
@@ -39,13 +81,18 @@ class Evaluation(NamedTuple):
       arrange: ``arrange(readings) -> data``: the readings as ``loss_and_grad`` reads them, laid
         out once before the first epoch.
       rate: finite differences only: ``rate(params, readings, j)``, the loss's rate of change
-        along ``params[j]``. The loop then updates one parameter after the other, as the book.
+        along ``params[j]``.
+      epoch: ``epoch(evaluation, update, params, state, data, readings) -> (loss, grad, new_params,
+        state)``: how an epoch evaluates and updates; the loop calls it and never asks which kind
+        it runs (:func:`gradient_epoch`; the book's finite differences update one parameter after
+        the other, :func:`sequential_epoch`).
     """
 
     loss: Callable[[Any, Any], Array]
     loss_and_grad: Callable[[Any, Any], tuple[Array, Any]] | None
     arrange: Callable[[Any], Any] = lambda readings: readings
     rate: Callable[[Array, Any, int], Array] | None = None
+    epoch: Callable[..., tuple[Array, Any, Any, Any]] = gradient_epoch
 
 
 def autograd(model: Model = linear_model, *, layout: Layout = PLAIN) -> Evaluation:
@@ -97,7 +144,7 @@ def finite_difference(delta: Array, model: Model = linear_model) -> Evaluation:
     def rate(params: Array, readings: Any, j: int) -> Array:
         return book.rate_of_change(lambda p: loss(p, readings), params, j, delta)
 
-    return Evaluation(loss, None, rate=rate)
+    return Evaluation(loss, None, rate=rate, epoch=sequential_epoch)
 
 
 def by_name(gradient: str, model: Model, *, layout: Layout, delta: Array) -> Evaluation:

@@ -43,7 +43,7 @@ from jax import lax
 from . import book
 from .core import MODELS as CORE_MODELS
 from .core import ModelSpec
-from .evaluate import Evaluation
+from .evaluate import Evaluation, sequential_epoch
 from .updates import Update
 
 __all__ = ["MODELS", "ExactOps", "analytic", "autograd", "evaluation", "finite_difference", "make_ops", "plain",
@@ -247,7 +247,7 @@ def finite_difference(ops: ExactOps, delta: Array, model: str | ModelSpec = "lin
     def rate(params: Array, readings: tuple[Array, Array], j: int) -> Array:
         return book.rate_of_change(lambda p: loss(p, readings), params, j, delta, divide=ops.divide)
 
-    return Evaluation(loss, None, rate=rate)
+    return Evaluation(loss, None, rate=rate, epoch=sequential_epoch)
 
 
 def evaluation(ops: ExactOps, gradient: str, model: str | ModelSpec, delta: Array) -> Evaluation:
