@@ -141,7 +141,7 @@ def test_the_library_knows_nothing_of_the_cli():
 
 
 def test_the_pure_core_imports_only_jax_optax_and_numpy():
-    core = ("core", "evaluate", "updates", "loop", "exact", "book", "_layout", "onepass", "training")
+    core = ("core", "evaluate", "updates", "loop", "exact", "arithmetic", "book", "_layout", "onepass", "training")
     allowed = {"jax", "optax", "numpy", "__future__", "functools", "inspect", "dataclasses", "collections.abc",
                "typing", "math", "numbers", "logging"}
     for name in core:

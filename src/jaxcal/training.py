@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _checks, _layout, evaluate, updates
-from . import exact as exact_ops
+from .arithmetic import EXACT, NATIVE, Native
 from .core import Model, ModelSpec, loss_and_grad, objective, resolve_model
 from .core import model as linear_model
 from .evaluate import GRADIENTS
@@ -113,19 +113,16 @@ class Plan(NamedTuple):
     track: bool = True
     param_names: tuple[str, ...] = ()
 
+    @property
+    def arithmetic(self) -> Native:
+        """The arithmetic the run computes in (:mod:`jaxcal.arithmetic`)."""
+        return EXACT if self.exact else NATIVE
+
 
 def pieces(plan: Plan, learning_rate: Array, delta: Array, zero: Array) -> tuple[evaluate.Evaluation, updates.Update]:
-    """The evaluation and update ``plan`` names, built inside the program from its traced values.
-
-    This is where exact mode is chosen, once: the same pieces in the recording's arithmetic,
-    around ``zero`` (a runtime ``int32`` 0 that XLA cannot fold; see :mod:`jaxcal.exact`).
-    """
-    if plan.exact:
-        ops = exact_ops.make_ops(zero)
-        return (exact_ops.evaluation(ops, plan.gradient, plan.model, delta),
-                exact_ops.update(ops, plan.optimizer, learning_rate))
-    return (evaluate.by_name(plan.gradient, plan.model.fn, layout=plan.layout, delta=delta),
-            updates.resolve(plan.optimizer, learning_rate))
+    """The evaluation and update ``plan`` names, built inside the program from its traced values by
+    its arithmetic (``zero``: exact mode's runtime ``int32`` 0; see :mod:`jaxcal.exact`)."""
+    return plan.arithmetic.pieces(plan, learning_rate, delta, zero)
 
 
 def run(plan: Plan, learning_rate: Array | None, params: Any, t_u: Array, t_c: Array, val: Any = None,
@@ -140,9 +137,7 @@ def run(plan: Plan, learning_rate: Array | None, params: Any, t_u: Array, t_c: A
     if val is not None:
         val = tuple(v.astype(dtype) for v in val)
     evaluation, update = pieces(plan, learning_rate, delta, jnp.zeros((), jnp.int32) if zero is None else zero)
-    # The seed's plain rule takes the params as a tuple of scalars (fewer kernels per epoch); an
-    # optax transformation gets the vector it was written for, named or not, the same program
-    scalars = plan.optimizer is None or (plan.exact and plan.optimizer == "sgd")
+    scalars = plan.arithmetic.scalars(plan.optimizer)
     result = fit(evaluation, update, params, (t_u, t_c), n_epochs=plan.n_epochs, log_every=plan.log_every, val=val,
                  track=plan.track, scalars=scalars)
     return result._replace(param_names=plan.param_names)  # static: part of the program's output structure
@@ -162,8 +157,10 @@ def _plan(n_epochs: int, log_every: int, spec: ModelSpec, gradient: str, optimiz
     optimizer = updates.check(optimizer, learning_rate_given, np.zeros(n_params))
     check_modes(gradient, exact, optimizer, spec, dtype)
     # Large fits on one CPU device read their readings in blocks; named models only (they are
-    # elementwise in t_u), jax.grad only.
-    layout = _layout.layout_for(placement, elementwise=spec.name is not None and gradient == "autograd" and not exact)
+    # elementwise in t_u), jax.grad only, where the arithmetic allows another order of sums.
+    arithmetic = EXACT if exact else NATIVE
+    layout = _layout.layout_for(placement, elementwise=spec.name is not None and gradient == "autograd"
+                                and arithmetic.blocked_layouts)
     return Plan(n_epochs, log_every, spec, gradient, optimizer, exact, layout, param_names=param_names(spec, n_params))
 
 
@@ -182,13 +179,7 @@ def check_modes(gradient: str, exact: bool, optimizer: OptimizerLike, model: Mod
         raise _checks.InvalidInput("gradient", f"the book's {gradient} runs use the plain update (optimizer=None)")
     if gradient == "analytic" and model.name != "linear":
         raise _checks.InvalidInput("gradient", "the book's analytic gradient is written for the linear model only")
-    if exact:
-        if optimizer not in (None, "sgd"):
-            raise _checks.InvalidInput(
-                "exact", "exact mode reproduces the plain and SGD updates; Adam's recording is not bit-reproducible")
-        model.form("exact", "exact mode")  # a model without its exact float32 form is refused here
-        if dtype != np.float32:
-            raise _checks.InvalidInput("exact", f"exact mode reproduces float32 recordings; got {dtype} readings")
+    (EXACT if exact else NATIVE).check(gradient, optimizer, model, dtype)
 
 
 def as_readings(t_u: Any, t_c: Any, prefix: str = "") -> tuple[Any, Any]:
@@ -309,8 +300,9 @@ def training_loop(
     spec = resolve_model(model)
     t_u, t_c = as_readings(t_u, t_c)
     target = _layout.chosen_device(device, "fit", t_u.shape[0]) if device is not None or not _on_cpu_only() else None
-    if exact and target is not None and target.platform != "cpu":
-        raise _checks.InvalidInput("device", "exact mode runs on the CPU device (its roundings are the CPU's)")
+    exact = bool(exact)
+    arithmetic = EXACT if exact else NATIVE
+    arithmetic.check_device(target)
     val = None
     if val_t_u is not None or val_t_c is not None:
         val = as_readings(val_t_u, val_t_c, "val_")
@@ -324,7 +316,6 @@ def training_loop(
     if val is not None and np.result_type(val[0].dtype, val[1].dtype) != computed:
         check_narrowed(*val, computed, "val_")
     params = check_params(params, spec, computed)
-    exact = bool(exact)
     try:
         plan = _plan(n_epochs, log_every, spec, gradient, optimizer, exact, learning_rate is not None,
                      params.shape[0], dtype,
@@ -349,16 +340,5 @@ def training_loop(
         check_delta(delta, computed)
     # only what the program reads crosses to the device
     args = (learning_rate, params, t_u, t_c, val, delta if gradient == "finite-difference" else None,
-            np.int32(0) if exact else None)
-    if target is not None:
-        args = jax.device_put(args, target)
-    elif exact and not _layout.on_cpu(t_u):
-        # The counter-measures of exact mode are written against XLA's CPU code generation: the
-        # run is placed on the CPU whatever the default device (a GPU rounds differently).
-        args = jax.device_put(args, jax.devices("cpu")[0])
-    if exact and not exact_ops.rounding_holds():
-        # This XLA rewrites some of exact mode's roundings (see jaxcal.exact.rounding_holds):
-        # one operation at a time, nothing can be fused or reordered. Slower, still exact.
-        with jax.disable_jit():
-            return _compiled_loop(plan, *args)
-    return _compiled_loop(plan, *args)
+            arithmetic.zero())
+    return arithmetic.call(_compiled_loop, plan, arithmetic.place(args, target, t_u))
