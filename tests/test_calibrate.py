@@ -7,6 +7,9 @@ start-up choice.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -17,6 +20,7 @@ import pytest
 from programs import pytest_with_x64
 
 from jaxcal import Calibrated, calibrate, data
+from jaxcal import model as jaxcal_linear
 from jaxcal.solvers import STATUS, LeastSquares, LevenbergMarquardt
 
 HERE = Path(__file__).parent
@@ -370,3 +374,48 @@ def test_float64_nist_nonlinear_problems_from_both_starts(name, start):
         return  # its certified rss, 1.4e-25, is below what float64 residuals of size 1 resolve: params only
     np.testing.assert_allclose(fit.stderr, problem.stderr, rtol=10.0**-NONLINEAR_DIGITS)
     np.testing.assert_allclose(fit.rss, problem.rss, rtol=10.0**-RSS_DIGITS)
+
+
+# -- a fleet over several devices, in processes of their own (the CPU device count is a start-up choice) ----
+
+SPLIT = """
+import json, sys, jax
+jax.config.update("jax_num_cpu_devices", int(sys.argv[1]))
+import numpy as np, jax.numpy as jnp
+from jaxcal import calibrate
+rng = np.random.default_rng(5)
+n = 1001  # no device count divides it: every device's share is padded
+t_u = rng.uniform(2, 8, (n, 11)).astype(np.float32)
+t_c = (5.4 * t_u - 17 + rng.normal(0, 1, t_u.shape)).astype(np.float32)
+mask = np.arange(11)[None, :] < np.where(np.arange(n) % 7 == 0, 6, 11)[:, None]
+lines = calibrate(t_u, t_c, mask=mask)
+x = 100 * t_u
+y = (250 * (1 - np.exp(-5e-4 * x)) + rng.normal(0, 0.1, x.shape)).astype(np.float32)
+curves = calibrate(x, y, model=lambda t_u, b1, b2: b1 * (1 - jnp.exp(-b2 * t_u)), params=[500.0, 1e-4])
+print(json.dumps({"devices": len(jax.devices()), "lines": np.asarray(lines.params).tolist(),
+                  "curves": np.asarray(curves.params).tolist(), "status": np.asarray(curves.status).tolist(),
+                  "data": [t_u.tolist(), t_c.tolist(), mask.tolist(), x.tolist(), y.tolist()]}))
+"""
+
+
+@pytest.mark.slow
+@float32_only
+def test_a_fleet_over_three_devices_is_each_sensor_as_on_one():
+    runs = []
+    for devices in (1, 3):
+        done = subprocess.run([sys.executable, "-c", SPLIT, str(devices)], capture_output=True, text=True,
+                              timeout=600, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs.append(json.loads(done.stdout.splitlines()[-1]))
+    one, three = runs
+    assert (one["devices"], three["devices"]) == (1, 3)
+    assert one["status"] == three["status"]
+    t_u, t_c, mask, x, y = (np.asarray(v) for v in one["data"])
+    # Each device fits its share in tiles of another size, so the roundings differ: each run lies within the
+    # float32 bound of the exact fit (LM: within its tolerance eps ** (2 / 3) of its fixed point too), so the
+    # two within twice it. A sensor fitted on another's readings, or a padding row kept, is far outside.
+    for s in range(len(t_u)):
+        line = _rounding_bound(jaxcal_linear, np.asarray(one["lines"][s]), t_u[s][mask[s]], t_c[s][mask[s]])
+        np.testing.assert_array_less(np.abs(np.subtract(one["lines"][s], three["lines"][s])), 2 * line)
+        curve = _rounding_bound(misra1a, np.asarray(one["curves"][s]), x[s], y[s], rtol=EPS32 ** (2 / 3))
+        np.testing.assert_array_less(np.abs(np.subtract(one["curves"][s], three["curves"][s])), 2 * curve)

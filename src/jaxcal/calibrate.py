@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from . import _checks
@@ -105,50 +105,65 @@ def _fit_one(solver: Any, y0: Array, t_u: Array, t_c: Array, weight: Array, mask
 TILE = 512
 
 
-@functools.partial(jax.jit, static_argnames=("model", "intercept", "absolute_sigma", "tile", "mesh", "padded"))
+@functools.partial(jax.jit, static_argnames=("model", "intercept", "absolute_sigma", "tile", "mesh", "sensors"))
 def _fit_fleet(solver: Any, y0: Array, t_u: Array, t_c: Array, weight: Array | None, mask: Array | None, *,
                model: Callable[..., Array], intercept: bool, absolute_sigma: bool, tile: int,
-               mesh: Mesh | None, padded: int) -> tuple[Array, ...]:
+               mesh: Mesh | None, sensors: int) -> tuple[Array, ...]:
     """Every sensor's fit, in one program: the sensors split evenly over ``mesh``'s devices (none: the
     default device), each device's share fitted tile by tile (``lax.map``), each tile's fits together
     (``vmap`` of the single fit). An iterative solver's loop stops when its tile's slowest fit stops,
     not the fleet's.
 
-    ``t_u``, ``t_c``: ``(sensors, n)``; ``y0``: ``(k,)`` for every sensor or ``(sensors, k)``; ``weight``
-    (``1 / sigma``, 0 where masked) and ``mask``: ``(sensors, n)`` or ``None`` (every reading counts, weight
-    1). The sensors are padded to ``padded`` (whole tiles on every device) by repeats of the first, whose
-    results are dropped. Everything here is inside the one program: done eagerly, the padding, masking
-    and the final slice were separate dispatches (measured: 0.4 s of 0.7 s for a million lines).
+    ``y0``: ``(rows, k)``; ``t_u``, ``t_c``: ``(rows, n)``; ``weight`` (``1 / sigma``, 0 where masked) and
+    ``mask``: ``(rows, n)`` or ``None`` (every reading counts, weight 1). ``rows`` is whole tiles on every
+    device: on one device the first ``sensors`` are the fleet and the program pads to whole tiles with
+    repeats of the first and drops them; over a mesh the caller placed every device's share, padded
+    the same way, and drops the padding from the results on the host. Nothing here moves data between
+    devices: with jax 0.10.2, a collective in such a program (a slice of a sharded result) deadlocked
+    now and then on 2 CPU devices, XLA aborting the process after 40 s.
     """
-    sensors = t_u.shape[0]
-    if mask is None:
-        mask = jnp.ones(t_u.shape, bool)
-    if weight is None:
-        weight = mask.astype(t_u.dtype)  # a masked reading weighs nothing, in R² too
-    # masked entries may hold anything: the model sees a counted reading of the same sensor there
-    first = jnp.take_along_axis(t_u, jnp.argmax(mask, axis=1)[:, None], axis=1)
-    t_u = jnp.where(mask, t_u, first)
-    t_u = jnp.where(jnp.isfinite(t_u), t_u, jnp.zeros_like(t_u))  # a sensor with no counted reading
-    t_c = jnp.where(mask, t_c, jnp.zeros_like(t_c))
-    y0 = jnp.broadcast_to(y0, (sensors, y0.shape[-1]))
-    columns = (y0, t_u, t_c, weight, mask)
-    if padded > sensors:
-        columns = tuple(jnp.concatenate([c, jnp.broadcast_to(c[:1], (padded - sensors, *c.shape[1:]))])
-                        for c in columns)
     one = functools.partial(_fit_one, model=model, intercept=intercept, absolute_sigma=absolute_sigma)
 
-    def share(solver: Any, *columns: Array) -> tuple[Array, ...]:
-        tiled = tuple(c.reshape(-1, tile, *c.shape[1:]) for c in columns)
+    def share(solver: Any, y0: Array, t_u: Array, t_c: Array, weight: Array | None,
+              mask: Array | None) -> tuple[Array, ...]:
+        if mask is None:
+            mask = jnp.ones(t_u.shape, bool)
+        if weight is None:
+            weight = mask.astype(t_u.dtype)  # a masked reading weighs nothing, in R² too
+        # masked entries may hold anything: the model sees a counted reading of the same sensor there
+        first = jnp.take_along_axis(t_u, jnp.argmax(mask, axis=1)[:, None], axis=1)
+        t_u = jnp.where(mask, t_u, first)
+        t_u = jnp.where(jnp.isfinite(t_u), t_u, jnp.zeros_like(t_u))  # a sensor with no counted reading
+        t_c = jnp.where(mask, t_c, jnp.zeros_like(t_c))
+        tiled = tuple(c.reshape(-1, tile, *c.shape[1:]) for c in (y0, t_u, t_c, weight, mask))
         out = jax.lax.map(lambda xs: jax.vmap(one, in_axes=(None, 0, 0, 0, 0, 0))(solver, *xs), tiled)
         return tuple(o.reshape(-1, *o.shape[2:]) for o in out)
 
-    if mesh is None:
-        out = share(solver, *columns)
-    else:
-        specs = (P(), *(P(_SENSORS) for _ in columns))
-        out = jax.shard_map(share, mesh=mesh, in_specs=specs, out_specs=P(_SENSORS), check_vma=False)(solver,
-                                                                                                      *columns)
-    return tuple(o[:sensors] for o in out)
+    if mesh is not None:
+        specs = (P(), *(None if c is None else P(_SENSORS) for c in (y0, t_u, t_c, weight, mask)))
+        return jax.shard_map(share, mesh=mesh, in_specs=specs, out_specs=P(_SENSORS), check_vma=False)(
+            solver, y0, t_u, t_c, weight, mask)
+    rows = -(-sensors // tile) * tile
+    columns = [None if c is None else jnp.concatenate([c, jnp.broadcast_to(c[:1], (rows - sensors, *c.shape[1:]))])
+               for c in (y0, t_u, t_c, weight, mask)]
+    return tuple(o[:sensors] for o in share(solver, *columns))
+
+
+def _placed(values: Any, rows: int, mesh: Mesh) -> Array | None:
+    """``values`` (``(sensors, ...)``, on the host) as an array of ``rows`` split evenly over ``mesh``'s
+    devices, each device's share copied to it alone; rows past the fleet repeat its first sensor."""
+    if values is None:
+        return None
+    values = np.asarray(values)
+
+    def share(index: tuple[slice, ...]) -> np.ndarray:
+        start, stop, _ = index[0].indices(rows)
+        mine = values[min(start, len(values)):min(stop, len(values))]
+        if len(mine) == stop - start:
+            return mine
+        return np.concatenate([mine, np.broadcast_to(values[:1], (stop - start - len(mine), *values.shape[1:]))])
+
+    return jax.make_array_from_callback((rows, *values.shape[1:]), NamedSharding(mesh, P(_SENSORS)), share)
 
 
 def _split(sensors: int, k: int) -> tuple[int, Mesh | None, int]:
@@ -303,13 +318,18 @@ def calibrate(t_u: Any, t_c: Any, *, model: str | Callable[..., Array] = "linear
         raise InvalidInput(f"params: has {start.shape[0]} rows for {sensors} sensors")
 
     def fleet_shaped(values: Any) -> Any:
-        return None if values is None else jnp.asarray(values).reshape(sensors, -1)
+        return None if values is None else values.reshape(sensors, -1)
 
-    tile, mesh, padded = _split(sensors, k)
-    out = _fit_fleet(solver, jnp.asarray(start, dtype), fleet_shaped(jnp.asarray(t_u, dtype)),
-                     fleet_shaped(jnp.asarray(t_c, dtype)), fleet_shaped(weight), fleet_shaped(counted),
-                     model=spec.fn, intercept=spec.intercept, absolute_sigma=bool(absolute_sigma), tile=tile,
-                     mesh=mesh, padded=padded)
+    y0 = np.broadcast_to(np.asarray(start, dtype), (sensors, k))
+    columns = [y0, *(fleet_shaped(np.asarray(c, dtype)) for c in (t_u, t_c)), fleet_shaped(weight),
+               fleet_shaped(counted)]
+    tile, mesh, rows = _split(sensors, k)
+    if mesh is not None:  # every device's share placed on it alone
+        columns = [_placed(c, rows, mesh) for c in columns]
+    out = _fit_fleet(solver, *columns, model=spec.fn, intercept=spec.intercept, absolute_sigma=bool(absolute_sigma),
+                     tile=tile, mesh=mesh, sensors=sensors)
+    if mesh is not None:  # each device's results copied to the host, the padding dropped there
+        out = tuple(jnp.asarray(np.asarray(o)[:sensors]) for o in out)
     if single:
         out = tuple(value[0] for value in out)
     return Calibrated(*out, param_names=names)
