@@ -227,6 +227,23 @@ def test_r_squared_only_where_the_model_has_an_intercept():
 
 
 @float32_only
+def test_fewer_readings_than_params_is_undetermined():
+    # one reading cannot determine a line: the thin SVD of a 1 x 2 Jacobian has one (large) singular value
+    fit = calibrate(np.array([1.0], np.float32), np.array([3.0], np.float32))
+    assert STATUS[int(fit.status)] == "undetermined"
+    assert np.isnan(fit.params).all()
+    fit = calibrate(np.array([1.0, 2.0], np.float32), np.array([3.0, 4.0], np.float32), model="quadratic")
+    assert STATUS[int(fit.status)] == "undetermined"
+
+
+def test_uncertainty_takes_a_plain_count():
+    from jaxcal.uncertainty import uncertainty
+
+    jac = jnp.stack([jnp.asarray(data.t_un), jnp.ones(11)], axis=1)
+    assert int(uncertainty(jac, jnp.ones(11), 11).dof) == 9
+
+
+@float32_only
 def test_sigma_may_be_a_whole_number():
     # sigma=1 is every reading's uncertainty in t_c's units: the unweighted fit, with absolute sigma the
     # covariance unscaled; sigma=2 doubles the standard errors of that covariance

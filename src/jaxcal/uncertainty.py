@@ -58,7 +58,7 @@ def uncertainty(jac: jax.Array, residuals: jax.Array, n: jax.Array, *, absolute_
     half = (vt.T / s_safe[None, :]) / d[:, None]
     inverse = half @ half.T
     rss = jnp.sum(residuals * residuals)
-    dof = (n - k).astype(jnp.int32)
+    dof = (jnp.asarray(n) - k).astype(jnp.int32)
     has_dof = dof > 0
     variance = jnp.where(has_dof, rss / jnp.where(has_dof, dof, 1).astype(dtype), jnp.asarray(jnp.nan, dtype))
     cov = inverse if absolute_sigma else variance * inverse

@@ -55,14 +55,15 @@ def scaled_svd(jac: Array) -> tuple[Array, Array, Array, Array, Array]:
     Returns:
       ``(d, u, s, vt, full_rank)``: the column norms ``(k,)`` (a zero column's taken as 1), and
       ``u (n, k)``, ``s (k,)``, ``vt (k, k)`` with ``jac / d == u @ diag(s) @ vt``; ``full_rank`` is
-      False for a zero column or a singular value below ``max(n, k) * eps * s.max()`` (NumPy's
+      False for fewer rows than columns, a zero column or a singular value below ``max(n, k) * eps * s.max()`` (NumPy's
       ``matrix_rank`` cut-off).
     """
     norms = jnp.sqrt(jnp.sum(jac * jac, axis=0))
     d = jnp.where(norms > 0, norms, jnp.ones_like(norms))
     u, s, vt = svd(jac / d[None, :])
     cutoff = max(jac.shape) * jnp.finfo(jac.dtype).eps * jnp.max(s)
-    full_rank = jnp.all(norms > 0) & (jnp.min(s) > cutoff) & jnp.all(jnp.isfinite(s))
+    # fewer rows than columns: the thin SVD has only n singular values, all of which may be large
+    full_rank = jnp.all(norms > 0) & (jnp.min(s) > cutoff) & jnp.all(jnp.isfinite(s)) & (jac.shape[0] >= jac.shape[1])
     return d, u, s, vt, full_rank
 
 
