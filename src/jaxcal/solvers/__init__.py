@@ -10,4 +10,11 @@ from ._base import STATUS as STATUS
 from .least_squares import LeastSquares as LeastSquares
 from .levenberg_marquardt import LevenbergMarquardt as LevenbergMarquardt
 
-__all__ = ["STATUS", "LeastSquares", "LevenbergMarquardt"]
+__all__ = ["SOLVERS", "STATUS", "LeastSquares", "LevenbergMarquardt"]
+
+#: The solvers by the short name the command line's ``--solver`` takes, each with a one-line summary
+#: (the CLI's choices and help come from this table).
+SOLVERS: dict[str, tuple[type, str]] = {
+    "ls": (LeastSquares, "least squares in one step, for a model linear in its params"),
+    "lm": (LevenbergMarquardt, "Levenberg-Marquardt, for any model"),
+}
