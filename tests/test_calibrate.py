@@ -227,6 +227,46 @@ def test_r_squared_only_where_the_model_has_an_intercept():
 
 
 @float32_only
+def test_a_model_of_any_number_of_params():
+    # fn(t_u, *params) takes as many params as the start gives; a partial's keywords are not params
+    import functools
+
+    star = calibrate(data.t_un, data.t_c, model=lambda t_u, *p: p[0] * t_u + p[1], params=[1.0, 0.0],
+                     solver=LeastSquares())
+    line = calibrate(data.t_un, data.t_c)
+    # the same fit by another function: each within float32's bound of the exact one, so within twice it
+    bound = _rounding_bound(jaxcal_linear, np.asarray(line.params), data.t_un, data.t_c)
+    np.testing.assert_array_less(np.abs(np.asarray(star.params) - np.asarray(line.params)), 2 * bound)
+    assert star.param_names == ("p0", "p1")
+
+    def offset(t_u, w, b, c=0.0, *, d=0.0):
+        return w * t_u + b + c + d
+
+    fit = calibrate(data.t_un, data.t_c, model=functools.partial(offset, d=0.0), params=[1.0, 0.0, 0.0],
+                    solver=LeastSquares())
+    assert fit.param_names == ("w", "b", "c")
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: LevenbergMarquardt(damping=-1.0), "LevenbergMarquardt: damping must be a finite number above 0"),
+    (lambda: LevenbergMarquardt(rtol=-1.0), "LevenbergMarquardt: rtol must be a finite number at least 0"),
+    (lambda: LevenbergMarquardt(max_steps=2.5), "LevenbergMarquardt: max_steps must be a whole number"),
+    (lambda: LevenbergMarquardt(max_steps=0), "LevenbergMarquardt: max_steps must be a whole number"),
+    (lambda: LevenbergMarquardt(atol="x"), "LevenbergMarquardt: atol must be a finite number at least 0"),
+])
+def test_a_solver_setting_that_cannot_be_meant_is_refused(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@float32_only
+def test_a_start_whose_sum_of_squares_overflows_is_nonfinite():
+    # every residual is finite (a * exp(x) up to 5e34), their squares' sum is not: not "undetermined"
+    fit = calibrate(data.t_u, data.t_c, model=lambda t_u, a, k: a * jnp.exp(k * t_u), params=[1.0, 1.0])
+    assert STATUS[int(fit.status)] == "nonfinite"
+
+
+@float32_only
 def test_fewer_readings_than_params_is_undetermined():
     # one reading cannot determine a line: the thin SVD of a 1 x 2 Jacobian has one (large) singular value
     fit = calibrate(np.array([1.0], np.float32), np.array([3.0], np.float32))
@@ -266,6 +306,12 @@ def test_sigma_may_be_a_whole_number():
     (dict(model=misra1a), ValueError, "params: a model function needs start values"),
     (dict(params=[1.0, 2.0, 3.0]), ValueError, "params: the model takes 2 (w, b), got 3"),
     (dict(solver="lm"), TypeError, "solver: must be a solver value (jaxcal.solvers), got 'lm'"),
+    (dict(solver=LeastSquares), TypeError, "solver: pass a solver value, e.g. LeastSquares(), not the class"),
+    (dict(model=lambda t_u, *p: p[0] * t_u + p[1], params=[1.0]), ValueError,
+     "model: calling it with t_u of shape (5,) and 1 params failed: IndexError"),
+    (dict(model=lambda t_u, a, b: jnp.ones(3), params=[1.0, 0.0]), ValueError,
+     "model: must return one prediction per reading, shape (5,); it returned shape (3,)"),
+    (dict(t_u=[[1.0, 2.0], [3.0]]), TypeError, "t_u: must be an array of numbers, got a list"),
 ])
 def test_bad_input_is_one_line_naming_the_argument(kwargs, error, message):
     args = dict(t_u=np.arange(5, dtype=np.float32), t_c=np.arange(5, dtype=np.float32))

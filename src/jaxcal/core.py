@@ -142,12 +142,14 @@ def _spec_of(fn: Model) -> ModelSpec:
         if spec.fn is fn:
             return spec
     try:
-        names = tuple(inspect.signature(fn).parameters)[1:]
+        parameters = list(inspect.signature(fn).parameters.values())[1:]
     except (TypeError, ValueError):  # a builtin or a callable without a signature
-        names = ()
-    if not names or any(name.startswith("*") for name in names):
-        names = ()
-    return ModelSpec(fn, names)
+        return ModelSpec(fn, ())
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
+        return ModelSpec(fn, ())  # fn(t_u, *params): any number of params
+    # the params are passed by position: keyword-only parameters (a partial's keywords among them) are not params
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return ModelSpec(fn, tuple(p.name for p in parameters if p.kind in positional))
 
 
 def resolve_model(model: str | Model) -> ModelSpec:

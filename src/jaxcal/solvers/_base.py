@@ -8,15 +8,16 @@ shapes the compiled program. The one loop (:func:`jaxcal._iterate.iterate`) call
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = ["CONVERGED", "JACOBI_MAX_PARAMS", "MAX_STEPS", "NONFINITE", "STATUS", "UNDETERMINED", "Residuals", "Solver",
-           "scaled_svd",
-           "svd"]
+           "check_settings", "scaled_svd", "svd"]
 
 Array = jax.Array
 #: ``fn(y, args) -> residuals``: what a solver minimises the sum of squares of, shape ``(n,)``.
@@ -40,6 +41,32 @@ class Solver(Protocol):
     def step(self, fn: Residuals, y: Array, args: Any, state: Any) -> tuple[Array, Any]: ...
 
     def terminate(self, fn: Residuals, y: Array, args: Any, state: Any) -> tuple[Array, Array]: ...
+
+
+def check_settings(solver: Any, *, positive: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> None:
+    """Refuse, in one line naming the field, a solver's setting that cannot be meant: ``max_steps`` not
+    a whole number of at least 1, a ``positive`` field not a finite number above 0, an ``optional``
+    one (``None`` for its default) negative or not finite. Values already traced (a solver rebuilt
+    inside a program) were checked when the caller made it."""
+    name = type(solver).__name__
+    steps = solver.max_steps
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"{name}: max_steps must be a whole number of at least 1, got {steps!r}")
+    checks = [(f, False) for f in positive] + [(f, True) for f in optional]
+    for field, may_be_none in checks:
+        value = getattr(solver, field)
+        if value is None and may_be_none:
+            continue
+        if isinstance(value, jax.Array):  # a tracer too
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        bad = not math.isfinite(number) or number < 0 or (number == 0 and not may_be_none)
+        if isinstance(value, (bool, str)) or bad:
+            what = "a finite number at least 0 (or None)" if may_be_none else "a finite number above 0"
+            raise ValueError(f"{name}: {field} must be {what}, got {value!r}")
 
 
 def scaled_svd(jac: Array) -> tuple[Array, Array, Array, Array, Array]:

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from ..book import rate_of_change
-from ._base import CONVERGED, NONFINITE, Residuals
+from ._base import CONVERGED, NONFINITE, Residuals, check_settings
 
 __all__ = ["Autograd", "FiniteDifference", "GradientDescent"]
 
@@ -144,6 +144,9 @@ class GradientDescent:
     rtol: float | None = None
     atol: float | None = None
     gradient: Autograd | FiniteDifference = Autograd()
+
+    def __post_init__(self) -> None:
+        check_settings(self, positive=("learning_rate",), optional=("rtol", "atol"))
 
     def init(self, fn: Residuals, y0: Array, args: Any) -> _State:
         return _State(counted_rows(fn, y0, args), jnp.zeros((), bool), jnp.int32(CONVERGED))

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import CONVERGED, NONFINITE, UNDETERMINED, Residuals, scaled_svd
+from ._base import CONVERGED, NONFINITE, UNDETERMINED, Residuals, check_settings, scaled_svd
 
 __all__ = ["LeastSquares"]
 
@@ -40,6 +40,9 @@ class LeastSquares:
     """
 
     max_steps: int = 1  # static: one step reaches the solution
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
     def init(self, fn: Residuals, y0: jax.Array, args: Any) -> _State:
         return _State(jnp.zeros((), bool), jnp.int32(CONVERGED))

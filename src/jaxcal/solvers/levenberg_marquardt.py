@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import CONVERGED, NONFINITE, Residuals, svd
+from ._base import CONVERGED, NONFINITE, Residuals, check_settings, svd
 
 __all__ = ["LevenbergMarquardt"]
 
@@ -64,6 +64,9 @@ class LevenbergMarquardt:
     damping: float = 1e-3
     max_steps: int = 1000
 
+    def __post_init__(self) -> None:
+        check_settings(self, positive=("damping",), optional=("rtol", "atol"))
+
     def _tolerances(self, dtype: Any) -> tuple[Any, Any]:
         rtol = (jnp.finfo(dtype).eps ** (2 / 3)).astype(dtype) if self.rtol is None else self.rtol
         atol = jnp.zeros((), dtype) if self.atol is None else self.atol
@@ -71,7 +74,8 @@ class LevenbergMarquardt:
 
     def init(self, fn: Residuals, y0: jax.Array, args: Any) -> _State:
         r = fn(y0, args)
-        finite = jnp.all(jnp.isfinite(r)) & jnp.all(jnp.isfinite(y0))
+        # the sum of squares too: residuals of 1e20 are finite, their squares' sum is not (float32)
+        finite = jnp.all(jnp.isfinite(r)) & jnp.all(jnp.isfinite(y0)) & jnp.isfinite(jnp.sum(r * r))
         status = jnp.where(finite, CONVERGED, NONFINITE).astype(jnp.int32)
         return _State(jnp.zeros_like(y0), jnp.asarray(self.damping, y0.dtype), jnp.asarray(2.0, y0.dtype),
                       jnp.logical_not(finite), status, r)

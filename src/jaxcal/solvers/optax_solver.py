@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ._base import CONVERGED, NONFINITE, Residuals
+from ._base import CONVERGED, NONFINITE, Residuals, check_settings
 from .gradient_descent import counted_rows, mean_square, small_step
 
 if TYPE_CHECKING:
@@ -63,6 +63,9 @@ class Optax:
     max_steps: int = 5000
     rtol: float | None = None
     atol: float | None = None
+
+    def __post_init__(self) -> None:
+        check_settings(self, optional=("rtol", "atol"))
 
     def init(self, fn: Residuals, y0: Array, args: Any) -> _State:
         return _State(counted_rows(fn, y0, args), self.optimizer.init(y0), jnp.zeros((), bool), jnp.int32(CONVERGED))
