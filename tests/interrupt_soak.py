@@ -32,8 +32,8 @@ def _default_sigint() -> None:
 
 def one_try(folder: Path, data: Path, delay: float, sig: signal.Signals) -> str:
     out = folder / "out.csv"
-    process = subprocess.Popen([sys.executable, "-m", "jaxcal", "fleet", str(data), "--epochs", "20000",
-                                "--out", str(out), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-m", "jaxcal", "fleet", str(data), "--solver", "gd", "--epochs",
+                                "20000", "--out", str(out), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, preexec_fn=_default_sigint)
     wait_for(lambda: handles_sigterm(process.pid), process)
     time.sleep(delay)  # the random moment this try samples

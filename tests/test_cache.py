@@ -66,7 +66,7 @@ def test_a_fleet_reuses_its_programs_too(tmp_path):
 
     write_table(tmp_path / "three.npz", {"sensor": np.repeat([1, 2, 3], 11), "t_u": np.tile(data.t_u, 3),
                                          "t_c": np.tile(data.t_c, 3)})
-    argv = ["fleet", str(tmp_path / "three.npz"), "--epochs", "100", "--json"]
+    argv = ["fleet", str(tmp_path / "three.npz"), "--solver", "gd", "--epochs", "100", "--json"]
     first, out, _ = _run(argv, tmp_path / "cache")
     second, again, err = _run(argv, tmp_path / "cache")
     assert second["hits"] >= first["misses"] >= 1

@@ -20,7 +20,7 @@ DIVERGING = ["--scale", "1", "--epochs", "100"]
 
 # Every field a calibration file of the current format holds besides "format".
 FIELDS = ["params", "model", "scale", "loss", "settings", "data_fingerprint", "jaxcal_version", "diverged",
-          "diverged_at"]
+          "diverged_at", "solver", "cov", "stderr", "dof", "residual_sd"]
 
 # A calibration written by jaxcal 0.2.0 (format 1) for the diverging run above.
 VERSION_1_DIVERGED = {

@@ -32,7 +32,7 @@ INTEGER_FLAGS = {"--epochs": 300, "--log-every": 300, "--num": 12, "--split-seed
 OUTPUT_FLAGS = {"--save", "--plot", "--out"}
 FILE_FLAGS = {"--data", "--cal"}
 CHOICES = {"--optimizer": ["plain", "sgd", "adam"], "--model": ["linear", "quadratic"],
-           "--gradient": ["autograd", "analytic", "finite-difference"]}
+           "--gradient": ["autograd", "analytic", "finite-difference"], "--solver": ["auto", "ls", "lm", "gd"]}
 
 # odd values by kind; each kind is drawn as often as any other
 ODD_KINDS = {

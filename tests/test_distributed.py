@@ -35,7 +35,7 @@ def test_fleet_is_bit_identical_on_1_2_and_4_devices(tmp_path):
     data = _fleet_file(tmp_path / "fleet.npz", 1001)  # not a multiple of any tile: padding differs
     outputs = []
     for devices in ("1", "2", "4"):
-        done = _jaxcal("fleet", str(data), "--epochs", "500", "--json", "--devices", devices)
+        done = _jaxcal("fleet", str(data), "--solver", "gd", "--epochs", "500", "--json", "--devices", devices)
         assert done.returncode == 0, done.stderr
         outputs.append(done.stdout)
     assert outputs[0] == outputs[1] == outputs[2]
@@ -54,10 +54,10 @@ def test_two_processes_of_two_devices_give_the_single_process_result(tmp_path, s
         data = tmp_path / "fleet.parquet"
     # launch runs its processes on the CPU (see jaxcal.launch): so does the single process here
     cpu = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    single = _jaxcal("fleet", str(data), "--epochs", "500", "--json", "--devices", "1",
+    single = _jaxcal("fleet", str(data), "--solver", "gd", "--epochs", "500", "--json", "--devices", "1",
                      "--out", str(tmp_path / "single.csv"), env=cpu)
-    launched = _jaxcal("launch", "-n", "2", "--", "fleet", str(data), "--epochs", "500", "--json", "--devices", "2",
-                       "--out", str(tmp_path / "launched.csv"), timeout=120)
+    launched = _jaxcal("launch", "-n", "2", "--", "fleet", str(data), "--solver", "gd", "--epochs", "500", "--json",
+                       "--devices", "2", "--out", str(tmp_path / "launched.csv"), timeout=120)
     assert single.returncode == 0, single.stderr
     assert launched.returncode == 0, launched.stderr
     assert launched.stdout == single.stdout  # the same sensors, the same numbers, one JSON object
@@ -90,7 +90,7 @@ def _long_launch(tmp_path: Path, out: Path) -> Iterator[subprocess.Popen]:
     data = _fleet_file(tmp_path / "fleet.npz", 4000, seed=2)
     with subprocess.Popen(
         [sys.executable, "-m", "jaxcal", "launch", "-n", "2", "--timeout", "20", "--", "fleet", str(data),
-         "--epochs", "2000000", "--out", str(out), "--quiet"],
+         "--solver", "gd", "--epochs", "2000000", "--out", str(out), "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     ) as launcher:
         try:
@@ -154,10 +154,10 @@ def test_sigterm_after_joining_a_run_still_ends_with_one_line(tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     with contextlib.ExitStack() as stack:
         processes = [stack.enter_context(subprocess.Popen(
-            [sys.executable, str(helper), "joined", str(markers[i]), "--", "fleet", str(data), "--epochs", "20000000",
-             "--quiet", "--out", str(tmp_path / "fits.csv"), "--coordinator", address, "--num-processes", "2",
-             "--process-id", str(i), "--timeout", "60"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True)) for i in range(2)]
+            [sys.executable, str(helper), "joined", str(markers[i]), "--", "fleet", str(data), "--solver", "gd",
+             "--epochs", "20000000", "--quiet", "--out", str(tmp_path / "fits.csv"), "--coordinator", address,
+             "--num-processes", "2", "--process-id", str(i), "--timeout", "60"], env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)) for i in range(2)]
         try:
             for marker, process in zip(markers, processes, strict=True):
                 wait_for(marker.exists, process, timeout=120)

@@ -62,8 +62,8 @@ def test_every_cli_output_gets_ordinary_modes(tmp_path, umask):
     assert main(["train", "--epochs", "10", "--save", str(kept), "--plot", str(tmp_path / "fit.png")]) == 0
     (tmp_path / "f.csv").write_text("sensor,t_u,t_c\n" + "".join(f"s{s},{u},{0.5 * u - 17}\n"
                                                               for s in range(3) for u in (30.0, 50.0, 70.0)))
-    assert main(["fleet", str(tmp_path / "f.csv"), "--epochs", "10", "--out", str(tmp_path / "fits.csv"),
-                 "--quiet"]) == 0
+    assert main(["fleet", str(tmp_path / "f.csv"), "--solver", "gd", "--epochs", "10", "--out",
+                 str(tmp_path / "fits.csv"), "--quiet"]) == 0
     assert _mode(kept) == 0o664
     assert _mode(tmp_path / "fit.png") == _mode(tmp_path / "fits.csv") == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.csv", "fit.png", "fits.csv", "kept.json"]
@@ -127,7 +127,7 @@ def test_fleet_refuses_to_write_over_its_input_table(tmp_path, capsys):
     table = tmp_path / "f.csv"
     table.write_text("sensor,t_u,t_c\n" + "".join(f"s{s},{u},{0.5 * u - 17}\n" for s in range(2) for u in (30.0, 70.0)))
     before = table.read_bytes()
-    assert main(["fleet", str(table), "--epochs", "10", "--out", str(table)]) == 2
+    assert main(["fleet", str(table), "--solver", "gd", "--epochs", "10", "--out", str(table)]) == 2
     err = capsys.readouterr()[1]
     assert err.startswith("jaxcal fleet: error: --out: ")
     assert "is the input table" in err

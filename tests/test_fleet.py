@@ -156,12 +156,13 @@ def test_fleet_cli_csv_out_and_json(tmp_path):
     source = tmp_path / "fleet.csv"
     _write_fleet_csv(source, 30, 11)
     out = tmp_path / "fits.csv"
-    done = _cli("fleet", str(source), "--out", str(out), "--epochs", "2000", "--quiet")
+    done = _cli("fleet", str(source), "--out", str(out), "--solver", "gd", "--epochs", "2000", "--quiet")
     assert done.returncode == 0, done.stderr
     lines = out.read_text().splitlines()
-    assert lines[0] == "sensor,w,b,loss,epochs_run,diverged,lsq_w,lsq_b"
+    assert lines[0] == ("sensor,w,b,stderr_w,stderr_b,residual_sd,dof,rss,r_squared,status,steps,solver,scale,"
+                        "lsq_w,lsq_b")
     assert len(lines) == 31
-    done = _cli("fleet", str(source), "--epochs", "2000", "--json")
+    done = _cli("fleet", str(source), "--solver", "gd", "--epochs", "2000", "--json")
     sensors = json.loads(done.stdout)["sensors"]
     assert [s["sensor"] for s in sensors] == [str(i) for i in range(30)]  # ids are text, sorted as numbers
     row = lines[1].split(",")
@@ -175,7 +176,8 @@ def test_fleet_cli_100000_sensors_end_to_end(tmp_path):
     ids = np.repeat(np.arange(sensors), 11)
     t_u = rng.uniform(20, 80, len(ids))
     np.savez(tmp_path / "big.npz", sensor=ids, t_u=t_u, t_c=0.54 * t_u - 17 + rng.normal(0, 1, len(ids)))
-    done = _cli("fleet", str(tmp_path / "big.npz"), "--epochs", "200", "--out", str(tmp_path / "big.csv"), "--quiet")
+    done = _cli("fleet", str(tmp_path / "big.npz"), "--solver", "gd", "--epochs", "200", "--out",
+                str(tmp_path / "big.csv"), "--quiet")
     assert done.returncode == 0, done.stderr
     assert len((tmp_path / "big.csv").read_text().splitlines()) == sensors + 1
 
@@ -190,7 +192,7 @@ def test_fleet_cli_100000_sensors_end_to_end(tmp_path):
         ("sensor,t_u,t_c\n1,2,3\n1,inf,4\n", [], "line 3: sensor '1': t_u is not finite: inf"),
         ("sensor,t_u,t_c\n1,2,3\n1,3\n", [], "line 3: expected 3 values, got 2"),
         ("sensor,t_u,t_c\n1,2,3\n1,3,4\n", ["--out", "{dir}"], "--out: "),
-        ("sensor,t_u,t_c\n1,2,3\n1,3,4\n", ["--epochs", "0"], "--epochs: must be a positive integer"),
+        ("sensor,t_u,t_c\n1,2,3\n1,3,4\n", ["--solver", "gd", "--epochs", "0"], "--epochs: must be a positive integer"),
     ],
 )
 def test_fleet_cli_bad_input(tmp_path, capsys, content, argv, message):

@@ -129,8 +129,8 @@ import sys
 from jaxcal.cli import main
 data, out = sys.argv[1:3]
 for suffix in {outputs!r}:
-    print("status", main(["fleet", data, "--epochs", "300", "--out", out + suffix]), flush=True)
-print("status", main(["fleet", data, "--epochs", "300", "--json"]), flush=True)
+    print("status", main(["fleet", data, "--solver", "gd", "--epochs", "300", "--out", out + suffix]), flush=True)
+print("status", main(["fleet", data, "--solver", "gd", "--epochs", "300", "--json"]), flush=True)
 """
 
 
@@ -173,17 +173,18 @@ def test_every_output_format_holds_every_column_the_same(tmp_path):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert [line for line in lines if line.startswith("status")] == ["status 0"] * (len(OUTPUTS) + 1)
-    # the summary line of each --out run counts every diverged sensor
+    # the summary line of each --out run counts every diverged sensor (status nonfinite)
     summaries = [line for line in lines if "sensors fitted" in line]
     assert len(summaries) == len(OUTPUTS)
-    assert all(line.startswith(f"{len(ids)} sensors fitted, {len(DIVERGING)} diverged; results in ")
-               for line in summaries)
+    assert all(line.startswith(f"{len(ids)} sensors fitted (--solver gd): {len(ids) - len(DIVERGING)} max_steps, "
+                               f"{len(DIVERGING)} nonfinite; results in ") for line in summaries)
 
     with np.load(tmp_path / "fits.npz", allow_pickle=False) as archive:  # each column's kind
         kinds = {name: archive[name].dtype.kind for name in archive.files}
     outputs = {suffix: _read_output(tmp_path / f"fits{suffix}", kinds) for suffix in OUTPUTS}
     reference = outputs[".csv"]
-    assert list(reference) == ["sensor", "w", "b", "loss", "epochs_run", "diverged", "lsq_w", "lsq_b"]
+    assert list(reference) == ["sensor", "w", "b", "stderr_w", "stderr_b", "residual_sd", "dof", "rss", "r_squared",
+                               "status", "steps", "solver", "scale", "lsq_w", "lsq_b"]
     for suffix, got in outputs.items():
         assert list(got) == list(reference), suffix  # every column, in the same order
         for name in reference:
@@ -191,7 +192,8 @@ def test_every_output_format_holds_every_column_the_same(tmp_path):
             json_null = suffix == ".json"
             assert _cells(got[name], json_null) == _cells(reference[name], json_null), f"{suffix}: {name}"
     assert reference["sensor"] == sorted(ids)  # the ids as written, sorted as text
-    assert [s for s, d in zip(reference["sensor"], reference["diverged"], strict=True) if d] == sorted(DIVERGING)
+    assert [s for s, d in zip(reference["sensor"], reference["status"], strict=True) if d == "nonfinite"] \
+        == sorted(DIVERGING)
     fits = json.loads(next(line for line in lines if line.startswith('{"sensors"')))["sensors"]
     assert [fit["sensor"] for fit in fits] == reference["sensor"]  # --json names them the same
 

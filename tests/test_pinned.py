@@ -88,8 +88,8 @@ def test_fleet_x64_lands_on_least_squares_to_float64_accuracy(tmp_path):
     rows = zip(x.tolist(), t.tolist(), strict=True)
     path.write_text("sensor,t_u,t_c\n" + "".join(f"7,{a!r},{b!r}\n" for a, b in rows))
     # fleet starts one CPU device per core and x64 at start-up: its own interpreter
-    done = subprocess.run([sys.executable, "-m", "jaxcal", "fleet", str(path), "--x64", "--json", "--quiet",
-                           "--scale", "1", "--lr", repr(lr), "--epochs", str(epochs)],
+    done = subprocess.run([sys.executable, "-m", "jaxcal", "fleet", str(path), "--solver", "gd", "--x64", "--json",
+                           "--quiet", "--scale", "1", "--lr", repr(lr), "--epochs", str(epochs)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     params = np.asarray(json.loads(done.stdout)["sensors"][0]["params"])

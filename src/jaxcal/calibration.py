@@ -2,9 +2,12 @@
 
 A calibration file is JSON: the params, the model, the input scale, the final loss, whether the
 fit diverged (and at which epoch), the settings of the run, a fingerprint of the data it was
-fitted on, and the jaxcal version. Loading checks every field and refuses a corrupt, incomplete
-or incompatible file with one line; a calibration whose fit diverged loads (it is the record of
-that run) but converts nothing.
+fitted on, and the jaxcal version; since format 3 also the solver that fitted it and the params'
+uncertainty: their covariance, standard errors, the degrees of freedom and the residual standard
+deviation (for gradient descent computed at its final params, by :func:`jaxcal.calibrate`'s
+formulas). Loading checks every field and refuses a corrupt, incomplete or incompatible file with
+one line; a calibration whose fit diverged loads (it is the record of that run) but converts
+nothing. Files of formats 1 and 2 are still read (their uncertainty unknown: ``None``).
 
 >>> cal = Calibration(params=(5.3671, -17.3012), model="linear", scale=0.1, loss=2.93,
 ...                   settings={}, data_fingerprint="", jaxcal_version="0.1.0")
@@ -28,19 +31,24 @@ from ._checks import MAX_EPOCHS, InvalidInput
 from ._files import write_atomic
 from .core import MODELS
 
-__all__ = ["FORMAT", "FORMAT_1", "Calibration", "fingerprint", "load_calibration", "save_calibration"]
+__all__ = ["FORMAT", "FORMAT_1", "FORMAT_2", "Calibration", "fingerprint", "load_calibration", "save_calibration"]
 
 #: The file format's name and version, as written; a file with another is refused, except
-#: :data:`FORMAT_1` files, which are still read.
-FORMAT = "jaxcal-calibration/2"
+#: :data:`FORMAT_2` and :data:`FORMAT_1` files, which are still read.
+FORMAT = "jaxcal-calibration/3"
 
-#: The first format: no ``diverged`` fields (its writer kept them in ``settings``).
+#: The second format: no solver and no uncertainty (every such file was fitted by gradient descent).
+FORMAT_2 = "jaxcal-calibration/2"
+
+#: The first format: no ``diverged`` fields either (its writer kept them in ``settings``).
 FORMAT_1 = "jaxcal-calibration/1"
 
 #: The fields each format's writer always wrote, besides ``format``: a file without one of them
 #: was not written by jaxcal whole, and is refused rather than given a default.
 _FIELDS_1 = ("params", "model", "scale", "loss", "settings", "data_fingerprint", "jaxcal_version")
-_FIELDS = {FORMAT: (*_FIELDS_1, "diverged", "diverged_at"), FORMAT_1: _FIELDS_1}
+_FIELDS_2 = (*_FIELDS_1, "diverged", "diverged_at")
+_FIELDS = {FORMAT: (*_FIELDS_2, "solver", "cov", "stderr", "dof", "residual_sd"), FORMAT_2: _FIELDS_2,
+           FORMAT_1: _FIELDS_1}
 
 
 def fingerprint(t_u: Any, t_c: Any) -> str:
@@ -57,6 +65,10 @@ class Calibration:
 
     ``diverged`` is also set when ``params`` or ``loss`` is not finite: such a fit determined
     nothing. ``diverged_at`` is the epoch at which the loss stopped being finite, where known.
+    ``solver`` names what fitted it (``"gd"``, the book's gradient descent, or a key of
+    :data:`jaxcal.solvers.SOLVERS`). ``cov`` (``k x k``), ``stderr`` (``k``), ``dof`` and
+    ``residual_sd`` are the params' uncertainty, in the units of the scaled readings the params
+    apply to (NaN where undefined, e.g. ``dof`` 0); ``None`` where not known (a file of format 1 or 2).
     """
 
     params: tuple[float, ...]
@@ -68,6 +80,11 @@ class Calibration:
     jaxcal_version: str = ""
     diverged: bool = False
     diverged_at: int | None = None
+    solver: str = "gd"
+    cov: tuple[tuple[float, ...], ...] | None = None
+    stderr: tuple[float, ...] | None = None
+    dof: int | None = None
+    residual_sd: float | None = None
 
     def __post_init__(self) -> None:
         # A fit that overflowed is diverged whatever its maker said, so that no caller converts with it.
@@ -83,6 +100,9 @@ class Calibration:
         """
         if not self.diverged:
             return None
+        if self.solver != "gd":
+            return (f"its fit diverged (--solver {self.solver} found no finite params), so it converts nothing; "
+                    "check the readings, or fit with another --solver")
         at = f" at epoch {self.diverged_at}" if self.diverged_at is not None else ""
         return (f"its fit diverged{at}, so it converts nothing; fit again with a smaller learning rate or input "
                 "scale (jaxcal train --lr, --scale; the book's --scale is 0.1)")
@@ -106,15 +126,20 @@ class Calibration:
         return celsius
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object (a non-finite loss or param, from a diverged fit, is written as null)."""
+        """The JSON object (a non-finite number, from a diverged fit or an undefined uncertainty, is
+        written as null)."""
         return {"format": FORMAT, **asdict(self), "params": [_or_null(p) for p in self.params],
                 "loss": _or_null(self.loss), "diverged": bool(self.diverged),
-                "diverged_at": None if self.diverged_at is None else int(self.diverged_at)}
+                "diverged_at": None if self.diverged_at is None else int(self.diverged_at),
+                "cov": None if self.cov is None else [[_or_null(c) for c in row] for row in self.cov],
+                "stderr": None if self.stderr is None else [_or_null(s) for s in self.stderr],
+                "dof": None if self.dof is None else int(self.dof),
+                "residual_sd": None if self.residual_sd is None else _or_null(self.residual_sd)}
 
 
 def _or_null(value: float) -> float | None:
     # JSON has no NaN or Infinity: strict readers refuse Python's tokens for them
-    return value if math.isfinite(value) else None
+    return float(value) if math.isfinite(value) else None
 
 
 def save_calibration(path: str | os.PathLike[str], calibration: Calibration, name: str = "path") -> None:
@@ -150,7 +175,7 @@ def load_calibration(path: str | os.PathLike[str]) -> Calibration:
     found = content.get("format") if isinstance(content, dict) else None
     if not isinstance(found, str) or found not in _FIELDS:
         raise InvalidInput(f"{path}: not a {FORMAT} file (format: {_bounded(found)}); this jaxcal reads "
-                           f"{FORMAT} and {FORMAT_1}")
+                           f"{FORMAT}, {FORMAT_2} and {FORMAT_1}")
     missing = [key for key in _FIELDS[found] if key not in content]
     if missing:
         raise InvalidInput(f"{path}: incomplete calibration, missing {', '.join(missing)}")
@@ -188,12 +213,45 @@ def load_calibration(path: str | os.PathLike[str]) -> Calibration:
                                             and 0 < diverged_at <= MAX_EPOCHS and diverged):
             raise InvalidInput(f"{path}: diverged_at must be null, or the epoch (1 to {MAX_EPOCHS}) at which a "
                                "diverged fit's loss stopped being finite")
+    uncertainty = _uncertainty(path, content, len(params)) if found == FORMAT else {}
     return Calibration(
         params=tuple(math.nan if p is None else float(p) for p in params), model=model, scale=float(scale),
         loss=math.inf if loss is None else float(loss), settings=dict(settings),
         data_fingerprint=content["data_fingerprint"], jaxcal_version=content["jaxcal_version"],
-        diverged=diverged, diverged_at=diverged_at,
+        diverged=diverged, diverged_at=diverged_at, **uncertainty,
     )
+
+
+def _numbers(values: Any, k: int) -> tuple[float, ...] | None:
+    """``k`` JSON numbers or nulls (an undefined value, NaN) as floats, or ``None`` if they are not."""
+    if not (isinstance(values, list) and len(values) == k and all(v is None or _finite_number(v) for v in values)):
+        return None
+    return tuple(math.nan if v is None else float(v) for v in values)
+
+
+def _uncertainty(path: Path, content: dict[str, Any], k: int) -> dict[str, Any]:
+    """The solver and uncertainty fields of a format-3 file, checked (each may be null: not known)."""
+    solver = content["solver"]
+    if not (isinstance(solver, str) and solver.isidentifier() and len(solver) <= 40):
+        raise InvalidInput(f"{path}: solver must be a solver's short name (gd, ls, lm), got {_bounded(solver)}")
+    cov, stderr = content["cov"], content["stderr"]
+    if cov is not None:
+        rows = [_numbers(row, k) for row in cov] if isinstance(cov, list) and len(cov) == k else [None]
+        if any(row is None for row in rows):
+            raise InvalidInput(f"{path}: cov must be {k} rows of {k} numbers (or null)")
+        cov = tuple(rows)
+    if stderr is not None:
+        stderr = _numbers(stderr, k)
+        if stderr is None:
+            raise InvalidInput(f"{path}: stderr must be {k} numbers (or null)")
+    dof = content["dof"]
+    if dof is not None and not (isinstance(dof, int) and not isinstance(dof, bool) and 0 <= dof <= MAX_EPOCHS):
+        raise InvalidInput(f"{path}: dof must be null or an integer >= 0 (the readings less the params)")
+    residual_sd = content["residual_sd"]
+    if residual_sd is not None and not (_finite_number(residual_sd) and residual_sd >= 0):
+        raise InvalidInput(f"{path}: residual_sd must be null or a finite number >= 0")
+    return {"solver": solver, "cov": cov, "stderr": stderr, "dof": dof,
+            "residual_sd": None if residual_sd is None else float(residual_sd)}
 
 
 def _bounded(value: Any, most: int = 80) -> str:

@@ -58,12 +58,14 @@ def _save(figure: Any, path: str, name: str) -> None:
 
 def plot_fit(path: str, t_u: Any, t_c: Any, result: Any, *, scale: float = 1.0, model: str = "linear",
              name: str = "path") -> None:
-    """The book's figure, the readings and the fitted line, beside the loss curve (log scale).
+    """The book's figure, the readings and the fitted line, beside the loss curve (log scale), or
+    beside the residuals for a calibration (a result without a history).
 
     Args:
       path: the figure to write: a .png, .pdf or .svg file.
       t_u, t_c: the readings as read (``t_u`` before ``scale``).
-      result: a :class:`~jaxcal.loop.TrainResult` with a history.
+      result: a :class:`~jaxcal.loop.TrainResult` with a history, or a single fit's
+        :class:`~jaxcal.calibrate.Calibrated`.
       scale: what the fit multiplied ``t_u`` by (the book's 0.1).
       model: the model's name.
       name: what errors call ``path`` (the caller's name for it).
@@ -82,6 +84,19 @@ def plot_fit(path: str, t_u: Any, t_c: Any, result: Any, *, scale: float = 1.0, 
     left.set_ylabel("t_c (Celsius)")
     left.set_title("Readings and the fitted calibration")
     left.legend(fontsize=8)
+    if getattr(result, "history", None) is None:  # a calibration: its residuals, with their standard deviation
+        residuals = t_c - MODELS[model].fn(scale * raw, *params)
+        right.axhline(0.0, color="0.5", linewidth=0.8)
+        right.plot(raw, residuals, "o", color="#1f77b4")
+        sd = float(np.asarray(result.residual_sd))
+        if np.isfinite(sd):
+            for sign in (-1, 1):
+                right.axhline(sign * sd, color="#d62728", linestyle="--", linewidth=0.8)
+        right.set_xlabel("t_u (unknown units)")
+        right.set_ylabel("t_c - t_p (Celsius)")
+        right.set_title("Residuals (dashed: +- residual SD)")
+        _save(figure, path, name)
+        return
     epochs = np.asarray(result.history.epoch)
     losses = np.asarray(result.history.loss, np.float64)
     # the epochs that ran with a finite loss: a diverged run's curve up to its overflow
@@ -117,8 +132,10 @@ def plot_fleet(path: str, names: tuple[str, ...], params: np.ndarray, diverged: 
                name: str = "path") -> None:
     """Histograms of each fitted parameter across the fleet (diverged sensors left out).
 
-    ``params`` is ``(sensors, n_params)`` (a fleet's ``TrainResult.params``), ``names`` its last
-    axis's names; ``path`` is a .png, .pdf or .svg file."""
+    ``params`` is ``(sensors, n_params)`` (a fleet's ``TrainResult.params`` or ``Calibrated.params``),
+    ``names`` its last axis's names; ``diverged`` marks the sensors to leave out (the command line
+    leaves out those without params: status ``nonfinite`` or ``undetermined``); ``path`` is a .png,
+    .pdf or .svg file."""
     figure_format(path, name)
     figure, axes = _figure(1, len(names), 4.0 * len(names), 3.6)
     for j, (axis, param) in enumerate(zip(np.atleast_1d(axes), names, strict=True)):

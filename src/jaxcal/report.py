@@ -1,7 +1,8 @@
 """Presentation: torch-style number formatting, the seed's log lines, and JSON-ready results.
 
-Nothing here computes; it turns a :class:`~jaxcal.training.TrainResult` into what people and
-programs read. The arrays are fetched from the device once, here, after the run.
+Nothing here computes; it turns a :class:`~jaxcal.training.TrainResult`, or a calibration's
+params with their uncertainty, into what people and programs read. The arrays are fetched from the
+device once, here, after the run.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ import numpy as np
 
 from .loop import TrainResult
 
-__all__ = ["format_values", "history_rows", "result_to_dict", "train_log_lines"]
+__all__ = ["FIT_FIELDS", "calibration_lines", "calibration_to_dict", "fleet_columns", "fleet_json", "format_values",
+           "history_rows", "result_to_dict", "status_counts", "train_log_lines"]
+
+#: The fields of every calibration's output after its params and their standard errors, in order:
+#: ``fleet --out`` columns and ``--json`` keys, ``train --solver ... --json`` keys.
+FIT_FIELDS = ("residual_sd", "dof", "rss", "r_squared", "status", "steps", "solver", "scale")
 
 _PRECISION = 4  # torch's default print precision
 
@@ -123,3 +129,120 @@ def train_log_lines(result: TrainResult, keep: Collection[int] | None = None) ->
             f"diverged: the loss stopped being finite at epoch {int(result.epochs_run)}; "
             "scale the inputs (--scale) or lower the learning rate (--lr)"
         )
+
+
+def _status_names(status: Any) -> np.ndarray:
+    from .solvers import STATUS
+
+    return np.asarray(STATUS)[np.asarray(status, np.int64)]
+
+
+def fleet_columns(ids: np.ndarray, names: Sequence[str], fits: dict[str, np.ndarray], solver: str,
+                  scale: float) -> dict[str, np.ndarray]:
+    """A fleet's calibrations as the columns of ``fleet --out``, one row per sensor.
+
+    Args:
+      ids: the sensors' ids, ``(sensors,)`` text.
+      names: the params' names (``("w", "b")``).
+      fits: ``params``, ``stderr`` and ``lsq`` ``(sensors, k)``; ``residual_sd``, ``dof``, ``rss``,
+        ``r_squared``, ``status`` (codes of :data:`jaxcal.solvers.STATUS`) and ``steps`` ``(sensors,)``.
+      solver: the solver's short name (``"ls"``, ``"lm"``, ``"gd"``), written on every row.
+      scale: what the readings were multiplied by before the fit (the params apply to them).
+
+    Returns:
+      ``sensor``, each param by name, ``stderr_<name>`` for each, then :data:`FIT_FIELDS` (status as
+      its name), then ``lsq_<name>``: the float64 closed-form least-squares params of the same
+      (scaled) readings, the check of how far the fit got.
+    """
+    sensors = len(ids)
+    params, stderr, lsq = (np.asarray(fits[key]) for key in ("params", "stderr", "lsq"))
+    return {"sensor": ids, **{n: params[:, j] for j, n in enumerate(names)},
+            **{f"stderr_{n}": stderr[:, j] for j, n in enumerate(names)},
+            "residual_sd": np.asarray(fits["residual_sd"]), "dof": np.asarray(fits["dof"], np.int64),
+            "rss": np.asarray(fits["rss"]), "r_squared": np.asarray(fits["r_squared"]),
+            "status": _status_names(fits["status"]), "steps": np.asarray(fits["steps"], np.int64),
+            "solver": np.full(sensors, solver), "scale": np.full(sensors, float(scale)),
+            **{f"lsq_{n}": lsq[:, j] for j, n in enumerate(names)}}
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as JSON's value: a number that is not finite as ``None`` (JSON has no NaN)."""
+    value = value.item() if isinstance(value, np.generic) else value
+    return _json_number(value) if isinstance(value, float) else value
+
+
+def fleet_json(columns: dict[str, np.ndarray], names: Sequence[str]) -> list[dict[str, Any]]:
+    """``fleet --json``'s sensors from :func:`fleet_columns`: per sensor its id, ``params``,
+    ``stderr`` aligned with them, the :data:`FIT_FIELDS` and ``lsq``, every value from the same
+    columns as ``--out`` (float32 values as the doubles they are)."""
+    listed = {key: value.tolist() for key, value in columns.items()}
+
+    def vector(prefix: str, i: int) -> list[float | None]:
+        return [_plain(listed[prefix + n][i]) for n in names]
+
+    return [{"sensor": sensor, "params": vector("", i), "stderr": vector("stderr_", i),
+             **{key: _plain(listed[key][i]) for key in FIT_FIELDS}, "lsq": vector("lsq_", i)}
+            for i, sensor in enumerate(listed["sensor"])]
+
+
+def status_counts(status: Any) -> str:
+    """How many fits ended with each status, in :data:`jaxcal.solvers.STATUS`'s order:
+    ``"9 converged, 2 undetermined"``."""
+    from .solvers import STATUS
+
+    counts = np.bincount(np.asarray(status, np.int64).ravel(), minlength=len(STATUS))
+    return ", ".join(f"{int(c)} {name}" for name, c in zip(STATUS, counts, strict=False) if c)
+
+
+def _shortest(value: Any) -> str:
+    """A number as the shortest text that reads back to it in its own dtype (float32's 0.5367, not
+    0.536700010299682)."""
+    return str(np.asarray(value)[()])
+
+
+def calibration_to_dict(fit: Any, solver: str, scale: float = 1.0) -> dict[str, Any]:
+    """``train --solver ... --json``: one fit's params with their uncertainty, at full precision.
+
+    Args:
+      fit: a single fit's :class:`~jaxcal.calibrate.Calibrated` (or the same fields at gradient
+        descent's params).
+      solver: the solver's short name.
+      scale: what the readings were multiplied by before the fit.
+
+    Returns:
+      ``param_names``, ``params``, ``stderr`` (aligned with them), ``cov``, then :data:`FIT_FIELDS`;
+      a number that is not finite as ``None``.
+    """
+    from .solvers import STATUS
+
+    def numbers(values: Any) -> Any:
+        return [numbers(v) for v in values] if np.ndim(values) else _json_number(float(values))
+
+    return {"param_names": list(fit.param_names), "params": numbers(np.asarray(fit.params)),
+            "stderr": numbers(np.asarray(fit.stderr)), "cov": numbers(np.asarray(fit.cov)),
+            "residual_sd": numbers(np.asarray(fit.residual_sd)), "dof": int(fit.dof),
+            "rss": numbers(np.asarray(fit.rss)), "r_squared": numbers(np.asarray(fit.r_squared)),
+            "status": STATUS[int(fit.status)], "steps": int(fit.steps), "solver": solver, "scale": float(scale)}
+
+
+def calibration_lines(fit: Any, summary: str) -> Iterator[str]:
+    """What ``train --solver ls|lm`` prints: the solver, each param with its standard error, then
+    the residual standard deviation, degrees of freedom, rss, R² and status.
+
+    Args:
+      fit: a single fit's :class:`~jaxcal.calibrate.Calibrated`.
+      summary: the solver in words (``"ls: least squares in one step, ..."``).
+    """
+    from .solvers import STATUS
+
+    params, stderr = np.asarray(fit.params), np.asarray(fit.stderr)
+    rows = [("param", "value", "standard error")]
+    rows += [(name, _shortest(params[j]), _shortest(stderr[j])) for j, name in enumerate(fit.param_names)]
+    widths = [max(len(row[c]) for row in rows) for c in range(3)]
+    yield f"solver {summary}"
+    for row in rows:
+        yield f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}".rstrip()
+    steps = int(fit.steps)
+    yield (f"residual SD {_shortest(np.asarray(fit.residual_sd))}, dof {int(fit.dof)}, "
+           f"rss {_shortest(np.asarray(fit.rss))}, R² {_shortest(np.asarray(fit.r_squared))}; "
+           f"status {STATUS[int(fit.status)]} after {steps} step{'' if steps == 1 else 's'}")

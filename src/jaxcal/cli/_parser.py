@@ -9,8 +9,8 @@ from typing import Any, NoReturn
 
 from .._checks import shown
 
-__all__ = ["Parser", "UsageError", "add_device_flag", "add_distributed_flags", "add_train_flags", "canonical",
-           "closest", "did_you_mean", "subcommand"]
+__all__ = ["Parser", "UsageError", "add_device_flag", "add_distributed_flags", "add_model_flags", "add_solver_flag",
+           "add_train_flags", "canonical", "closest", "did_you_mean", "solver_choices", "subcommand"]
 
 #: How long the echo of unrecognized arguments may grow: a message stays one bounded line.
 MOST_ECHOED = 80
@@ -114,18 +114,63 @@ def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
     add("--timeout", default="60", metavar="S", help="seconds to wait for the other processes (default 60)")
 
 
-def add_model_flags(parser: argparse.ArgumentParser, lr: bool = True) -> None:
-    """The flags of what is fitted, shared by train, parity, sweep (``lr=False``: it has a range) and fleet."""
+#: What ``--solver gd`` is, where the library's table (:data:`jaxcal.solvers.SOLVERS`) has no entry for it.
+GD_SUMMARY = "gradient descent, the book's method (--lr, --epochs, --optimizer, --scale)"
+
+#: ``--solver auto``: the library's own default (:func:`jaxcal.calibrate`'s).
+AUTO_SUMMARY = "ls for a model linear in its params, as linear and quadratic are; lm otherwise"
+
+
+def solver_choices(*, auto: bool) -> dict[str, str]:
+    """``--solver``'s choices, each with its one-line summary: ``auto`` first where ``auto``, then the
+    library's table of solvers (:data:`jaxcal.solvers.SOLVERS`), then ``gd`` unless the table has it."""
+    from ..solvers import SOLVERS
+
+    choices = {"auto": AUTO_SUMMARY} if auto else {}
+    choices.update({name: summary for name, (_, summary) in SOLVERS.items()})
+    choices.setdefault("gd", GD_SUMMARY)
+    return choices
+
+
+def add_solver_flag(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--solver``, its choices and their help from the library's table (see :func:`solver_choices`)."""
+    choices = solver_choices(auto=default == "auto")
+    if default != "auto":  # the default first
+        choices = {default: choices.pop(default), **choices}
+    listed = "; ".join(f"{name} ({summary})" for name, summary in choices.items())
+    parser.add_argument("--solver", default=default, metavar="NAME", choices=list(choices),
+                        help=f"how to fit (default {default}): {listed}")
+
+
+def _defaults(solver: bool) -> dict[str, str | None]:
+    """The defaults of gradient descent's flags: ``None`` in a command with ``--solver`` (see
+    :func:`add_model_flags`)."""
+    from ._settings import DEFAULTS
+
+    return {name: None if solver else value for name, value in DEFAULTS.items()}
+
+
+def add_model_flags(parser: argparse.ArgumentParser, lr: bool = True, solver: bool = False) -> None:
+    """The flags of what is fitted, shared by train, parity, sweep (``lr=False``: it has a range) and fleet.
+
+    In a command with ``--solver`` (``solver=True``) the flags only gradient descent reads default to
+    ``None``, which stands for their default (:data:`._settings.DEFAULTS`), so that a flag given to
+    another solver, which reads none of them, is seen."""
+    gd = " (--solver gd)" if solver else ""
+    default = _defaults(solver)
     add = parser.add_argument
-    add("--scale", default="0.1", metavar="S", help="multiply readings by S (default 0.1, the book's t_un; 1 = raw)")
-    add("--epochs", default="5000", metavar="N", help="number of epochs (default 5000)")
+    add("--scale", default=default["scale"], metavar="S",
+        help=f"multiply readings by S (default 0.1, the book's t_un; 1 = raw){gd}")
+    add("--epochs", default=default["epochs"], metavar="N", help=f"number of epochs (default 5000){gd}")
     if lr:
-        add("--lr", default="1e-2", metavar="LR", help="learning rate (default 1e-2)")
+        add("--lr", default=default["lr"], metavar="LR", help=f"learning rate (default 1e-2){gd}")
     else:
-        parser.set_defaults(lr="1e-2")
+        parser.set_defaults(lr=default["lr"])
     add("--init", nargs="+", default=None, metavar="P",
-        help="initial params: W B (linear, default 1 0) or W2 W1 B (quadratic, default 0 1 0)")
-    add("--optimizer", default="plain", metavar="NAME", help="plain (the seed's params - lr * grad), sgd or adam")
+        help="initial params: W B (linear, default 1 0) or W2 W1 B (quadratic, default 0 1 0)"
+             + (" (--solver gd, lm)" if solver else ""))
+    add("--optimizer", default=default["optimizer"], metavar="NAME",
+        help=f"plain (the seed's params - lr * grad), sgd or adam{gd}")
     add("--model", default="linear", metavar="NAME", help="linear (w * t_u + b) or quadratic (w2 * t_u**2 + ...)")
 
 
@@ -155,25 +200,32 @@ def _device(text: str) -> str:
 
 
 def add_train_flags(parser: argparse.ArgumentParser, splits: str = "shard the readings over",
-                    schedule: bool = True) -> None:
+                    schedule: bool = True, solver: bool = False) -> None:
     """The flags of train and parity; ``schedule=False`` (sweep): only what a sweep uses, the
-    others at their defaults (a flag that would be ignored is not offered)."""
+    others at their defaults (a flag that would be ignored is not offered). ``solver``: the command
+    has ``--solver`` (train), and the help says which flags only gradient descent reads."""
+    gd = " (--solver gd)" if solver else ""
+    default = _defaults(solver)
     add = parser.add_argument
     add("--data", metavar="FILE", help="readings: CSV with header t_u,t_c, Parquet (.parquet) with those columns, "
         ".npy or .npz (default: the book's 11 readings)")
-    add_model_flags(parser, lr=schedule)
+    add_model_flags(parser, lr=schedule, solver=solver)
     if not schedule:
-        parser.set_defaults(gradient="autograd", fd_delta="0.1", log_every="500", log_epochs=None, val_fraction=None,
-                            split_seed="0", book_split=False, exact=False)
+        parser.set_defaults(gradient=default["gradient"], fd_delta=default["fd_delta"], log_every=default["log_every"],
+                            log_epochs=None, val_fraction=None, split_seed=default["split_seed"], book_split=False,
+                            exact=False)
         add_start_up_flags(parser, splits)
         return
-    add("--gradient", default="autograd", metavar="HOW",
-        help="autograd (jax.grad), analytic (the book's grad_fn) or finite-difference")
-    add("--fd-delta", default="0.1", metavar="D", help="finite-difference half-width (default 0.1, the book's)")
-    add("--log-every", default="500", metavar="K", help="log every K epochs (default 500)")
-    add("--log-epochs", default=None, metavar="LIST", help="also log these epochs, e.g. 1,2,3,10,11,99,100")
-    add("--val-fraction", default=None, metavar="F", help="hold out int(F * n) readings for validation")
-    add("--split-seed", default="0", metavar="S", help="seed of the random train/validation split (default 0)")
-    add("--book-split", action="store_true", help="use the book's recorded split (train 9,6,5,8,4,7,0,1,3; val 2,10)")
-    add("--exact", action="store_true", help="reproduce the book's float32 recording digit for digit (CPU)")
+    add("--gradient", default=default["gradient"], metavar="HOW",
+        help=f"autograd (jax.grad), analytic (the book's grad_fn) or finite-difference{gd}")
+    add("--fd-delta", default=default["fd_delta"], metavar="D",
+        help=f"finite-difference half-width (default 0.1, the book's){gd}")
+    add("--log-every", default=default["log_every"], metavar="K", help=f"log every K epochs (default 500){gd}")
+    add("--log-epochs", default=None, metavar="LIST", help=f"also log these epochs, e.g. 1,2,3,10,11,99,100{gd}")
+    add("--val-fraction", default=None, metavar="F", help=f"hold out int(F * n) readings for validation{gd}")
+    add("--split-seed", default=default["split_seed"], metavar="S",
+        help=f"seed of the random train/validation split (default 0){gd}")
+    add("--book-split", action="store_true",
+        help=f"use the book's recorded split (train 9,6,5,8,4,7,0,1,3; val 2,10){gd}")
+    add("--exact", action="store_true", help=f"reproduce the book's float32 recording digit for digit (CPU){gd}")
     add_start_up_flags(parser, splits)

@@ -11,8 +11,8 @@ from typing import Any
 from .. import _checks
 from ._parser import canonical, did_you_mean
 
-__all__ = ["FitSettings", "check_output", "choice", "float_arg", "int_arg", "need_matplotlib", "parse_devices",
-           "parse_fit", "parse_model"]
+__all__ = ["DEFAULTS", "GD_ONLY", "FitSettings", "check_output", "choice", "float_arg", "int_arg", "need_matplotlib",
+           "parse_devices", "parse_fit", "parse_model", "parse_solver", "placed"]
 
 #: ``--optimizer`` names and what the library calls them.
 OPTIMIZERS = {"plain": None, "sgd": "sgd", "adam": "adam"}
@@ -25,6 +25,18 @@ MAX_TIMEOUT = 86_400
 
 #: The most learning rates of one sweep: every configuration's params and results are held in memory.
 MAX_SWEEP = 10_000_000
+
+#: The defaults of the flags only gradient descent reads (their argparse default is ``None``, so that
+#: a flag given to another solver is seen: see :func:`parse_solver`).
+DEFAULTS = {"scale": "0.1", "epochs": "5000", "lr": "1e-2", "optimizer": "plain", "gradient": "autograd",
+            "fd_delta": "0.1", "log_every": "500", "split_seed": "0"}
+
+#: The flags only gradient descent reads, by argparse name, in the order of the help: given with
+#: another solver they are refused (a flag that would be ignored is not accepted).
+GD_ONLY = {"scale": "--scale", "epochs": "--epochs", "lr": "--lr", "optimizer": "--optimizer",
+           "gradient": "--gradient", "fd_delta": "--fd-delta", "log_every": "--log-every", "log_epochs": "--log-epochs",
+           "val_fraction": "--val-fraction", "split_seed": "--split-seed", "book_split": "--book-split",
+           "exact": "--exact"}
 
 
 @dataclasses.dataclass
@@ -43,6 +55,7 @@ class FitSettings:
     scale: float
     x64: bool
     devices: int | None = None
+    solver: str = "gd"  # --solver, "auto" resolved: gd (the book's gradient descent) or a key of solvers.SOLVERS
     gradient: str = "autograd"
     delta: float = 0.1
     log_every: int = 500
@@ -110,29 +123,78 @@ def parse_devices(args: argparse.Namespace) -> int | None:
     return None if args.devices is None else int_arg(args.devices, "--devices", MAX_CPU_DEVICES)
 
 
+def placed(device: str, kind: str, size: int) -> Any:
+    """Where ``--device`` puts a :func:`jaxcal.calibrate` of ``size`` of ``kind`` (``"fit"``: readings,
+    ``"fleet"``: sensors) of work: a context in which that device is JAX's default, or one that changes
+    nothing (the default backend's devices: ``calibrate`` splits a fleet over all of them)."""
+    import contextlib
+
+    import jax
+
+    from .._layout import chosen_device
+
+    target = chosen_device(device, kind, size)
+    return contextlib.nullcontext() if target is None else jax.default_device(target)
+
+
+def _flag(args: argparse.Namespace, name: str) -> str:
+    """A gradient-descent flag's text: as given, or its default (:data:`DEFAULTS`)."""
+    value = getattr(args, name, None)
+    return DEFAULTS[name] if value is None else value
+
+
+def parse_solver(args: argparse.Namespace) -> str:
+    """``--solver`` with ``auto`` resolved (``ls`` for a model linear in its params, ``lm`` otherwise, as
+    :func:`jaxcal.calibrate` chooses); a command without the flag fits by gradient descent (``gd``).
+
+    A flag only gradient descent reads (:data:`GD_ONLY`), or ``--init`` for ``ls`` (which needs no
+    start), given with another solver is refused with one line: it would be ignored.
+    """
+    from ..core import MODELS
+    from ._parser import solver_choices
+
+    solver = getattr(args, "solver", None) or "gd"
+    if solver == "auto":
+        model = choice(args.model, list(MODELS), "--model", "model")
+        solver = "ls" if MODELS[model].linear else "lm"
+    if solver == "gd":
+        return solver
+    what = f"this run's solver is {solver} ({solver_choices(auto=False)[solver]})"
+    for name, flag in GD_ONLY.items():
+        if getattr(args, name, None) not in (None, False):
+            raise _checks.InvalidInput(flag, f"only gradient descent (--solver gd) reads it; {what}")
+    if solver == "ls" and args.init is not None:
+        raise _checks.InvalidInput("--init", f"least squares needs no start (--solver gd and lm read it); {what}")
+    return solver
+
+
 def parse_model(args: argparse.Namespace, *, schedule: bool = False) -> FitSettings:
     """The flags every fitting command has (``--scale --epochs --lr --init --optimizer --model
-    --x64``), checked; no readings yet. ``schedule``: also ``--log-every``, ``--gradient`` and
-    ``--fd-delta`` (train, parity and sweep), each checked in the order of the flags' help."""
+    --x64``, and ``--solver`` where the command has it), checked; no readings yet. ``schedule``: also
+    ``--log-every``, ``--gradient`` and ``--fd-delta`` (train, parity and sweep), each checked in the
+    order of the flags' help. A solver other than ``gd`` fits the readings as read (``scale`` 1)."""
     from ..core import MODELS
     from ..evaluate import GRADIENTS
 
     x64 = bool(args.x64)
     dtype = _dtype(x64)
-    epochs = int_arg(args.epochs, "--epochs")
-    log_every = int_arg(args.log_every, "--log-every") if schedule else 500
-    lr = _checks.check_learning_rate(float_arg(args.lr, "--lr"), "--lr")
+    solver = parse_solver(args)
+    epochs = int_arg(_flag(args, "epochs"), "--epochs")
+    log_every = int_arg(_flag(args, "log_every"), "--log-every") if schedule else 500
+    lr = _checks.check_learning_rate(float_arg(_flag(args, "lr"), "--lr"), "--lr")
     _checks.fit_dtype(lr, dtype, "--lr", nonzero=True)
-    scale = float_arg(args.scale, "--scale")
+    scale = float_arg(_flag(args, "scale"), "--scale")
     if not (math.isfinite(scale) and scale != 0):
         raise _checks.InvalidInput("--scale", f"must be a finite nonzero number, got {args.scale!r}")
     _checks.fit_dtype(scale, dtype, "--scale", nonzero=True)
-    optimizer = choice(args.optimizer, list(OPTIMIZERS), "--optimizer", "optimizer")
+    if solver != "gd":
+        scale = 1.0  # least squares needs no preconditioning: the readings as read
+    optimizer = choice(_flag(args, "optimizer"), list(OPTIMIZERS), "--optimizer", "optimizer")
     model = choice(args.model, list(MODELS), "--model", "model")
     gradient, delta = "autograd", 0.1
     if schedule:
-        gradient = choice(args.gradient, list(GRADIENTS), "--gradient", "gradient")
-        delta = float_arg(args.fd_delta, "--fd-delta")
+        gradient = choice(_flag(args, "gradient"), list(GRADIENTS), "--gradient", "gradient")
+        delta = float_arg(_flag(args, "fd_delta"), "--fd-delta")
         if not (math.isfinite(delta) and delta > 0):
             raise _checks.InvalidInput("--fd-delta", f"must be a positive finite number, got {args.fd_delta!r}")
         _checks.fit_dtype(delta, dtype, "--fd-delta", nonzero=True)
@@ -143,7 +205,7 @@ def parse_model(args: argparse.Namespace, *, schedule: bool = False) -> FitSetti
             "--init", f"the {model} model expects {len(names)} numbers ({' '.join(names)}), got {len(init)}")
     _checks.check_finite_array(init, "--init")
     _checks.fit_dtype(init, dtype, "--init")
-    return FitSettings(epochs, lr, init, model, optimizer, scale, x64, gradient=gradient, delta=delta,
+    return FitSettings(epochs, lr, init, model, optimizer, scale, x64, solver=solver, gradient=gradient, delta=delta,
                        log_every=log_every)
 
 
@@ -191,7 +253,7 @@ def parse_fit(args: argparse.Namespace, part: Callable[[int], slice] | None = No
         else:
             fraction = float_arg(args.val_fraction, "--val-fraction")
             try:
-                seed = int(args.split_seed)
+                seed = int(_flag(args, "split_seed"))
             except ValueError:
                 seed = -1
             if seed < 0:

@@ -1,14 +1,19 @@
-"""``jaxcal train``: the seed's training run, its log, and optionally the calibration and a plot."""
+"""``jaxcal train``: the seed's training run, its log, and optionally the calibration and a plot.
+
+``--solver ls`` or ``lm`` fits the same readings by :func:`jaxcal.calibrate` instead, and prints the
+params with their standard errors; the default, ``gd``, is the seed's run, unchanged.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from .. import _checks
 from . import _parser
 from ._outputs import write
-from ._settings import FitSettings, check_output, need_matplotlib, parse_devices, parse_fit
+from ._settings import FitSettings, check_output, need_matplotlib, parse_devices, parse_fit, parse_solver, placed
 from ._startup import cluster_flags, join, start_up
 
 __all__ = ["add_parser", "run"]
@@ -17,15 +22,18 @@ __all__ = ["add_parser", "run"]
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = _parser.subcommand(
         commands, "train", help="run the seed's training loop (one compiled program)",
-        description="Run gradient descent on the book's model and print the seed's log.",
+        description="Run gradient descent on the book's model and print the seed's log; --solver ls or lm fits "
+                    "the same readings by least squares and prints the params with their standard errors.",
         examples=["jaxcal train", "jaxcal train --scale 1 --optimizer adam --lr 0.1 --epochs 2000",
-                  "jaxcal train --exact --json"])
-    _parser.add_train_flags(parser)
+                  "jaxcal train --exact --json", "jaxcal train --solver ls --x64 --save cal.json"])
+    _parser.add_solver_flag(parser, "gd")
+    _parser.add_train_flags(parser, solver=True)
     _parser.add_device_flag(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the log")
-    parser.add_argument("--save", metavar="FILE", help="save the calibration (params, scale, model, ...) as JSON")
+    parser.add_argument("--save", metavar="FILE", help="save the calibration (params, scale, model, solver, "
+                        "covariance, standard errors, dof, residual SD, ...) as JSON")
     parser.add_argument("--plot", metavar="FILE", help="draw the readings with the fitted line, and the loss curve "
-                        "(.png, .pdf or .svg)")
+                        "(the residuals for --solver ls, lm) (.png, .pdf or .svg)")
     _parser.add_distributed_flags(parser)
 
 
@@ -36,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
     processes, process_id, timeout = cluster_flags(args)
     planned = distributed.planned(args.coordinator, processes, process_id)
     # Each process of a multi-process run reads only its share of the readings, unless process 0
-    # needs them all (to save their fingerprint or plot them).
-    shared = planned is not None and not (args.save or args.plot)
+    # needs them all (to save their fingerprint or plot them), or the fit is not gradient descent's
+    # (each process fits them all; process 0 reports).
+    shared = planned is not None and not (args.save or args.plot) and parse_solver(args) == "gd"
     s = parse_fit(args, (lambda n: distributed.share(n, planned)) if shared else None)
     s.devices = parse_devices(args)
     check_output(args.save, "--save")
@@ -46,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         need_matplotlib()
     start_up(x64=s.x64, devices=s.devices, cache=not args.no_cache)
     cluster = join(args.coordinator, processes, process_id, timeout)
+    if s.solver != "gd":
+        return _calibrate(args, s, cluster.process_id == 0)
     log_every, keep = s.log_schedule()
     if args.plot and log_every != 1:
         # The loss curve wants every epoch; the printed log keeps its own schedule, which may be
@@ -84,19 +95,82 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _save_calibration(path: str, s: FitSettings, result: object) -> None:
+def _calibrate(args: argparse.Namespace, s: FitSettings, reports: bool) -> int:
+    """``--solver ls`` or ``lm``: :func:`jaxcal.calibrate` of the readings as read, printed (or as JSON),
+    saved and drawn; every process of a multi-process run fits them all, process 0 (``reports``) reports."""
+    from .. import report
+    from ..calibrate import calibrate
+    from ..solvers import SOLVERS
+
+    solver = SOLVERS[s.solver][0]()
+    start = None if s.solver == "ls" else s.params
+    with placed(args.device, "fit", len(s.t_u)):
+        fit = calibrate(s.t_u, s.t_c, model=s.model, params=start, solver=solver)
+    if not reports:
+        return 0
+    if args.save:
+        write(args.save, lambda path: _save_calibration(path, s, None, fit))
+    if args.plot:
+        from ..plots import plot_fit
+
+        write(args.plot, lambda path: plot_fit(path, s.raw_t_u, s.t_c, fit, scale=s.scale, model=s.model,
+                                               name="--plot"))
+    if args.json:
+        print(json.dumps(report.calibration_to_dict(fit, s.solver, s.scale)))
+    else:
+        for line in report.calibration_lines(fit, f"{s.solver} ({_parser.solver_choices(auto=False)[s.solver]})"):
+            print(line)
+    return 0
+
+
+def _uncertainty_at(s: FitSettings, params: Any) -> Any:
+    """The uncertainty of gradient descent's final ``params`` (``None`` if they are not finite), on the
+    scaled readings the params apply to (:class:`._at_params.AtParams`)."""
+    import numpy as np
+
+    from ..calibrate import calibrate
+    from ._at_params import AtParams
+
+    if not np.isfinite(np.asarray(params)).all():
+        return None
+    return calibrate(s.t_u, s.t_c, model=s.model, params=np.asarray(params, s.t_u.dtype), solver=AtParams())
+
+
+def _save_calibration(path: str, s: FitSettings, result: Any, fit: Any = None) -> None:
+    """Save gradient descent's ``result`` (its uncertainty computed at its final params), or a
+    calibration's ``fit`` (``--solver ls``, ``lm``)."""
+    import math
+
     import numpy as np
 
     from .. import __version__
     from ..calibration import Calibration, fingerprint, save_calibration
+    from ..core import MODELS
+    from ..solvers import STATUS
 
-    # A diverged run is saved too, marked so: the record of what was tried, which predict refuses.
-    params = tuple(float(p) for p in np.asarray(result.params))
-    diverged = bool(result.diverged)
-    settings = {"epochs": s.n_epochs, "learning_rate": s.learning_rate, "init": list(s.params),
-                "optimizer": s.optimizer, "gradient": s.gradient, "exact": s.exact, "data": s.data,
-                "epochs_run": int(result.epochs_run), "diverged": diverged}
-    calibration = Calibration(params, s.model, s.scale, float(result.loss), settings, fingerprint(s.raw_t_u, s.t_c),
-                              __version__, diverged=diverged,
-                              diverged_at=int(result.epochs_run) if diverged else None)
+    if fit is None:
+        # A diverged run is saved too, marked so: the record of what was tried, which predict refuses.
+        params = tuple(float(p) for p in np.asarray(result.params))
+        diverged = bool(result.diverged)
+        settings = {"epochs": s.n_epochs, "learning_rate": s.learning_rate, "init": list(s.params),
+                    "optimizer": s.optimizer, "gradient": s.gradient, "exact": s.exact, "data": s.data,
+                    "epochs_run": int(result.epochs_run), "diverged": diverged}
+        loss, diverged_at = float(result.loss), int(result.epochs_run) if diverged else None
+        fit = None if diverged else _uncertainty_at(s, result.params)
+    else:
+        params = tuple(float(p) for p in np.asarray(fit.params))
+        status = STATUS[int(fit.status)]
+        settings = {"solver": s.solver, "init": list(s.params) if s.solver != "ls" else None, "data": s.data,
+                    "status": status, "steps": int(fit.steps)}
+        # the book's loss, the mean squared error, of the fit's params
+        loss = float(fit.rss) / len(s.t_u)
+        diverged = not all(math.isfinite(p) for p in params)
+        diverged_at = None
+    uncertainty = {"dof": len(s.t_u) - MODELS[s.model].n_params}
+    if fit is not None:
+        uncertainty = {"cov": tuple(tuple(float(c) for c in row) for row in np.asarray(fit.cov)),
+                       "stderr": tuple(float(e) for e in np.asarray(fit.stderr)), "dof": int(fit.dof),
+                       "residual_sd": float(fit.residual_sd)}
+    calibration = Calibration(params, s.model, s.scale, loss, settings, fingerprint(s.raw_t_u, s.t_c), __version__,
+                              diverged=diverged, diverged_at=diverged_at, solver=s.solver, **uncertainty)
     save_calibration(path, calibration, name="--save")
