@@ -91,7 +91,7 @@ def plot_fit(path: str, t_u: Any, t_c: Any, result: Any, *, scale: float = 1.0, 
         sd = float(np.asarray(result.residual_sd))
         if np.isfinite(sd):
             for sign in (-1, 1):
-                right.axhline(sign * sd, color="#d62728", linestyle="--", linewidth=0.8)
+                right.axhline(sign * sd, color="#d62728", linestyle="dashed", linewidth=0.8)
         right.set_xlabel("t_u (unknown units)")
         right.set_ylabel("t_c - t_p (Celsius)")
         right.set_title("Residuals (dashed: +- residual SD)")
