@@ -19,7 +19,7 @@ from jax.sharding import PartitionSpec as P
 
 from . import _checks
 from ._checks import InvalidInput, InvalidType, shown
-from ._iterate import iterate
+from ._iterate import iterate_fleet
 from .core import resolve_model
 from .solvers import LeastSquares, LevenbergMarquardt
 from .solvers._base import CONVERGED, JACOBI_MAX_PARAMS, NONFINITE, STATUS, UNDETERMINED
@@ -72,19 +72,17 @@ def _residuals(model: Callable[..., Array], y: Array, args: tuple[Array, Array, 
     return jnp.where(mask, (t_p - t_c) * weight, jnp.zeros_like(t_c))
 
 
-def _fit_one(solver: Any, y0: Array, t_u: Array, t_c: Array, weight: Array, mask: Array, *,
-             model: Callable[..., Array], intercept: bool, absolute_sigma: bool) -> tuple[Array, ...]:
+def _finish(y: Array, status: Array, steps: Array, t_u: Array, t_c: Array, weight: Array, mask: Array, *,
+            model: Callable[..., Array], intercept: bool, absolute_sigma: bool) -> tuple[Array, ...]:
+    """One fit's uncertainty at the solver's last params ``y``, and its status made final."""
     fn = functools.partial(_residuals, model)
     args = (t_u, t_c, weight, mask)
-    solution = iterate(solver, fn, y0, args)
-    y = solution.value
     found = jnp.isfinite(y).all()
     y_at = jnp.where(found, y, jnp.zeros_like(y))  # where the Jacobian is taken: NaN params have none
     jac = jax.jacfwd(fn)(y_at, args)
     residuals = fn(y_at, args)
     count = jnp.sum(mask.astype(jnp.int32))
     fit = uncertainty(jac, residuals, count, absolute_sigma=absolute_sigma)
-    status = solution.status
     status = jnp.where((status != UNDETERMINED) & jnp.logical_not(found), NONFINITE, status)
     status = jnp.where((status == CONVERGED) & jnp.logical_not(fit.full_rank), UNDETERMINED, status)
     status = status.astype(jnp.int32)
@@ -96,12 +94,13 @@ def _fit_one(solver: Any, y0: Array, t_u: Array, t_c: Array, weight: Array, mask
     rss = jnp.where(kept, fit.rss, nan)
     residual_sd = jnp.where(kept, fit.residual_sd, nan)
     r2 = jnp.where(kept, r_squared(t_c, fit.rss, weight * weight), nan) if intercept else nan
-    return params, stderr, cov, rss, fit.dof, residual_sd, r2, status, solution.steps
+    return params, stderr, cov, rss, fit.dof, residual_sd, r2, status, steps
 
 
-#: Sensors per tile of a fleet (see :func:`_fit_fleet`), measured on 102,400 Misra1a-shaped
-#: Levenberg-Marquardt fits on 2 CPU devices (jax 0.10.2): 1.3e5 fits/s for tiles of 128 to 1024, 0.9e5 for
-#: 16,384; smaller tiles stop sooner (a tile runs until its slowest fit stops), larger ones loop less.
+#: Fits that run at once on a device (the slots of :func:`jaxcal._iterate.iterate_fleet`), and the tile of
+#: sensors whose uncertainty is computed together. Measured on 102,400 Misra1a-shaped Levenberg-Marquardt
+#: fits in float32 on 2 CPU devices (jax 0.10.2): 6.8 us of CPU per fit for 512 slots, 7.2 for 2,048, 8.7
+#: for 8,192. A new value changes which vectorised code XLA runs, so the last bits of a fit's values.
 TILE = 512
 
 
@@ -110,9 +109,9 @@ def _fit_fleet(solver: Any, y0: Array, t_u: Array, t_c: Array, weight: Array | N
                model: Callable[..., Array], intercept: bool, absolute_sigma: bool, tile: int,
                mesh: Mesh | None, sensors: int) -> tuple[Array, ...]:
     """Every sensor's fit, in one program: the sensors split evenly over ``mesh``'s devices (none: the
-    default device), each device's share fitted tile by tile (``lax.map``), each tile's fits together
-    (``vmap`` of the single fit). An iterative solver's loop stops when its tile's slowest fit stops,
-    not the fleet's.
+    default device), each device's share run ``tile`` fits at a time by the fleet loop (each slot taking
+    the next sensor when its fit stops: :func:`jaxcal._iterate.iterate_fleet`), then each fit's
+    uncertainty tile by tile (``lax.map`` of ``vmap``).
 
     ``y0``: ``(rows, k)``; ``t_u``, ``t_c``: ``(rows, n)``; ``weight`` (``1 / sigma``, 0 where masked) and
     ``mask``: ``(rows, n)`` or ``None`` (every reading counts, weight 1). ``rows`` is whole tiles on every
@@ -122,7 +121,8 @@ def _fit_fleet(solver: Any, y0: Array, t_u: Array, t_c: Array, weight: Array | N
     devices: with jax 0.10.2, a collective in such a program (a slice of a sharded result) deadlocked
     now and then on 2 CPU devices, XLA aborting the process after 40 s.
     """
-    one = functools.partial(_fit_one, model=model, intercept=intercept, absolute_sigma=absolute_sigma)
+    finish = functools.partial(_finish, model=model, intercept=intercept, absolute_sigma=absolute_sigma)
+    fn = functools.partial(_residuals, model)
 
     def share(solver: Any, y0: Array, t_u: Array, t_c: Array, weight: Array | None,
               mask: Array | None) -> tuple[Array, ...]:
@@ -135,8 +135,10 @@ def _fit_fleet(solver: Any, y0: Array, t_u: Array, t_c: Array, weight: Array | N
         t_u = jnp.where(mask, t_u, first)
         t_u = jnp.where(jnp.isfinite(t_u), t_u, jnp.zeros_like(t_u))  # a sensor with no counted reading
         t_c = jnp.where(mask, t_c, jnp.zeros_like(t_c))
-        tiled = tuple(c.reshape(-1, tile, *c.shape[1:]) for c in (y0, t_u, t_c, weight, mask))
-        out = jax.lax.map(lambda xs: jax.vmap(one, in_axes=(None, 0, 0, 0, 0, 0))(solver, *xs), tiled)
+        solution = iterate_fleet(solver, fn, y0, (t_u, t_c, weight, mask), slots=tile)
+        tiled = tuple(c.reshape(-1, tile, *c.shape[1:])
+                      for c in (solution.value, solution.status, solution.steps, t_u, t_c, weight, mask))
+        out = jax.lax.map(lambda xs: jax.vmap(finish)(*xs), tiled)
         return tuple(o.reshape(-1, *o.shape[2:]) for o in out)
 
     if mesh is not None:
@@ -316,7 +318,7 @@ def calibrate(t_u: Any, t_c: Any, *, model: str | Callable[..., Array] = "linear
         raise InvalidType(f"solver: must be a solver value (jaxcal.solvers), got {shown(solver)}")
 
     if params is None:
-        if spec.name is None and not isinstance(solver, LeastSquares):
+        if spec.init is None and not isinstance(solver, LeastSquares):  # a function or an expression
             raise InvalidInput("params: a model function needs start values (one per parameter)")
         if not spec.param_names:
             raise InvalidInput("params: give start values: the model's signature does not name its parameters")
