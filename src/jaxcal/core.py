@@ -153,20 +153,27 @@ def _spec_of(fn: Model) -> ModelSpec:
 
 
 def resolve_model(model: str | Model) -> ModelSpec:
-    """The :class:`ModelSpec` of a model name (``"linear"``, ``"quadratic"``) or a function.
+    """The :class:`ModelSpec` of a model name (``"linear"``, ``"quadratic"``), an expression in ``t_u``
+    (``"b1*(1-exp(-b2*t_u))"``, read by :func:`jaxcal.expression.parse_model`) or a function.
 
     A function's parameter names are those of its signature after ``t_u`` (none for
     ``fn(t_u, *params)``: its params are then checked as any 1-D vector).
 
     Raises:
-      ValueError: for an unknown name. TypeError: for something neither a name nor callable.
+      ValueError: for an unknown name or an expression jaxcal cannot read. TypeError: for something
+        neither a string nor callable.
     """
     if isinstance(model, str):
-        if model not in MODELS:
+        if model in MODELS:
+            return MODELS[model]
+        if model.strip().isidentifier() and model.strip() != "t_u":  # a misspelt name, not a constant model
             from ._checks import InvalidInput
 
-            raise InvalidInput(f"model: unknown model {model!r}; choose one of {', '.join(MODELS)}")
-        return MODELS[model]
+            raise InvalidInput(f"model: unknown model {model!r}; choose one of {', '.join(MODELS)}, or write "
+                               "the model as an expression in t_u, e.g. 'w * t_u + b'")
+        from .expression import parse_model
+
+        return parse_model(model)
     if callable(model):
         try:
             return _spec_of(model)
