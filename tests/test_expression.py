@@ -391,3 +391,20 @@ def test_float64_cases_in_a_fresh_interpreter():
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert " passed" in done.stdout
     assert " failed" not in done.stdout
+
+
+@pytest.mark.parametrize("entry", ["calibrate", "fit_fleet", "sweep"])
+def test_an_expression_without_a_start_is_one_line_naming_its_params(entry):
+    from jaxcal import fit_fleet
+    from jaxcal.sweeps import sweep
+
+    t_u = np.stack([data.t_u, data.t_u]).astype(np.float32)
+    t_c = np.stack([data.t_c, data.t_c]).astype(np.float32)
+    calls = {"calibrate": lambda: calibrate(t_u, t_c, model="b1*(1-exp(-b2*t_u))"),
+             "fit_fleet": lambda: fit_fleet(t_u, t_c, n_epochs=3, learning_rate=1e-2, model="b1*(1-exp(-b2*t_u))"),
+             "sweep": lambda: sweep(data.t_u, data.t_c, n_epochs=3, learning_rate=[1e-2], model="b1*(1-exp(-b2*t_u))")}
+    with pytest.raises(ValueError, match=r"^params: ") as raised:
+        calls[entry]()
+    assert "\n" not in str(raised.value)
+    if entry != "calibrate":
+        assert str(raised.value) == "params: this model has no default start; give one value per parameter (b1, b2)"

@@ -112,6 +112,18 @@ class ModelSpec(NamedTuple):
     def n_params(self) -> int:
         return len(self.param_names)
 
+    def start(self, params: Any) -> Any:
+        """``params`` if given, else the model's default start; a one-line ValueError where it has none
+        (a caller's function or an expression: the start is the caller's to choose)."""
+        if params is not None:
+            return params
+        if self.init is None:
+            from ._checks import InvalidInput
+
+            names = f" ({', '.join(self.param_names)})" if self.param_names else ""
+            raise InvalidInput(f"params: this model has no default start; give one value per parameter{names}")
+        return self.init
+
     def form(self, kind: str, purpose: str) -> Callable[..., Any]:
         """The ``"exact"`` or ``"torch"`` form, or a one-line ValueError naming the model and the purpose."""
         found = getattr(self, kind)

@@ -264,7 +264,7 @@ def fit_fleet(
         valid = np.where(mask, values, 0) if ragged else values
         _checks.check_finite_array(valid, name, "reading")
         _checks.check_fits(valid, dtype, name, "reading")
-    init = _checks.fit_dtype(spec.init if params is None else params, dtype, "params")
+    init = _checks.fit_dtype(spec.start(params), dtype, "params")
     shared = init.shape == (spec.n_params,)  # one start for every sensor
     if not (shared or init.shape == (sensors, spec.n_params)):
         raise _checks.InvalidInput("params", f"must be {spec.n_params} values or ({sensors}, {spec.n_params}), "

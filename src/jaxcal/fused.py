@@ -171,7 +171,7 @@ def fit_fleet_fused(
     if not (np.isfinite(t_u).all() and np.isfinite(t_c).all()):
         raise _checks.InvalidInput("t_u, t_c", "contain NaN or infinite readings")
     spec = MODELS[model]
-    init = _checks.fit_dtype(spec.init if params is None else params, dtype, "params")
+    init = _checks.fit_dtype(spec.start(params), dtype, "params")
     if init.shape != (spec.n_params,):
         raise _checks.InvalidInput("params", f"must be {spec.n_params} values, got shape {init.shape}")
     _checks.check_learning_rate(learning_rate, "learning_rate")

@@ -98,7 +98,7 @@ def sweep(
             raise
         raise _checks.InvalidInput("optimizer", "a sweep varies the learning rate: pass a factory (optax.adam) or a "
                                    "transformation built with optax.inject_hyperparams and a number") from None
-    starts = _floats([spec.init] if params is None else params, "params")
+    starts = _floats([spec.start(None)] if params is None else params, "params")
     if starts.ndim == 1:
         starts = starts[None]
     if starts.ndim != 2 or (spec.param_names and starts.shape[1] != spec.n_params):
