@@ -186,6 +186,21 @@ def test_a_fit_out_of_steps_says_so():
 
 
 @float32_only
+def test_least_squares_on_a_nonlinear_model_is_not_converged():
+    # one Gauss-Newton step from the start is not the minimum: LevenbergMarquardt from the same start finds it
+    t_u = np.linspace(1.0, 4.0, 8, dtype=np.float32)
+    t_c = (2.0 * np.exp(-0.5 * t_u)).astype(np.float32)
+    decay = lambda t_u, a, k: a * jnp.exp(-k * t_u)  # noqa: E731
+    one_step = calibrate(t_u, t_c, model=decay, params=[1.0, 1.0], solver=LeastSquares())
+    solved = calibrate(t_u, t_c, model=decay, params=[1.0, 1.0], solver=LevenbergMarquardt())
+    assert STATUS[int(one_step.status)] == "max_steps"
+    assert STATUS[int(solved.status)] == "converged"
+    assert np.abs(np.asarray(one_step.params) - [2.0, 0.5]).max() > 0.1
+    # the same solver on a function linear in its params (not known to be) converges
+    line = calibrate(t_u, t_c, model=lambda t_u, w, b: w * t_u + b, params=[0.0, 0.0], solver=LeastSquares())
+    assert STATUS[int(line.status)] == "converged"
+
+
 def test_a_fleet_compiles_once(compiles):
     t_u, t_c = _fleet(33, 14, seed=7, model="misra1a")
     solver = LevenbergMarquardt(rtol=1e-4)  # a value never used elsewhere in these tests: a fresh program

@@ -250,8 +250,9 @@ def calibrate(t_u: Any, t_c: Any, *, model: str | Callable[..., Array] = "linear
         matter, and the covariance is scaled by the reduced chi-square ``rss / dof``, so it follows the
         residuals' actual scatter. True (absolute sigma): ``sigma`` are standard uncertainties in
         ``t_c``'s units, and the covariance is ``(J^T J)^-1`` of the weighted Jacobian, unscaled.
-      solver: a solver value (:mod:`jaxcal.solvers`); ``None``: ``LeastSquares()`` for the named models
-        (linear in their params), ``LevenbergMarquardt()`` for a function.
+      solver: a solver value (:mod:`jaxcal.solvers`); ``None``: ``LeastSquares(known_linear=True)`` for
+        a model known to be linear in its params (the named ones, an expression that is a sum of
+        param-times-column terms), ``LevenbergMarquardt()`` otherwise.
       mask: which readings count, bool of ``t_u``'s shape (a ragged fleet padded to one length; padded
         entries may hold anything, NaN too); ``None``: all of them. ``dof`` counts only those kept.
 
@@ -311,7 +312,7 @@ def calibrate(t_u: Any, t_c: Any, *, model: str | Callable[..., Array] = "linear
         weight = np.where(counts, 1.0 / np.where(counts, host, 1.0), 0.0).astype(dtype)
 
     if solver is None:
-        solver = LeastSquares() if spec.linear else LevenbergMarquardt()
+        solver = LeastSquares(known_linear=True) if spec.linear else LevenbergMarquardt()
     elif isinstance(solver, type):
         raise InvalidType(f"solver: pass a solver value, e.g. {solver.__name__}(), not the class")
     elif not all(callable(getattr(solver, method, None)) for method in ("init", "step", "terminate")):
