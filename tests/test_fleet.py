@@ -187,7 +187,7 @@ def test_fleet_cli_100000_sensors_end_to_end(tmp_path):
     [
         (None, [], "no such file"),
         ("sensor,t_u\n1,2\n", [], "expected the header 'sensor,t_u,t_c'"),
-        ("sensor,t_u,t_c\n1,2,3\n1,3,4\n2,5,6\n", [], "sensor 2 has 1 reading"),
+        ("sensor,t_u,t_c\n1,2,3\n1,3,4\n2,5,6\n", ["--solver", "gd"], "sensor 2 has 1 distinct t_u value"),
         ("sensor,t_u,t_c\n1,2,x\n1,3,4\n", [], "line 2: t_c is not a number: 'x'"),
         ("sensor,t_u,t_c\n1,2,3\n1,inf,4\n", [], "line 3: sensor '1': t_u is not finite: inf"),
         ("sensor,t_u,t_c\n1,2,3\n1,3\n", [], "line 3: expected 3 values, got 2"),

@@ -1,29 +1,35 @@
 """Tables in and out: CSV, Parquet and NumPy files (and JSON, written). The core never imports
 this module; the CLI and callers do.
 
-A readings file is CSV with a header naming the columns ``t_u`` and ``t_c`` (in either order)
-and one reading per row, a Parquet file with those columns, or NumPy (``.npy``, ``.npz``). A
-fleet has a ``sensor`` column too: its ids are text, kept as written. Every problem is reported as
-:class:`~jaxcal._checks.InvalidInput` with one line that names the file (and the line or row,
-where there is one) and what is wrong.
+A readings table has columns ``t_u`` and ``t_c`` (in either order), one reading per row, and
+optionally ``sigma`` (each reading's standard uncertainty) and ``sensor``; a fleet has a
+``sensor`` column too: its ids are text, kept as written. Columns may be named otherwise
+(``columns={"t_u": "raw", "t_c": "celsius"}``), headers match in any case, other columns are
+ignored. CSV is comma-, semicolon- or tab-separated (found from the header line); an empty cell
+or ``NA`` is a missing value, and a reading with one is dropped (counted per sensor). Every
+problem is reported as :class:`~jaxcal._checks.InvalidInput` with one line that names the file
+(and the line or row, where there is one) and what is wrong.
 
-CSV is read by pyarrow's columnar reader (multi-threaded, in C++). It is the fast path only: a
-file it cannot read as plain numbers (a malformed line, a value that is not a finite number,
-padded cells, ...) is read again by the precise reader, cell by cell, which names the line, the
-column and the value, or accepts what the fast path was too strict for. Both give the same
-values. Parquet and uncompressed ``.npz`` files are read in part where a process needs only its
-share: the Parquet row groups, or the memory-mapped rows, that hold it.
+One table, :data:`_FORMATS`, says how each suffix is read and written. Each format opens a file
+as a *source* of columns by role; the readers of each kind of table (:func:`read_fleet`,
+:func:`read_readings`, :func:`read_t_u`) are written once over sources. CSV is parsed by pyarrow
+(multi-threaded, in C++); where it refuses a cell, only that column is read again, as text, to
+name the line and the value. Parquet and uncompressed ``.npz`` files are read in part where a
+process needs only its share (``part=``): the Parquet row groups, or the memory-mapped rows,
+that hold it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
 import os
+import re
 import struct
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -32,7 +38,11 @@ import numpy as np
 from ._checks import InvalidInput, shown
 
 __all__ = [
+    "MISSING",
+    "ROLES",
     "FleetTable",
+    "Readings",
+    "parse_columns",
     "read_fleet",
     "read_fleet_share",
     "read_readings",
@@ -45,140 +55,499 @@ __all__ = [
 #: A process's share of ``n`` items: ``part(n)`` is the slice it reads.
 Part = Callable[[int], slice]
 
-_COLUMNS = ("t_u", "t_c")
+#: The columns a table's readers know, by role: each is the column of that name unless mapped.
+ROLES = ("sensor", "t_u", "t_c", "sigma")
+
+#: The CSV cells that are missing values unless the caller says otherwise (``NaN`` is a number
+#: that is not finite, refused, unless named here).
+MISSING = ("", "NA")
+
+#: The separators a CSV header is tried with, in this order (a tie goes to the first).
+_SEPARATORS = (",", ";", "\t")
 
 
-def _open_text(path: Path, expected: str = "a header 't_u,t_c' and at least 2 rows") -> str:
+def parse_columns(text: str) -> dict[str, str]:
+    """The column mapping of its text form, ``role=name`` pairs separated by commas.
+
+    Args:
+      text: e.g. ``"sensor=sensor_id,t_u=raw,t_c=celsius"``; roles are ``sensor``, ``t_u``,
+        ``t_c`` and ``sigma``; spaces around roles and names are ignored.
+
+    Returns:
+      The mapping role -> column name.
+
+    Raises:
+      ValueError: one line naming the pair at fault: an unknown or repeated role, an empty name.
+
+    >>> parse_columns("sensor=sensor_id, t_u=raw")
+    {'sensor': 'sensor_id', 't_u': 'raw'}
+    """
+    mapping: dict[str, str] = {}
+    for pair in text.split(","):
+        role, equals, name = (piece.strip() for piece in pair.partition("="))
+        if not equals:
+            raise InvalidInput("columns", f"{shown(pair.strip())} is not role=name (e.g. t_u=raw)")
+        if role not in ROLES:
+            raise InvalidInput("columns", f"unknown role {shown(role)}; the roles are {', '.join(ROLES)}")
+        if role in mapping:
+            raise InvalidInput("columns", f"role {role} is given twice")
+        if not name:
+            raise InvalidInput("columns", f"role {role} has an empty column name")
+        mapping[role] = name
+    return mapping
+
+
+def _mapping(columns: Mapping[str, str] | None) -> dict[str, str]:
+    """Every role's column name: ``columns``' where it maps the role, else the role's own."""
+    given = dict(columns or {})
+    for role, name in given.items():
+        if role not in ROLES:
+            raise InvalidInput("columns", f"unknown role {shown(role)}; the roles are {', '.join(ROLES)}")
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInput("columns", f"role {role} needs a column name, got {shown(name)}")
+    return {role: given.get(role, role).strip() for role in ROLES}
+
+
+class _Request(NamedTuple):
+    """What a reader asks of a table."""
+
+    names: dict[str, str]  # every role's column name
+    required: tuple[str, ...]  # roles the table must have
+    optional: tuple[str, ...]  # roles read where the table has them (or where mapped: then required)
+    kind: str  # "fleet", "readings" or "t_u": how rows are named in errors
+    separator: str | None  # CSV: given, or found from the header
+    missing: tuple[str, ...]  # CSV cells that are missing values
+    expected: str  # the table the reader expects, in words, for errors
+
+    @property
+    def nan_missing(self) -> bool:
+        """Whether a NaN stored as a number (Parquet, NumPy) is a missing value: where ``NaN`` is one."""
+        return any(marker.strip().lower() == "nan" for marker in self.missing)
+
+
+def _request(kind: str, columns: Mapping[str, str] | None, separator: str | None, missing: Iterable[str] | None,
+             required: tuple[str, ...], optional: tuple[str, ...]) -> _Request:
+    names = _mapping(columns)
+    given = set(columns or {})
+    required = (*required, *(role for role in optional if role in given))  # a mapped role must be there
+    expected = (f"a header with a {names['t_u']} column" if kind == "t_u" else
+                "the header '" + ",".join(names[role] for role in required) + "'")
+    optional = tuple(role for role in optional if role not in given)
+    unused = given - set(required) - set(optional)
+    if unused:
+        raise InvalidInput("columns", f"a {kind} table has no role {', '.join(sorted(unused))}")
+    if separator is not None and (not isinstance(separator, str) or len(separator) != 1
+                                  or separator in '"\r\n'):
+        raise InvalidInput("separator", f"must be one character (not a quote or a line break), got {shown(separator)}")
+    missing = MISSING if missing is None else (missing,) if isinstance(missing, str) else tuple(missing)
+    if not all(isinstance(marker, str) for marker in missing):
+        raise InvalidInput("missing", f"must be strings, got {shown(missing)}")
+    return _Request(names, required, optional, kind, separator, missing, expected)
+
+
+def _label(request: _Request, role: str, name: str) -> str:
+    """A column as errors call it: its name as written, and its role where that differs."""
+    return name if name.lower() == role else f"{name} ({role})"
+
+
+def _match(path: Path, found: list[str], request: _Request, where: str, strict: bool = True,
+           missing_words: str | None = None) -> tuple[dict[str, int] | None, list[str]]:
+    """Each wanted role's index in ``found`` (names compared in any case, spaces around them
+    ignored), and the required roles not there (then ``None`` for the indices, or with
+    ``missing_words``, the error naming them). Two names equal but for case that both match a role
+    are an error (``strict``): which one is meant cannot be told."""
+    folded = [str(name).strip().lower() for name in found]
+    out, absent = {}, []
+    for role in (*request.required, *request.optional):
+        want = request.names[role].lower()
+        hits = [i for i, name in enumerate(folded) if name == want]
+        if len(hits) > 1 and strict:
+            both = " and ".join(shown(str(found[i]).strip()) for i in hits[:2])
+            raise InvalidInput(f"{path}: {where}: {both} both name {role} ({request.names[role]!r}, in any case); "
+                               "rename one, or map the role to the one meant")
+        if hits:
+            out[role] = hits[0]
+        elif role in request.required:
+            absent.append(request.names[role])
+    if absent and missing_words:
+        wanted = [request.names[role] for role in request.required]
+        listed = ", ".join(wanted[:-1]) + " and " + wanted[-1] if len(wanted) > 1 else wanted[0]
+        raise InvalidInput(f"{path}: missing {missing_words} {', '.join(absent)}; expected {missing_words} {listed}")
+    return (None if absent else out), absent
+
+
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise InvalidInput(f"{path}: no such file")
     if path.is_dir():
         raise InvalidInput(f"{path}: is a directory, not a readings file")
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise InvalidInput(f"{path}: cannot read: {error.strerror}") from None
-    if not raw.strip():
-        raise InvalidInput(f"{path}: is empty; expected {expected}")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{path}: is not a UTF-8 text CSV file") from None
 
 
-def _csv_rows(path: Path, expected: str) -> list[list[str]]:
-    """The non-blank rows of a CSV file (lines end only at ``\\n`` or ``\\r\\n``), at least one."""
-    try:
-        rows = [row for row in csv.reader(io.StringIO(_open_text(path, expected), newline=""))
-                if any(cell.strip() for cell in row)]
-    except csv.Error as error:  # e.g. a field longer than the csv module takes
-        raise InvalidInput(f"{path}: not a readable CSV file: {error}") from None
-    if not rows:
-        raise InvalidInput(f"{path}: is empty; expected {expected}")
-    return rows
+# -- sources: a table's columns by role, whatever its format ------------------------------------------
 
 
-def _csv_table(path: Path, columns: tuple[str, ...], header_ok: Any, expected: str) -> np.ndarray:
-    """The named numeric columns of a CSV file, as float64 ``(rows, len(columns))``.
+class _CsvSource:
+    """A CSV file, parsed whole by pyarrow: the columns of the roles asked for, the others skipped.
 
-    ``header_ok(header)`` says whether the header is acceptable; ``expected`` describes it in the
-    error. Every value must be a finite number; every row as long as the header.
+    The header is the first line that is not blank; the separator the one given, or the one of
+    comma, semicolon and tab that splits the header into the most fields among which every
+    required column is named. A cell that pyarrow refuses is found by reading only the numeric
+    columns again, as text.
     """
-    rows = _csv_rows(path, expected)
-    header = [cell.strip() for cell in rows[0]]
-    if not header_ok(header):
-        raise InvalidInput(f"{path}: line 1: expected {expected}, got {shown(','.join(header))}")
-    order = [header.index(name) for name in columns]
-    values = np.empty((len(rows) - 1, len(columns)))
-    for line_no, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise InvalidInput(f"{path}: line {line_no}: expected {len(header)} values, got {len(row)}")
-        for k, (column, index) in enumerate(zip(columns, order, strict=True)):
-            cell = row[index].strip()
+
+    def __init__(self, path: Path, request: _Request) -> None:
+        self.path, self.request = path, request
+        _check_file(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as error:
+            raise InvalidInput(f"{path}: cannot read: {error.strerror}") from None
+        if not re.search(rb"[^\s\xef\xbb\xbf]", raw):  # a search, not a copy of the file
+            raise InvalidInput(f"{path}: is empty; expected {request.expected.replace('the header', 'a header', 1)}")
+        if not raw.isascii():  # every byte, also of the columns not read (pyarrow checks only its own)
             try:
-                value = float(cell)
-            except ValueError:
-                raise InvalidInput(f"{path}: line {line_no}: {column} is not a number: {shown(cell)}") from None
-            if not math.isfinite(value):
-                raise InvalidInput(f"{path}: line {line_no}: {column} is not finite: {shown(cell)}")
-            values[line_no - 2, k] = value
-    return values
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidInput(f"{path}: is not a UTF-8 text CSV file") from None
+        self.raw = raw
+        start, self.skip = 0, 0  # the header: the first line that is not blank; skip: the lines to it
+        while True:
+            end = raw.find(b"\n", start)
+            line = raw[start:end if end >= 0 else len(raw)]
+            self.skip += 1
+            if line.replace(b"\xef\xbb\xbf", b"", 1).strip():
+                break
+            start = end + 1
+        text = line.decode("utf-8").removeprefix("\ufeff").rstrip("\r")
+        header = f"line {self.skip}"
+        best: tuple[int, str, list[str]] | None = None
+        for separator in [request.separator] if request.separator else _SEPARATORS:
+            cells = next(csv.reader([text], delimiter=separator), [])
+            found, _ = _match(path, cells, request, header, strict=False)
+            if found is not None and (best is None or len(cells) > best[0]):
+                best = (len(cells), separator, cells)
+        if best is None:
+            raise InvalidInput(f"{path}: {header}: expected {request.expected}, got {shown(text.strip())}")
+        _, self.separator, cells = best
+        roles, _ = _match(path, cells, request, header)
+        assert roles is not None
+        self.roles = roles
+        self.width = len(cells)
+        self.labels = {role: _label(request, role, cells[index].strip()) for role, index in roles.items()}
+        self.names = [f"c{i}" for i in range(len(cells))]  # names of its own: headers may repeat
+        self.column = {role: self.names[index] for role, index in roles.items()}
+        self.buffer = _arrow_owned(raw)
+        self._starts: np.ndarray | None = None
+        import pyarrow as pa
+
+        self.table = self._read({self.column[role]: pa.string() if role == "sensor" else pa.float64()
+                                 for role in roles})
+        self.n = self.table.num_rows
+
+    def _read(self, types: dict[str, Any], use_threads: bool = True, handler: Any = None) -> Any:
+        """The columns ``types`` names, as those types; pyarrow's refusal explained in one line."""
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+
+        convert = pa_csv.ConvertOptions(column_types=types, include_columns=list(types),
+                                        null_values=list(self.request.missing), strings_can_be_null=True,
+                                        quoted_strings_can_be_null=True)
+        try:
+            return pa_csv.read_csv(self.buffer, read_options=pa_csv.ReadOptions(
+                column_names=self.names, skip_rows=self.skip, use_threads=use_threads),
+                # a quoted value may hold a line break, as the csv module allows
+                parse_options=pa_csv.ParseOptions(delimiter=self.separator, newlines_in_values=True,
+                                                  invalid_row_handler=handler),
+                convert_options=convert)
+        except pa.ArrowInvalid as error:
+            if handler is None:
+                self._refused(error, types)
+            raise
+
+    def _refused(self, error: Exception, types: dict[str, Any]) -> None:
+        """Name the line, and the column and value, of what pyarrow refused (``error``, in its words)."""
+        import pyarrow as pa
+
+        words = str(error).splitlines()[0]
+        if "columns, got" in words:  # a row of another length than the header
+            first: list[Any] = []
+
+            def invalid(row: Any) -> str:
+                first.append(row)
+                return "error"
+
+            with contextlib.suppress(pa.ArrowInvalid):  # one thread: pyarrow then numbers the rows
+                self._read({name: pa.string() for name in types}, use_threads=False, handler=invalid)
+            if first and first[0].number is not None:
+                # pyarrow numbers rows from 1, the skipped lines counted, blank lines after them not
+                raise InvalidInput(f"{self.path}: {self.where(first[0].number - self.skip - 1)}: expected "
+                                   f"{self.width} values, got {first[0].actual_columns}") from None
+        elif any(t != pa.string() for t in types.values()):  # a cell that is not a number
+            text = self._read({self.column[role]: pa.string() for role in self.roles if role != "sensor"})
+            bad = [(row, role) for role in self.roles if role != "sensor"
+                   for row in [_first_not_a_number(text[self.column[role]])] if row is not None]
+            if bad:
+                row, role = min(bad, key=lambda hit: hit[0])
+                cell = text[self.column[role]][row].as_py().strip()
+                raise InvalidInput(f"{self.path}: {self.where(row)}: {self.labels[role]} is not a number: "
+                                   f"{shown(cell)}") from None
+        raise InvalidInput(f"{self.path}: not a readable CSV file: {words}") from None
+
+    def _records(self) -> tuple[np.ndarray, np.ndarray]:
+        """The byte offset where each record starts (a line, or lines joined inside quotes), and
+        of every line break."""
+        if self._starts is None:
+            data = np.frombuffer(self.raw, np.uint8)
+            self._newlines = np.flatnonzero(data == ord("\n"))
+            ends = self._newlines
+            if b'"' in self.raw:  # a line break after an odd number of quotes is inside a quoted value
+                quotes = np.flatnonzero(data == ord('"'))
+                ends = ends[np.searchsorted(quotes, ends) % 2 == 0]
+            self._starts = np.concatenate([[0], ends + 1])
+        return self._starts, self._newlines
+
+    def where(self, row: int) -> str:
+        """Data row ``row`` (from 0) as its line: pyarrow skips blank lines, and a quoted value
+        may span lines."""
+        starts, newlines = self._records()
+        stops = np.concatenate([starts[1:] - 1, [len(self.raw)]])
+        first = np.frombuffer(self.raw, np.uint8)[np.minimum(starts, len(self.raw) - 1)]
+        blank = (stops <= starts) | ((stops - starts == 1) & (first == ord("\r")))
+        records = np.flatnonzero(~blank & (np.arange(len(starts)) >= self.skip))
+        if row >= len(records):  # quotes that do not pair as the lines suggest (a quote opened in the header)
+            return f"data row {row + 1}"
+        return f"line {int(np.searchsorted(newlines, starts[records[row]])) + 1}"
+
+    def ids(self) -> tuple[np.ndarray, np.ndarray]:
+        return _arrow_ids(self.path, self.table[self.column["sensor"]])
+
+    def numbers(self, role: str, rows: np.ndarray | slice | None) -> np.ndarray:
+        column = self.table[self.column[role]]
+        values = column.to_numpy()  # a missing value (null) as NaN
+        missing = column.is_null().to_numpy(zero_copy_only=False) if column.null_count else None
+        if rows is not None:
+            values = values[rows]
+            missing = None if missing is None else missing[rows]
+        bad = ~np.isfinite(values)
+        if missing is not None:
+            bad &= ~missing
+        if bad.any():  # 'nan', 'inf', or a number too large for a double, written in the file
+            import pyarrow as pa
+
+            at = int(np.argmax(bad))
+            row = _file_row(at, rows, self.n)
+            if self.request.kind == "fleet":  # as in every format: the sensor, and the value read
+                ids, inverse = self.ids()
+                who = f"sensor {shown(str(ids[inverse[row]]))}: " if inverse[row] >= 0 else ""
+                raise InvalidInput(f"{self.path}: {self.where(row)}: {who}{self.labels[role]} is not finite: "
+                                   f"{shown(values[at])}")
+            cell = self._read({self.column[role]: pa.string()})[self.column[role]][row].as_py()
+            raise InvalidInput(f"{self.path}: {self.where(row)}: {self.labels[role]} is not finite: "
+                               f"{shown(cell.strip())}")
+        return values
 
 
-def _csv_header(path: Path) -> list[str] | None:
-    """The first line's cells, if it is a plain header (no padding, no blank line before it)."""
-    try:
-        with open(path, "rb") as file:
-            first = file.readline(1 << 16)
-        cells = next(csv.reader([first.decode("utf-8-sig").rstrip("\r\n")]))
-    except (OSError, UnicodeDecodeError, StopIteration, csv.Error):
-        return None
-    return cells if cells and all(cell == cell.strip() and cell for cell in cells) else None
+def _file_row(at: int, rows: np.ndarray | slice | None, n: int) -> int:
+    """The file's row number of the ``at``-th of ``rows`` (all ``n`` by default)."""
+    if rows is None:
+        return at
+    if isinstance(rows, slice):
+        return int(np.arange(n)[rows][at])
+    return int(rows[at])
 
 
-def _arrow_csv(path: Path, floats: tuple[str, ...], header_ok: Any, text: str | None = None) -> dict[str, Any] | None:
-    """The columns ``floats`` (as float64 NumPy arrays) and ``text`` (a pyarrow string array, as
-    written) of a CSV file, read by pyarrow; ``None`` where the precise reader must decide:
-    anything but a plain header that ``header_ok`` accepts and rows of finite numbers, or a file
-    pyarrow cannot read."""
-    header = _csv_header(path)
-    if header is None or not header_ok(header):
-        return None
+def _first_not_a_number(text: Any) -> int | None:
+    """The first row of a pyarrow text column that is not a number as pyarrow's CSV reader reads
+    them (spaces around it ignored), or ``None``: a bisection by casts of slices, about twice the
+    column's length of work, all in C++."""
     import pyarrow as pa
-    import pyarrow.csv as pa_csv
+    import pyarrow.compute as pc
 
-    names = [*floats, *([text] if text else [])]
-    types = {name: pa.float64() for name in floats} | ({text: pa.string()} if text else {})
-    options = pa_csv.ConvertOptions(column_types=types, include_columns=names, null_values=[],
-                                    strings_can_be_null=False, quoted_strings_can_be_null=False)
-    try:
-        raw = path.read_bytes()
-        if not raw.isascii():  # ASCII is UTF-8; else every byte, decoded as the precise reader decodes them
-            raw.decode("utf-8")  # (pyarrow checks only its columns)
-        # bytes, not the path: pyarrow would decompress a file named .gz, the precise reader would
-        # not; a quoted value may hold a line break, as the csv module allows
-        table = pa_csv.read_csv(_arrow_owned(raw), parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-                                convert_options=options)
-    except (OSError, UnicodeDecodeError, pa.ArrowException):
+    trimmed = pc.utf8_trim_whitespace(text.combine_chunks() if hasattr(text, "combine_chunks") else text)
+
+    def numbers(start: int, stop: int) -> bool:
+        try:
+            pc.cast(trimmed.slice(start, stop - start), pa.float64())
+        except pa.ArrowInvalid:
+            return False
+        return True
+
+    low, high = 0, len(trimmed)
+    if numbers(low, high):
         return None
-    out: dict[str, Any] = {}
-    for name in floats:
-        values = table[name].to_numpy()
-        if not np.isfinite(values).all():
-            return None
-        out[name] = values
-    if text:
-        out[text] = table[text]
-    return out
+    while high - low > 1:  # the first cell that is not a number is in [low, high)
+        middle = (low + high) // 2
+        if numbers(low, middle):
+            low = middle
+        else:
+            high = middle
+    return low
 
 
-def _arrow_owned(raw: bytes) -> Any:
-    """A copy of ``raw`` in memory that pyarrow owns (a few ms for a 19 MB table).
+class _BinarySource:
+    """What Parquet and NumPy sources share: rows named by number, numbers stored as numbers."""
 
-    pyarrow's threaded CSV reader can drop its last reference to the source after ``read_csv``
-    has returned, on one of its pool threads. Were the source a Python ``bytes`` (``pa.py_buffer``),
-    that thread would take the GIL to release it; at interpreter exit Python ends such a thread with
-    ``pthread_exit``, whose unwinding through pyarrow's C++ destructor aborts the process
-    ("terminate called without an active exception", exit 134 after a clean one-line error).
-    Memory of pyarrow's own needs no GIL to be released."""
-    import pyarrow as pa
+    path: Path
+    request: _Request
+    labels: dict[str, str]
+    n: int
 
-    owned = pa.allocate_buffer(len(raw))
-    np.frombuffer(owned, np.uint8)[:] = np.frombuffer(raw, np.uint8)
-    return owned
+    def where(self, row: int) -> str:
+        return f"reading {row}" if self.request.kind == "readings" else f"row {row + 1}"
+
+    def ids(self) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def checked(self, role: str, values: np.ndarray, missing: np.ndarray | None,
+                rows: np.ndarray | slice | None) -> np.ndarray:
+        """``values`` (float64) with NaN where missing; a value present and not finite refused."""
+        if self.request.nan_missing:
+            missing = np.isnan(values) if missing is None else missing | np.isnan(values)
+        bad = ~np.isfinite(values)
+        if missing is not None:
+            bad &= ~missing
+            values = np.where(missing, np.nan, values)
+        if bad.any():
+            at = int(np.argmax(bad))
+            row = _file_row(at, rows, self.n)
+            if self.request.kind == "readings":
+                raise InvalidInput(f"{self.path}: reading {row}: not finite ({self.labels[role]} is "
+                                   f"{shown(values[at])})")
+            who = ""
+            if self.request.kind == "fleet":
+                ids, inverse = self.ids()
+                who = f"sensor {shown(str(ids[inverse[row]]))}: " if inverse[row] >= 0 else ""
+            raise InvalidInput(f"{self.path}: {self.where(row)}: {who}{self.labels[role]} is not finite: "
+                               f"{shown(values[at])}")
+        return values
 
 
-def _npz_columns(path: Path, names: tuple[str, ...], expected: str) -> dict[str, np.ndarray]:
-    """The named arrays of an ``.npz`` archive, memory-mapped where stored uncompressed
-    (``np.savez``): reading a slice of one then reads only those bytes of the file. Compressed
-    members (``np.savez_compressed``) are read whole."""
+def _not_real(path: Path, role: str, kind: str, what: str, got: Any = None) -> InvalidInput:
+    names = "sigma" if role == "sigma" else "t_u" if kind == "t_u" else "t_u and t_c"
+    return InvalidInput(f"{path}: {names} must be real numbers ({what})" + (f", got {got}" if got is not None else ""))
+
+
+class _ParquetSource(_BinarySource):
+    """A Parquet file: each column read when asked for, from the row groups that hold the rows asked for."""
+
+    def __init__(self, path: Path, request: _Request) -> None:
+        self.path, self.request = path, request
+        _check_file(path)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            self.file = pq.ParquetFile(path, memory_map=True)
+        except (OSError, pa.ArrowException):
+            raise InvalidInput(f"{path}: not a readable Parquet file") from None
+        names = self.file.schema_arrow.names
+        roles, _ = _match(path, names, request, "columns", missing_words="columns")
+        assert roles is not None
+        self.roles = roles
+        self.column = {role: names[index] for role, index in roles.items()}
+        self.labels = {role: _label(request, role, name) for role, name in self.column.items()}
+        self.n = self.file.metadata.num_rows
+        self._ids: tuple[np.ndarray, np.ndarray] | None = None
+        self._read_rows: Any = ()
+        self._read_columns: dict[str, Any] = {}
+
+    def ids(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._ids is None:
+            name = self.column["sensor"]
+            self._ids = _arrow_ids(self.path, _parquet_rows(self.path, self.file, (name,), slice(None))[name])
+        return self._ids
+
+    def numbers(self, role: str, rows: np.ndarray | slice | None) -> np.ndarray:
+        import pyarrow as pa
+
+        if self._read_rows is not rows:  # every numeric column of these rows at once: each row group read once
+            names = tuple(self.column[key] for key in ("t_u", "t_c", "sigma") if key in self.column)
+            self._read_rows = rows
+            self._read_columns = _parquet_rows(self.path, self.file, names, slice(None) if rows is None else rows)
+        column = self._read_columns[self.column[role]]
+        if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
+            raise _not_real(self.path, role, self.request.kind, "integer or floating columns", column.type)
+        missing = column.is_null().to_numpy(zero_copy_only=False) if column.null_count else None
+        values = np.asarray(column.to_numpy(zero_copy_only=False), np.float64)
+        return self.checked(role, values, missing, rows)
+
+
+class _NpzSource(_BinarySource):
+    """An ``.npz`` archive of 1-D arrays, memory-mapped where stored uncompressed (``np.savez``):
+    reading a share of a column then reads only those bytes of the file."""
+
+    def __init__(self, path: Path, request: _Request) -> None:
+        self.path, self.request = path, request
+        _check_file(path)
+        members = _npz_members(path)
+        names = list(members)
+        roles, _ = _match(path, names, request, "arrays", missing_words="arrays")
+        assert roles is not None
+        self.roles = roles
+        self.column = {role: names[index] for role, index in roles.items()}
+        self.labels = {role: _label(request, role, name) for role, name in self.column.items()}
+        arrays = _npz_load(path, members, list(self.column.values()))
+        self.arrays = {role: arrays[name] for role, name in self.column.items()}
+        shapes = {array.shape for array in self.arrays.values()}
+        if len(shapes) > 1 or len(next(iter(shapes))) != 1:
+            listed = ", ".join(self.column.values())
+            raise InvalidInput(f"{path}: {listed} must be 1-D arrays of the same length")
+        self.n = len(next(iter(self.arrays.values())))
+        self._ids: tuple[np.ndarray, np.ndarray] | None = None
+
+    def ids(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._ids is None:
+            self._ids = _array_ids(self.path, self.arrays["sensor"])
+        return self._ids
+
+    def numbers(self, role: str, rows: np.ndarray | slice | None) -> np.ndarray:
+        values = self.arrays[role]
+        if np.dtype(values.dtype).kind not in "iuf":
+            raise _not_real(self.path, role, self.request.kind, "integer or floating arrays")
+        values = values if rows is None else values[rows]  # of a memory map: reads only these rows
+        return self.checked(role, np.asarray(values, np.float64), None, rows)
+
+
+class _NpySource(_NpzSource):
+    """An ``.npy`` array: ``(n, 2)`` of (t_u, t_c) readings, or 1-D of t_u to convert."""
+
+    def __init__(self, path: Path, request: _Request) -> None:  # not the archive's: no super()
+        self.path, self.request = path, request
+        _check_file(path)
+        try:
+            table = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError):
+            raise InvalidInput(f"{path}: not a readable .npy file") from None
+        extra = [role for role in request.required if role not in ("t_u", "t_c")]
+        if extra:
+            raise InvalidInput(f"{path}: an .npy file holds t_u and t_c only, not {', '.join(extra)}")
+        if request.kind == "t_u":
+            if table.ndim != 1:
+                raise InvalidInput(f"{path}: t_u must be a 1-D array, got shape {table.shape}")
+            self.arrays = {"t_u": table}
+        else:
+            if table.ndim != 2 or table.shape[1] != 2:
+                raise InvalidInput(f"{path}: expected an (n, 2) array of t_u, t_c; got shape {table.shape}")
+            self.arrays = {"t_u": table[:, 0], "t_c": table[:, 1]}
+        self.roles = dict.fromkeys(self.arrays, 0)
+        self.labels = {role: role for role in self.arrays}
+        self.n = len(table)
+
+
+# -- NumPy archives and Parquet row groups ------------------------------------------------------------
+
+
+def _npz_members(path: Path) -> dict[str, zipfile.ZipInfo]:
     try:
         with zipfile.ZipFile(path) as archive:
-            members = {name.removesuffix(".npy"): archive.getinfo(name) for name in archive.namelist()}
+            return {name.removesuffix(".npy"): archive.getinfo(name) for name in archive.namelist()}
     except (OSError, zipfile.BadZipFile):
         raise InvalidInput(f"{path}: not a readable .npz file") from None
-    missing = [name for name in names if name not in members]
-    if missing:
-        raise InvalidInput(f"{path}: missing arrays {', '.join(missing)}; expected {expected}")
+
+
+def _npz_load(path: Path, members: dict[str, zipfile.ZipInfo], names: list[str]) -> dict[str, np.ndarray]:
+    """The arrays ``names`` of an archive, memory-mapped where stored uncompressed; compressed
+    members (``np.savez_compressed``) are read whole."""
     out = {}
     try:
         with open(path, "rb") as file:
@@ -205,72 +574,18 @@ def _npz_columns(path: Path, names: tuple[str, ...], expected: str) -> dict[str,
     return out
 
 
-def _read_numpy_readings(path: Path, dtype: Any, part: Part | None = None) -> tuple[np.ndarray, np.ndarray, int]:
-    """``.npz`` with arrays ``t_u`` and ``t_c``, or ``.npy`` holding an ``(n, 2)`` array of
-    (t_u, t_c): the rows ``part(n)`` (all by default), cast and checked, and ``n``."""
-    if not path.exists():
-        raise InvalidInput(f"{path}: no such file")
-    if path.is_dir():
-        raise InvalidInput(f"{path}: is a directory, not a readings file")
-    if path.suffix == ".npz":
-        columns = _npz_columns(path, _COLUMNS, "t_u and t_c")
-        t_u, t_c = columns["t_u"], columns["t_c"]
-    else:
-        try:
-            table = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError):
-            raise InvalidInput(f"{path}: not a readable {path.suffix} file") from None
-        if table.ndim != 2 or table.shape[1] != 2:
-            raise InvalidInput(f"{path}: expected an (n, 2) array of t_u, t_c; got shape {table.shape}")
-        t_u, t_c = table[:, 0], table[:, 1]
-    if t_u.ndim != 1 or t_u.shape != t_c.shape:
-        raise InvalidInput(f"{path}: t_u and t_c must be 1-D arrays of the same length")
-    _check_real(path, t_u, t_c)
-    n = len(t_u)
-    if n < 2:
-        raise InvalidInput(f"{path}: needs at least 2 readings, got {n}")
-    rows = slice(None) if part is None else part(n)
-    return (*_cast_readings(path, t_u[rows], t_c[rows], dtype, rows.start or 0), n)  # reads only these rows
-
-
-def _check_real(path: Path, *columns: np.ndarray) -> None:
-    if not all(np.dtype(x.dtype).kind in "iuf" for x in columns):
-        raise InvalidInput(f"{path}: t_u and t_c must be real numbers (integer or floating arrays)")
-
-
-def _cast_readings(path: Path, t_u: np.ndarray, t_c: np.ndarray, dtype: Any, first: int) -> tuple[np.ndarray, ...]:
-    """Readings ``first, first + 1, ...`` of a file as ``dtype``, checked finite."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        cast_u, cast_c = np.array(t_u, dtype), np.array(t_c, dtype)
-    bad = ~(np.isfinite(cast_u) & np.isfinite(cast_c))
-    if bad.any():
-        raise InvalidInput(f"{path}: reading {int(np.argmax(bad)) + first}: not finite (or too large for "
-                           f"{np.dtype(dtype).name})")
-    return cast_u, cast_c
-
-
-def _parquet_file(path: Path, names: tuple[str, ...], expected: str) -> Any:
-    """An open ``pyarrow.parquet.ParquetFile`` that has the columns ``names``."""
-    if not path.exists():
-        raise InvalidInput(f"{path}: no such file")
-    if path.is_dir():
-        raise InvalidInput(f"{path}: is a directory, not a readings file")
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        file = pq.ParquetFile(path, memory_map=True)
-    except (OSError, pa.ArrowException):
-        raise InvalidInput(f"{path}: not a readable Parquet file") from None
-    missing = [name for name in names if name not in file.schema_arrow.names]
+def _npz_columns(path: Path, names: tuple[str, ...], expected: str) -> dict[str, np.ndarray]:
+    """The named arrays of an ``.npz`` archive (exact names), memory-mapped where stored uncompressed."""
+    members = _npz_members(path)
+    missing = [name for name in names if name not in members]
     if missing:
-        raise InvalidInput(f"{path}: missing columns {', '.join(missing)}; expected {expected}")
-    return file
+        raise InvalidInput(f"{path}: missing arrays {', '.join(missing)}; expected {expected}")
+    return _npz_load(path, members, list(names))
 
 
 def _parquet_rows(path: Path, file: Any, names: tuple[str, ...], rows: np.ndarray | slice) -> dict[str, Any]:
     """The columns ``names`` of ``rows`` (a slice, or sorted row numbers) of a Parquet file,
-    reading only the row groups that hold them; pyarrow arrays, checked for missing values."""
+    reading only the row groups that hold them; pyarrow arrays."""
     import pyarrow as pa
 
     if isinstance(rows, slice) and rows == slice(None):  # the whole file
@@ -278,7 +593,7 @@ def _parquet_rows(path: Path, file: Any, names: tuple[str, ...], rows: np.ndarra
             table = file.read(columns=list(names))
         except (OSError, pa.ArrowException) as error:
             raise InvalidInput(f"{path}: not a readable Parquet file ({error})") from None
-        return {name: _present(path, name, table[name], np.arange(table.num_rows)) for name in names}
+        return {name: table[name] for name in names}
     sizes = [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)]
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     n = int(starts[-1])
@@ -292,100 +607,26 @@ def _parquet_rows(path: Path, file: Any, names: tuple[str, ...], rows: np.ndarra
     base = np.zeros(len(sizes) + 1, np.int64)  # where each group read starts in their concatenation
     base[groups] = np.cumsum([0, *(sizes[int(g)] for g in groups)])[:-1]
     position = wanted - starts[group_of] + base[group_of]
-    return {name: _present(path, name, table[name].take(pa.array(position)), wanted) for name in names}
+    return {name: table[name].take(pa.array(position)) for name in names}
 
 
-def _present(path: Path, name: str, column: Any, rows: np.ndarray) -> Any:
-    """Column ``name`` (of the file's ``rows``), refused if a value is missing."""
-    if column.null_count:
-        first = int(rows[int(np.argmax(column.is_null().to_numpy(zero_copy_only=False)))])
-        raise InvalidInput(f"{path}: row {first + 1}: {name} is missing")
-    return column
+def _arrow_owned(raw: bytes) -> Any:
+    """A copy of ``raw`` in memory that pyarrow owns (a few ms for a 19 MB table).
 
-
-def _numbers(path: Path, column: Any) -> np.ndarray:
+    pyarrow's threaded CSV reader can drop its last reference to the source after ``read_csv``
+    has returned, on one of its pool threads. Were the source a Python ``bytes`` (``pa.py_buffer``),
+    that thread would take the GIL to release it; at interpreter exit Python ends such a thread with
+    ``pthread_exit``, whose unwinding through pyarrow's C++ destructor aborts the process
+    ("terminate called without an active exception", exit 134 after a clean one-line error).
+    Memory of pyarrow's own needs no GIL to be released."""
     import pyarrow as pa
 
-    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)):
-        raise InvalidInput(f"{path}: t_u and t_c must be real numbers (integer or floating columns), "
-                           f"got {column.type}")
-    return column.to_numpy()
+    owned = pa.allocate_buffer(len(raw))
+    np.frombuffer(owned, np.uint8)[:] = np.frombuffer(raw, np.uint8)
+    return owned
 
 
-def _read_parquet_readings(path: Path, dtype: Any, part: Part | None = None) -> tuple[np.ndarray, np.ndarray, int]:
-    """A Parquet file with columns ``t_u`` and ``t_c``: the rows ``part(n)`` (all by default; only
-    the row groups that hold them are read), cast and checked, and ``n``."""
-    file = _parquet_file(path, _COLUMNS, "columns t_u and t_c")
-    n = file.metadata.num_rows
-    if n < 2:
-        raise InvalidInput(f"{path}: needs at least 2 readings, got {n}")
-    rows = slice(None) if part is None else part(n)
-    columns = _parquet_rows(path, file, _COLUMNS, rows)
-    t_u, t_c = (_numbers(path, columns[name]) for name in _COLUMNS)
-    return (*_cast_readings(path, t_u, t_c, dtype, rows.start or 0), n)
-
-
-def read_readings(path: str | os.PathLike[str], dtype: np.dtype | type = np.float32) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``(t_u, t_c)`` from a CSV file with the header ``t_u,t_c`` (or ``.npy``/``.npz``).
-
-    Args:
-      path: the CSV file.
-      dtype: the floating dtype to return; values that do not fit (overflow to inf) are refused.
-
-    Returns:
-      ``(t_u, t_c)``, two 1-D arrays of ``dtype`` with at least 2 entries each.
-
-    Raises:
-      ValueError: one line naming the file, the line and the problem.
-    """
-    path = Path(path)
-    if path.suffix in (".npy", ".npz"):
-        return _read_numpy_readings(path, dtype)[:2]
-    if path.suffix == ".parquet":
-        return _read_parquet_readings(path, dtype)[:2]
-    header_ok = lambda header: sorted(header) == sorted(_COLUMNS)  # noqa: E731
-    fast = _arrow_csv(path, _COLUMNS, header_ok)
-    if fast is not None:
-        values = np.stack([fast[name] for name in _COLUMNS], axis=1)
-    else:
-        values = _csv_table(path, _COLUMNS, header_ok, "the header 't_u,t_c'")
-    if len(values) < 2:
-        raise InvalidInput(f"{path}: needs at least 2 readings, got {len(values)}")
-    with np.errstate(over="ignore"):
-        cast = values.astype(dtype)
-    if not np.all(np.isfinite(cast)):
-        line_no = int(np.argwhere(~np.isfinite(cast))[0][0]) + 2
-        raise InvalidInput(f"{path}: line {line_no}: value too large for {np.dtype(dtype).name}")
-    return cast[:, 0].copy(), cast[:, 1].copy()
-
-
-def read_readings_share(path: str | os.PathLike[str], dtype: Any, part: Part) -> tuple[np.ndarray, np.ndarray, int]:
-    """One process's share of a readings file: ``(t_u, t_c)`` of the rows ``part(n)``, and ``n``.
-
-    From ``.npy`` and uncompressed ``.npz`` files only those rows are read (memory-mapped), from
-    Parquet only the row groups that hold them; each process checks its own rows. A CSV file has
-    no index of its lines: it is parsed whole.
-    """
-    path = Path(path)
-    if path.suffix in (".npy", ".npz"):
-        return _read_numpy_readings(path, dtype, part)
-    if path.suffix == ".parquet":
-        return _read_parquet_readings(path, dtype, part)
-    t_u, t_c = read_readings(path, dtype)
-    rows = part(len(t_u))
-    return t_u[rows], t_c[rows], len(t_u)
-
-
-_FLEET_COLUMNS = ("sensor", "t_u", "t_c")
-
-
-class FleetTable(NamedTuple):
-    """A long table of readings grouped by sensor: padded ``(sensors, max_readings)`` arrays."""
-
-    sensors: np.ndarray  # sensor ids as text (a Unicode array), sorted
-    t_u: np.ndarray
-    t_c: np.ndarray
-    counts: np.ndarray
+# -- sensor ids -------------------------------------------------------------------------------------
 
 
 def _unique(sensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -408,12 +649,41 @@ def _integer_ids(sensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids.astype(str), inverse
 
 
-def _text_ids(sensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Text ids (a Unicode array), grouped as text: sorted as numbers when every one is an
-    integer written plainly (see :func:`_plain_integer_ids`), else as text."""
+def _plain_integer_ids(text: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """Sorted ids and each row's index into them (-1 where the value is missing), grouped as
+    integers, from a pyarrow text column whose every value is an integer written plainly (``0``
+    or ``-?[1-9][0-9]*``, at most int64); else ``None``. Number and text then name each other one
+    to one, so grouping by the number is grouping by the text, with counting instead of hashing
+    (the usual numbered sensors)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pc.all(pc.ascii_is_decimal(pc.ascii_ltrim(text, "-"))).as_py():  # nulls skipped
+        return None
+    try:
+        numbers = pc.cast(text, pa.int64())
+    except pa.ArrowInvalid:  # '--5', or too large for int64
+        return None
+    ids, inverse = _integer_ids((numbers.drop_null() if numbers.null_count else numbers).to_numpy())
+    # Each text is '-'s and then digits, read as that number: never shorter than the number's
+    # plain text, and as long only when it is that text ('007' and '-0' are longer). Equal
+    # total lengths: every id is written plainly.
+    plain = np.dot(np.bincount(inverse, minlength=len(ids)), np.char.str_len(ids))
+    if plain != pc.sum(pc.binary_length(text)).as_py():
+        return None
+    if numbers.null_count:
+        full = np.full(len(numbers), -1, np.int64)
+        full[numbers.is_valid().to_numpy(zero_copy_only=False)] = inverse
+        inverse = full
+    return ids, inverse
+
+
+def _sorted_text_ids(names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct text ids (already stripped, none empty) sorted: as numbers when every one is an
+    integer written plainly, else as text; and each name's index into them."""
     import pyarrow as pa
 
-    ids, inverse = np.unique(sensor, return_inverse=True)
+    ids, inverse = np.unique(names, return_inverse=True)
     inverse = inverse.reshape(-1)
     plain = _plain_integer_ids(pa.array(ids, pa.string())) if len(ids) else None
     if plain is None:
@@ -421,188 +691,49 @@ def _text_ids(sensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return plain[0], plain[1][inverse]
 
 
-def _plain_integer_ids(text: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """Sorted ids and each row's index into them, grouped as integers, from a pyarrow text column
-    whose every value is an integer written plainly (``0`` or ``-?[1-9][0-9]*``, at most int64);
-    else ``None``. Number and text then name each other one to one, so grouping by the number is
-    grouping by the text, with counting instead of hashing (the usual numbered sensors)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if not pc.all(pc.ascii_is_decimal(pc.ascii_ltrim(text, "-"))).as_py():
-        return None
-    try:
-        numbers = pc.cast(text, pa.int64())
-    except pa.ArrowInvalid:  # '--5', or too large for int64
-        return None
-    ids, inverse = _integer_ids(numbers.to_numpy())
-    # Each text is '-'s and then digits, read as that number: never shorter than the number's
-    # plain text, and as long only when it is that text ('007' and '-0' are longer). Equal
-    # total lengths: every id is written plainly.
-    plain = np.dot(np.bincount(inverse, minlength=len(ids)), np.char.str_len(ids))
-    if plain != pc.sum(pc.binary_length(text)).as_py():
-        return None
-    return ids, inverse
+def _named(ids: np.ndarray, inverse: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ids stripped of spaces around them, an empty one a missing id (index -1), then sorted."""
+    stripped = np.char.strip(ids.astype(str))
+    empty = stripped == ""
+    if not len(ids):
+        return ids.astype(str), inverse
+    kept, remap = _sorted_text_ids(stripped[~empty]) if (~empty).any() else (np.array([], str), np.array([], int))
+    full = np.full(len(ids), -1, np.int64)
+    full[~empty] = remap
+    return kept, full[inverse]
 
 
-def _arrow_ids(path: Path, column: Any, from_csv: bool) -> tuple[np.ndarray, np.ndarray] | None:
-    """Sorted ids (text) and each row's index into them, from a pyarrow column of text or
-    integers (text through a dictionary: each distinct id is looked at once). ``from_csv`` (a
-    CSV's ids, as written): ``None`` means the precise reader must decide (an id that is blank or
-    padded with spaces, which it strips)."""
+def _arrow_ids(path: Path, column: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted ids (text) and each row's index into them (-1: no id), from a pyarrow column of
+    text or integers; a missing value (null) or an id of only spaces is no id. Text goes through
+    a dictionary: each distinct id is looked at once."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if pa.types.is_dictionary(column.type):
         column = column.cast(column.type.value_type)
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if pa.types.is_integer(column.type):
-        return _integer_ids(column.to_numpy())
+        if not column.null_count:
+            return _integer_ids(column.to_numpy())
+        ids, inverse = _integer_ids(column.drop_null().to_numpy())
+        full = np.full(len(column), -1, np.int64)
+        full[column.is_valid().to_numpy(zero_copy_only=False)] = inverse
+        return ids, full
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         raise InvalidInput(f"{path}: sensor ids must be text or integers, got {column.type}")
-    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    plain = _plain_integer_ids(column) if len(column) else None
+    plain = _plain_integer_ids(column) if len(column) > column.null_count else None
     if plain is not None:
         return plain
-    coded = pc.dictionary_encode(column)
-    names = coded.dictionary
-    if from_csv and len(names) and not (pc.all(pc.equal(pc.utf8_trim_whitespace(names), names)).as_py()
-                                        and pc.min(pc.utf8_length(names)).as_py()):
-        return None
-    # not every id an integer written plainly (just checked): sorted as text
-    ids, remap = np.unique(names.to_numpy(zero_copy_only=False).astype(str), return_inverse=True)
-    return ids, remap.reshape(-1)[coded.indices.to_numpy()]
+    coded = pc.dictionary_encode(column)  # a missing value: a missing index
+    names = coded.dictionary.to_numpy(zero_copy_only=False).astype(str)
+    ids, remap = _named(names, np.arange(len(names)))
+    return ids, np.append(remap, -1)[pc.fill_null(coded.indices, -1).to_numpy()]
 
 
-def _group(path: Path, ids: np.ndarray, inverse: np.ndarray, t_u: np.ndarray, t_c: np.ndarray, dtype: Any,
-           rows: np.ndarray | None = None) -> FleetTable:
-    """Readings grouped by sensor: ``ids`` the sorted sensor ids, ``inverse`` each reading's index
-    into them; ``rows`` are the readings' row numbers in the file (0-based; default ``0..n-1``),
-    for the error messages."""
-    if len(inverse) == 0:
-        raise InvalidInput(f"{path}: has no readings")
-
-    def row(i: int) -> int:
-        return (i if rows is None else int(rows[i])) + 1
-
-    for column, values in (("t_u", t_u), ("t_c", t_c)):
-        bad = ~np.isfinite(values)
-        if bad.any():
-            at = int(np.argmax(bad))
-            raise InvalidInput(f"{path}: row {row(at)}: sensor {shown(str(ids[inverse[at]]))}: {column} is not "
-                               f"finite: {shown(values[at])}")
-    with np.errstate(over="ignore"):
-        cast_u, cast_c = t_u.astype(dtype), t_c.astype(dtype)
-    bad = ~(np.isfinite(cast_u) & np.isfinite(cast_c))
-    if bad.any():
-        raise InvalidInput(f"{path}: row {row(int(np.argmax(bad)))}: value too large for {np.dtype(dtype).name}")
-    empty = np.char.strip(ids) == ""
-    if empty.any():
-        raise InvalidInput(f"{path}: row {row(int(np.argmax(empty[inverse])))}: sensor is empty")  # in file order
-    counts = np.bincount(inverse, minlength=len(ids))
-    if counts.min() < 2:
-        raise InvalidInput(f"{path}: sensor {ids[int(np.argmin(counts))]!s} has {int(counts.min())} reading; "
-                           "each sensor needs at least 2")
-    shape = (len(ids), int(counts.max()))
-    u = np.zeros(shape, dtype)
-    c = np.zeros(shape, dtype)
-    full = len(ids) * shape[1] == len(inverse)  # every sensor the same count: no padding
-    if full and np.all(inverse[1:] >= inverse[:-1]):  # and grouped by sensor: a reshape
-        u[:], c[:] = cast_u.reshape(shape), cast_c.reshape(shape)
-        return FleetTable(ids, u, c, counts)
-    order = np.argsort(inverse, kind="stable")  # readings keep their file order within a sensor
-    if full:
-        u[:], c[:] = cast_u[order].reshape(shape), cast_c[order].reshape(shape)
-        return FleetTable(ids, u, c, counts)
-    sensor = inverse[order]
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    position = np.arange(len(order)) - starts[sensor]
-    u[sensor, position] = cast_u[order]
-    c[sensor, position] = cast_c[order]
-    return FleetTable(ids, u, c, counts)
-
-
-def read_fleet(path: str | os.PathLike[str], dtype: Any = np.float32) -> FleetTable:
-    """Read a fleet: CSV with columns ``sensor,t_u,t_c`` (any order of rows), Parquet with those
-    columns, or ``.npz`` with arrays ``sensor``, ``t_u``, ``t_c``. Readings are grouped by sensor.
-
-    A sensor id is text, kept as written (``007`` stays ``007``; ``S1`` and ``s1`` are two
-    sensors); ids stored as integers (a Parquet integer column, an integer array) are their
-    decimal text. Sensors are sorted by id: as numbers when every id is an integer written plainly
-    (``-?[1-9][0-9]*`` or ``0``), else as text.
-
-    Returns:
-      A :class:`FleetTable`; its ``sensors`` a Unicode array.
-
-    Raises:
-      ValueError: one line naming the file, the row and the problem.
-    """
-    path = Path(path)
-    if path.suffix == ".npz":
-        return _read_fleet_npz(path, dtype)[0]
-    if path.suffix == ".parquet":
-        return _read_fleet_parquet(path, dtype)[0]
-    return _read_fleet_csv(path, dtype)
-
-
-def _read_fleet_csv(path: Path, dtype: Any, fast_path: bool = True) -> FleetTable:
-    fast = None
-    if fast_path:
-        fast = _arrow_csv(path, _FLEET_COLUMNS[1:], lambda header: sorted(header) == sorted(_FLEET_COLUMNS), "sensor")
-    coded = None if fast is None else _arrow_ids(path, fast["sensor"], from_csv=True)
-    if coded is not None:
-        ids, inverse = coded
-        t_u, t_c = fast["t_u"], fast["t_c"]
-    else:
-        ids, inverse, values = _fleet_csv_precise(path)
-        t_u, t_c = values[:, 0], values[:, 1]
-    try:
-        return _group(path, ids, inverse, t_u, t_c, dtype)
-    except InvalidInput as error:
-        message = str(error)
-        if ": row " in message:  # CSV rows are file lines; the header is line 1
-            prefix, _, rest = message.partition(": row ")
-            number, _, tail = rest.partition(":")
-            message = f"{prefix}: line {int(number) + 1}:{tail}"
-        raise InvalidInput(message) from None
-
-
-def _fleet_csv_precise(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A fleet CSV read cell by cell: the first bad line is named with its column and value."""
-    rows = _csv_rows(path, "a header 'sensor,t_u,t_c' and 2 or more rows per sensor")
-    header = [cell.strip() for cell in rows[0]]
-    if sorted(header) != sorted(_FLEET_COLUMNS):
-        raise InvalidInput(f"{path}: line 1: expected the header 'sensor,t_u,t_c', got {shown(','.join(header))}")
-    order = [header.index(name) for name in _FLEET_COLUMNS]
-    sensors: list[str] = []
-    values = np.empty((len(rows) - 1, 2))
-    for line_no, row in enumerate(rows[1:], start=2):
-        if len(row) != 3:
-            raise InvalidInput(f"{path}: line {line_no}: expected 3 values, got {len(row)}")
-        sensor = row[order[0]].strip()
-        if not sensor:
-            raise InvalidInput(f"{path}: line {line_no}: sensor is empty")
-        sensors.append(sensor)
-        for k, (column, index) in enumerate(zip(_FLEET_COLUMNS[1:], order[1:], strict=True)):
-            try:
-                values[line_no - 2, k] = float(row[index])
-            except ValueError:
-                cell = row[index].strip()
-                raise InvalidInput(f"{path}: line {line_no}: {column} is not a number: {shown(cell)}") from None
-    return (*_text_ids(np.asarray(sensors, str)), values)
-
-
-def _read_fleet_npz(path: Path, dtype: Any, part: Part | None = None) -> tuple[FleetTable, np.ndarray]:
-    """The sensors ``part(n)`` of the ``n`` in an ``.npz`` fleet (all by default), and every
-    sensor id. The sensor column is read whole (to know which rows are whose); of the readings,
-    only those rows (memory-mapped: one contiguous range when the file is grouped by sensor)."""
-    if not path.exists():
-        raise InvalidInput(f"{path}: no such file")
-    columns = _npz_columns(path, _FLEET_COLUMNS, "sensor, t_u, t_c")
-    sensor, t_u, t_c = (columns[k] for k in _FLEET_COLUMNS)
-    if not (sensor.ndim == t_u.ndim == t_c.ndim == 1 and len(sensor) == len(t_u) == len(t_c)):
-        raise InvalidInput(f"{path}: sensor, t_u and t_c must be 1-D arrays of the same length")
-    if not all(np.dtype(x.dtype).kind in "iuf" for x in (t_u, t_c)):
-        raise InvalidInput(f"{path}: t_u and t_c must be real numbers (integer or floating arrays)")
+def _array_ids(path: Path, sensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted ids (text) and each row's index into them (-1: no id) from a NumPy array of text
+    (Unicode or UTF-8 bytes) or integers."""
     if sensor.dtype.kind == "S":
         try:
             sensor = np.char.decode(np.asarray(sensor), "utf-8")
@@ -610,102 +741,325 @@ def _read_fleet_npz(path: Path, dtype: Any, part: Part | None = None) -> tuple[F
             raise InvalidInput(f"{path}: sensor ids must be UTF-8 text or integers") from None
     elif sensor.dtype.kind not in "iuU":
         raise InvalidInput(f"{path}: sensor ids must be text or integers, got {sensor.dtype}")
-    ids, inverse = _text_ids(np.asarray(sensor)) if sensor.dtype.kind == "U" else _integer_ids(sensor)
-    if part is None:
-        return _group(path, ids, inverse, np.asarray(t_u, np.float64), np.asarray(t_c, np.float64), dtype), ids
-    mine, rows = _my_rows(ids, inverse, part)
-    return _group(path, ids[mine], inverse[rows] - mine.start, np.asarray(t_u[rows], np.float64),
-                  np.asarray(t_c[rows], np.float64), dtype, rows), ids
+    if sensor.dtype.kind != "U":
+        return _integer_ids(sensor)
+    ids, inverse = np.unique(np.asarray(sensor), return_inverse=True)
+    return _named(ids, inverse.reshape(-1))
 
 
-def _my_rows(ids: np.ndarray, inverse: np.ndarray, part: Part) -> tuple[slice, np.ndarray]:
-    """A process's sensors ``part(n)`` of the ``n`` ids, and the rows that hold their readings."""
-    mine = part(len(ids))
-    start, stop, _ = mine.indices(len(ids))
-    mine = slice(start, stop)
-    return mine, np.nonzero((inverse >= start) & (inverse < stop))[0]
+# -- the formats ------------------------------------------------------------------------------------
 
 
-def _read_fleet_parquet(path: Path, dtype: Any, part: Part | None = None) -> tuple[FleetTable, np.ndarray]:
-    """The sensors ``part(n)`` of the ``n`` in a Parquet fleet (all by default), and every sensor
-    id. The sensor column is read whole; of the readings, only the row groups holding those
-    sensors' rows (one contiguous range of groups when the file is grouped by sensor)."""
-    file = _parquet_file(path, _FLEET_COLUMNS, "columns sensor, t_u and t_c")
-    if file.metadata.num_rows == 0:
-        raise InvalidInput(f"{path}: has no readings")
-    ids, inverse = _arrow_ids(path, _parquet_rows(path, file, ("sensor",), slice(None))["sensor"], from_csv=False)
-    if part is None:
-        mine, rows = slice(0, len(ids)), slice(None)
-    else:
-        mine, rows = _my_rows(ids, inverse, part)
-    columns = _parquet_rows(path, file, _FLEET_COLUMNS[1:], rows)
-    t_u, t_c = (_numbers(path, columns[name]).astype(np.float64) for name in _FLEET_COLUMNS[1:])
-    if part is None:
-        return _group(path, ids, inverse, t_u, t_c, dtype), ids
-    return _group(path, ids[mine], inverse[rows] - mine.start, t_u, t_c, dtype, rows), ids
+class _Format(NamedTuple):
+    """How a suffix's files are read (a source of columns) and written (bytes of columns)."""
+
+    name: str
+    source: Callable[[Path, _Request], Any] | None
+    write: Callable[[dict[str, np.ndarray]], bytes] | None
 
 
-def read_fleet_share(path: str | os.PathLike[str], dtype: Any, part: Part) -> tuple[FleetTable, np.ndarray]:
-    """One process's share of a fleet: the table of the sensors ``part(n)`` (of the ``n`` sorted
-    ids), and every sensor id. From ``.npz`` and Parquet files only the sensor column is read
-    whole; a CSV file is parsed whole.
+def _source(path: Path, request: _Request) -> Any:
+    """The file's columns, in its suffix's format (CSV where the suffix is none of the others)."""
+    form = _FORMATS.get(path.suffix.lower())
+    return (form.source if form is not None and form.source is not None else _CsvSource)(path, request)
+
+
+# -- the readers, one per kind of table -----------------------------------------------------------------
+
+
+def _readings_of(source: Any, rows: np.ndarray | slice | None) -> dict[str, np.ndarray]:
+    """The numeric columns (t_u, t_c, and sigma where the table has one) of ``rows``, float64,
+    NaN where missing; a sigma present and not positive refused."""
+    out = {role: source.numbers(role, rows) for role in ("t_u", "t_c", "sigma") if role in source.roles}
+    if "sigma" in out:
+        bad = out["sigma"] <= 0
+        if bad.any():
+            at = int(np.argmax(bad))
+            raise InvalidInput(f"{source.path}: {source.where(_file_row(at, rows, source.n))}: "
+                               f"{source.labels['sigma']} must be positive: {shown(out['sigma'][at])}")
+    return out
+
+
+def _cast(source: Any, values: dict[str, np.ndarray], keep: np.ndarray, dtype: Any,
+          rows: np.ndarray | slice | None) -> dict[str, np.ndarray]:
+    """The kept readings as ``dtype``; a value too large for it refused."""
+    out = {}
+    every = bool(keep.all())
+    for role, column in values.items():
+        with np.errstate(over="ignore"):
+            out[role] = (column if every else column[keep]).astype(dtype)
+        bad = ~np.isfinite(out[role])
+        if bad.any():
+            at = int(np.argmax(bad)) if every else int(np.flatnonzero(keep)[np.argmax(bad)])
+            raise InvalidInput(f"{source.path}: {source.where(_file_row(at, rows, source.n))}: "
+                               f"value too large for {np.dtype(dtype).name}")
+    return out
+
+
+def _present(values: dict[str, np.ndarray]) -> np.ndarray:
+    """Which rows have every value (a source gives NaN only where a value is missing)."""
+    return np.logical_and.reduce([~np.isnan(column) for column in values.values()])
+
+
+class Readings(tuple):
+    """One sensor's readings: unpacks as ``(t_u, t_c)``; the rest are attributes.
+
+    Attributes:
+      t_u, t_c: 1-D arrays of the readings kept, in file order.
+      sigma: each reading's standard uncertainty (same shape), or ``None`` without a sigma column.
+      dropped: how many readings were dropped for a missing value.
+      total: the rows of the file (a process reading its share reads ``part(total)`` of them).
+      sensor: the sensor's id where the table names it, else ``None``.
     """
-    path = Path(path)
-    if path.suffix == ".npz":
-        return _read_fleet_npz(path, dtype, part)
-    if path.suffix == ".parquet":
-        return _read_fleet_parquet(path, dtype, part)
-    table = read_fleet(path, dtype)
-    mine = part(len(table.sensors))
-    return FleetTable(*(column[mine] for column in table)), table.sensors
+
+    t_u: np.ndarray
+    t_c: np.ndarray
+    sigma: np.ndarray | None
+    dropped: int
+    total: int
+    sensor: str | None
+
+    def __new__(cls, t_u: np.ndarray, t_c: np.ndarray, sigma: np.ndarray | None = None, dropped: int = 0,
+                total: int | None = None, sensor: str | None = None) -> Readings:
+        self = super().__new__(cls, (t_u, t_c))
+        self.t_u, self.t_c, self.sigma, self.dropped = t_u, t_c, sigma, dropped
+        self.total = len(t_u) if total is None else total
+        self.sensor = sensor
+        return self
 
 
-def read_t_u(path: str | os.PathLike[str]) -> np.ndarray:
-    """Raw readings to convert: a CSV or Parquet file with a ``t_u`` column (other columns
-    ignored), an ``.npz`` with an array ``t_u``, or a 1-D ``.npy`` array.
+def read_readings(path: str | os.PathLike[str], dtype: Any = np.float32, *, columns: Mapping[str, str] | None = None,
+                  separator: str | None = None, missing: Iterable[str] | None = None,
+                  part: Part | None = None) -> Readings:
+    """Read one sensor's readings: a table with columns ``t_u`` and ``t_c`` (CSV, Parquet,
+    ``.npz``; or an ``(n, 2)`` ``.npy`` array), optionally ``sigma`` and ``sensor``.
+
+    A reading with a missing value is dropped (and counted). A ``sensor`` column, where there is
+    one, must name one sensor: a table of several is a fleet (:func:`read_fleet`).
+
+    Args:
+      path: the file; its suffix names the format (CSV for any suffix but ``.parquet``, ``.npz``, ``.npy``).
+      dtype: the floating dtype to return; values that do not fit (overflow to inf) are refused.
+      columns: role -> column name where a column is not named as its role (see :func:`parse_columns`).
+      separator: a CSV file's separator; by default found from its header (comma, semicolon or tab).
+      missing: the CSV cells that are missing values (default :data:`MISSING`: empty and ``NA``);
+        naming ``NaN`` makes NaN a missing value in every format (else it is refused, as is inf).
+      part: a process's share, ``part(n)`` of the ``n`` rows: only those are read from ``.npy``,
+        uncompressed ``.npz`` and Parquet files (a CSV file is parsed whole). A share keeps every
+        row (the shares must stay even): a missing value in it is refused.
+
+    Returns:
+      :class:`Readings`: ``t_u, t_c = read_readings(path)``, each a 1-D array of ``dtype``, at
+      least 2 readings (of the whole file; a share may hold fewer).
 
     Raises:
       ValueError: one line naming the file, the line (or row) and the problem.
     """
     path = Path(path)
-    if path.suffix in (".parquet", ".npz", ".npy"):
-        if path.suffix == ".parquet":
-            file = _parquet_file(path, ("t_u",), "a t_u column")
-            values = _numbers(path, _parquet_rows(path, file, ("t_u",), slice(None))["t_u"])
-        else:
-            values = _numpy_t_u(path)
-        values = np.asarray(values, np.float64)
-        if not np.isfinite(values).all():
-            raise InvalidInput(f"{path}: row {int(np.argmax(~np.isfinite(values))) + 1}: t_u is not finite")
-        values = values[:, None]
+    request = _request("readings", columns, separator, missing, ("t_u", "t_c"), ("sensor", "sigma"))
+    source = _source(path, request)
+    n = source.n
+    named = None
+    sensor = None
+    if "sensor" in source.roles:
+        ids, inverse = source.ids()
+        if len(ids) > 1:
+            raise InvalidInput(f"{path}: names {len(ids)} sensors; a readings table holds one sensor's readings "
+                               "(read a fleet's as a fleet)")
+        sensor = str(ids[0]) if len(ids) else None
+        named = inverse >= 0
+    rows = None if part is None else part(n)
+    if n < 2 and part is not None:
+        raise InvalidInput(f"{path}: needs at least 2 readings, got {n}")
+    values = _readings_of(source, rows)
+    keep = _present(values)
+    if named is not None:
+        keep &= named if rows is None else named[rows]
+    if part is not None and not keep.all():
+        at = _file_row(int(np.argmin(keep)), rows, n)
+        raise InvalidInput(f"{path}: {source.where(at)}: a value is missing; a process's share of the readings "
+                           "keeps every row (the shares must stay even)")
+    if part is None and keep.sum() < 2:
+        dropped = f" ({len(keep) - int(keep.sum())} dropped for a missing value)" if not keep.all() else ""
+        raise InvalidInput(f"{path}: needs at least 2 readings, got {int(keep.sum())}{dropped}")
+    cast = _cast(source, values, keep, dtype, rows)
+    return Readings(cast["t_u"], cast["t_c"], cast.get("sigma"), len(keep) - int(keep.sum()), n, sensor)
+
+
+def read_readings_share(path: str | os.PathLike[str], dtype: Any, part: Part) -> tuple[np.ndarray, np.ndarray, int]:
+    """One process's share of a readings file: ``(t_u, t_c)`` of the rows ``part(n)``, and ``n``
+    (:func:`read_readings` with ``part``)."""
+    readings = read_readings(path, dtype, part=part)
+    return readings.t_u, readings.t_c, readings.total
+
+
+class FleetTable(NamedTuple):
+    """A long table of readings grouped by sensor: padded ``(sensors, max_readings)`` arrays.
+
+    Every sensor the table names is here, also one whose every reading was dropped (0 readings).
+    """
+
+    sensors: np.ndarray  #: sensor ids as text (a Unicode array), sorted
+    t_u: np.ndarray  #: ``(sensors, max_readings)``, padded with zeros past each sensor's count
+    t_c: np.ndarray
+    counts: np.ndarray  #: each sensor's readings
+    sigma: np.ndarray | None = None  #: padded like t_u; ``None`` where the table has no sigma column
+    dropped: np.ndarray | None = None  #: each sensor's readings dropped for a missing value
+    no_sensor: int = 0  #: rows dropped for a missing sensor id (of the whole table)
+    all_sensors: np.ndarray | None = None  #: every sensor of the file (a share's table holds some)
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Which entries of the padded arrays are readings: ``(sensors, max_readings)`` booleans."""
+        return np.arange(self.t_u.shape[1])[None, :] < np.asarray(self.counts)[:, None]
+
+    def select(self, rows: slice) -> FleetTable:
+        """The table of the sensors ``rows`` (a slice of ``sensors``)."""
+        return self._replace(sensors=self.sensors[rows], t_u=self.t_u[rows], t_c=self.t_c[rows],
+                             counts=self.counts[rows], sigma=None if self.sigma is None else self.sigma[rows],
+                             dropped=None if self.dropped is None else self.dropped[rows])
+
+
+def read_fleet(path: str | os.PathLike[str], dtype: Any = np.float32, *, columns: Mapping[str, str] | None = None,
+               separator: str | None = None, missing: Iterable[str] | None = None,
+               part: Part | None = None) -> FleetTable:
+    """Read a fleet: a long table with columns ``sensor``, ``t_u``, ``t_c`` (any order of rows),
+    optionally ``sigma``, as CSV, Parquet or ``.npz``. Readings are grouped by sensor.
+
+    A sensor id is text, kept as written (``007`` stays ``007``; ``S1`` and ``s1`` are two
+    sensors; spaces around it are not part of it); ids stored as integers (a Parquet integer
+    column, an integer array) are their decimal text. Sensors are sorted by id: as numbers when
+    every id is an integer written plainly (``-?[1-9][0-9]*`` or ``0``), else as text.
+
+    A reading with a missing value is dropped and counted in its sensor's ``dropped``; a row with
+    no sensor id is dropped and counted in ``no_sensor``. A value present that is not a number,
+    or not finite, is refused, naming its line.
+
+    Args:
+      path: the file; its suffix names the format (CSV for any suffix but ``.parquet`` and ``.npz``).
+      dtype: the floating dtype of the readings; values that do not fit are refused.
+      columns: role -> column name where a column is not named as its role (see :func:`parse_columns`).
+      separator: a CSV file's separator; by default found from its header (comma, semicolon or tab).
+      missing: the CSV cells that are missing values (default :data:`MISSING`: empty and ``NA``);
+        naming ``NaN`` makes NaN a missing value in every format.
+      part: a process's share: the sensors ``part(n)`` of the ``n`` sorted ids. Of ``.npz`` and
+        Parquet files only the sensor column is read whole, of the readings only those rows.
+
+    Returns:
+      A :class:`FleetTable`; its ``sensors`` a Unicode array.
+
+    Raises:
+      ValueError: one line naming the file, the line (or row) and the problem.
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "fleet.csv"
+    >>> _ = path.write_text("Sensor;raw;celsius;site\\n007;35.7;0.5;a\\n007;;14.0;a\\n7;55.9;14.0;b\\n")
+    >>> fleet = read_fleet(path, columns={"t_u": "raw", "t_c": "celsius"})
+    >>> fleet.sensors.tolist(), fleet.counts.tolist(), fleet.dropped.tolist()
+    (['007', '7'], [1, 1], [1, 0])
+    """
+    path = Path(path)
+    request = _request("fleet", columns, separator, missing, ("sensor", "t_u", "t_c"), ("sigma",))
+    source = _source(path, request)
+    ids, inverse = source.ids()
+    no_sensor = int(np.count_nonzero(inverse < 0))
+    if source.n == 0:
+        raise InvalidInput(f"{path}: has no readings")
+    if not len(ids):
+        raise InvalidInput(f"{path}: {source.where(0)}: sensor is empty, and so is every other row's: no sensor "
+                           "to read")
+    if part is None:
+        mine, rows = slice(0, len(ids)), None
     else:
-        header_ok = lambda header: "t_u" in header  # noqa: E731
-        fast = _arrow_csv(path, ("t_u",), header_ok)
-        values = fast["t_u"][:, None] if fast is not None else _csv_table(path, ("t_u",), header_ok,
-                                                                          "a header with a t_u column")
+        mine = slice(*part(len(ids)).indices(len(ids))[:2])
+        rows = np.flatnonzero((inverse >= mine.start) & (inverse < mine.stop))
+    values = _readings_of(source, rows)
+    whose = inverse if rows is None else inverse[rows] - mine.start
+    present = _present(values)
+    named = whose >= 0  # a row without an id (-1) is no sensor's
+    if part is None and not (present & named).any():
+        raise InvalidInput(f"{path}: has no readings: every row has a missing value")
+    keep = present & named
+    sensors = mine.stop - mine.start
+    dropped = np.bincount(whose[named & ~present], minlength=sensors)
+    cast = _cast(source, values, keep, dtype, rows)
+    counts, padded = _padded(whose if keep.all() else whose[keep], cast, sensors)
+    return FleetTable(ids[mine], padded["t_u"], padded["t_c"], counts, padded.get("sigma"), dropped, no_sensor, ids)
+
+
+def _padded(whose: np.ndarray, values: dict[str, np.ndarray], sensors: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Readings grouped by sensor (``whose``: each one's), as padded ``(sensors, most)`` arrays,
+    each sensor's in file order; and each sensor's count."""
+    counts = np.bincount(whose, minlength=sensors)
+    shape = (sensors, int(counts.max()) if sensors else 0)
+    out = {role: np.zeros(shape, column.dtype) for role, column in values.items()}
+    full = sensors * shape[1] == len(whose)  # every sensor the same count: no padding
+    if full and np.all(whose[1:] >= whose[:-1]):  # and grouped by sensor: a reshape
+        for role, column in values.items():
+            out[role][:] = column.reshape(shape)
+        return counts, out
+    order = _stable_order(whose)  # readings keep their file order within a sensor
+    if full:
+        for role, column in values.items():
+            out[role][:] = column[order].reshape(shape)
+        return counts, out
+    # the readings in sensor order fill each sensor's first ``count`` places, row by row: the
+    # places a boolean mask takes in its (row-major) order
+    mask = np.arange(shape[1])[None, :] < counts[:, None]
+    for role, column in values.items():
+        out[role][mask] = column[order]
+    return counts, out
+
+
+def _stable_order(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` of small non-negative integers (sensor numbers), by
+    16-bit digits: NumPy sorts 16-bit integers by radix, in linear time (measured: 0.08 s for
+    1.1 million keys below 100,000, against 0.3 s for the comparison sort of int64)."""
+    if not len(keys) or int(keys.max()) >= 1 << 32:
+        return np.argsort(keys, kind="stable")
+    order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    if int(keys.max()) >= 1 << 16:
+        order = order[np.argsort((keys[order] >> 16).astype(np.uint16), kind="stable")]
+    return order
+
+
+def read_fleet_share(path: str | os.PathLike[str], dtype: Any, part: Part) -> tuple[FleetTable, np.ndarray]:
+    """One process's share of a fleet: the table of the sensors ``part(n)`` (of the ``n`` sorted
+    ids), and every sensor id (:func:`read_fleet` with ``part``)."""
+    table = read_fleet(path, dtype, part=part)
+    return table, table.all_sensors
+
+
+def read_t_u(path: str | os.PathLike[str], *, columns: Mapping[str, str] | None = None,
+             separator: str | None = None) -> np.ndarray:
+    """Raw readings to convert: a CSV or Parquet file with a ``t_u`` column (other columns
+    ignored), an ``.npz`` with an array ``t_u``, or a 1-D ``.npy`` array. Every row is converted:
+    a missing value is refused.
+
+    Args:
+      path: the file.
+      columns: ``{"t_u": name}`` where the column is named otherwise.
+      separator: a CSV file's separator; by default found from its header.
+
+    Returns:
+      The readings, float64, in file order.
+
+    Raises:
+      ValueError: one line naming the file, the line (or row) and the problem.
+    """
+    path = Path(path)
+    request = _request("t_u", columns, separator, (), ("t_u",), ())
+    source = _source(path, request)
+    values = source.numbers("t_u", None)
+    gone = np.isnan(values)
+    if gone.any():
+        raise InvalidInput(f"{path}: {source.where(int(np.argmax(gone)))}: t_u is missing")
     if not len(values):
         raise InvalidInput(f"{path}: has no readings")
-    return values[:, 0]
-
-
-def _numpy_t_u(path: Path) -> np.ndarray:
-    if not path.exists():
-        raise InvalidInput(f"{path}: no such file")
-    if path.suffix == ".npz":
-        values = _npz_columns(path, ("t_u",), "an array t_u")["t_u"]
-    else:
-        try:
-            values = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError):
-            raise InvalidInput(f"{path}: not a readable .npy file") from None
-    if values.ndim != 1:
-        raise InvalidInput(f"{path}: t_u must be a 1-D array, got shape {values.shape}")
-    _check_real(path, values)
     return values
 
 
-#: What :func:`write_table` writes, by the file name's suffix (in any case).
-_TABLE_FORMATS = {".csv": "CSV", ".json": "JSON", ".parquet": "Parquet", ".npz": "NumPy"}
+# -- writing ----------------------------------------------------------------------------------------
 
 
 def table_format(path: str | os.PathLike[str], name: str = "path") -> str:
@@ -723,11 +1077,11 @@ def table_format(path: str | os.PathLike[str], name: str = "path") -> str:
     """
     target = Path(path)
     suffix = target.suffix.lower()
-    if suffix not in _TABLE_FORMATS:
+    writes = [key for key, form in _FORMATS.items() if form.write is not None]
+    if suffix not in writes:
         what = f"unknown table format {target.suffix!r}" if target.suffix else "no suffix to tell the table format"
-        raise InvalidInput(name, f"{target.name}: {what}; jaxcal writes {', '.join(list(_TABLE_FORMATS)[:-1])} "
-                                 f"or {list(_TABLE_FORMATS)[-1]}")
-    return _TABLE_FORMATS[suffix]
+        raise InvalidInput(name, f"{target.name}: {what}; jaxcal writes {', '.join(writes[:-1])} or {writes[-1]}")
+    return _FORMATS[suffix].name
 
 
 def write_table(path: str | os.PathLike[str], columns: dict[str, np.ndarray], name: str = "path") -> None:
@@ -752,29 +1106,28 @@ def write_table(path: str | os.PathLike[str], columns: dict[str, np.ndarray], na
     from ._files import write_atomic
 
     target = Path(path)
-    kind = table_format(target, name)
+    table_format(target, name)
     columns = {key: np.char.decode(value, "utf-8") if np.asarray(value).dtype.kind == "S" else
                np.asarray(value).astype(str) if np.asarray(value).dtype.kind == "O" else np.asarray(value)
                for key, value in columns.items()}
-    if kind == "NumPy":
-        buffer = io.BytesIO()
-        np.savez(buffer, **columns)
-        write_atomic(target, buffer.getvalue(), name=name)
-        return
-    if kind == "JSON":
-        write_atomic(target, _json_bytes(columns), name=name)
-        return
+    write = _FORMATS[target.suffix.lower()].write
+    assert write is not None
+    write_atomic(target, write(columns), name=name)
+
+
+def _npz_bytes(columns: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **columns)
+    return buffer.getvalue()
+
+
+def _parquet_bytes(columns: dict[str, np.ndarray]) -> bytes:
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    if kind == "Parquet":
-        import pyarrow.parquet as pq
-
-        sink = pa.BufferOutputStream()
-        pq.write_table(pa.table({key: pa.array(value) for key, value in columns.items()}), sink)
-        data = sink.getvalue().to_pybytes()
-    else:
-        data = _csv_bytes(columns)
-    write_atomic(target, data, name=name)
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({key: pa.array(value) for key, value in columns.items()}), sink)
+    return sink.getvalue().to_pybytes()
 
 
 def _json_bytes(columns: dict[str, np.ndarray]) -> bytes:
@@ -862,3 +1215,13 @@ def _csv_quoted(arrays: dict[str, Any]) -> str:
 
     rows = pc.binary_join_element_wise(*(cells(array) for array in arrays.values()), ",")
     return "\n".join(rows.to_pylist()) + "\n"
+
+
+#: Each suffix's format: how its files are read and written (a file of any other suffix is read as CSV).
+_FORMATS = {
+    ".csv": _Format("CSV", _CsvSource, _csv_bytes),
+    ".json": _Format("JSON", None, _json_bytes),
+    ".parquet": _Format("Parquet", _ParquetSource, _parquet_bytes),
+    ".npz": _Format("NumPy", _NpzSource, _npz_bytes),
+    ".npy": _Format("NumPy", _NpySource, None),
+}

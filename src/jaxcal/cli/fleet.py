@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     n = len(ids)
     if planned is None:  # this process fits only its share of the sensors
         mine = distributed.share(n, cluster)
-        table = type(table)(*(column[mine] for column in table))
+        table = table.select(mine)
     if not len(table.sensors):
         fits, names = _none(s)  # more processes than sensors: this one has none to fit
     elif s.solver == "gd":
