@@ -287,8 +287,15 @@ def test_fewer_readings_than_params_is_undetermined():
     fit = calibrate(np.array([1.0], np.float32), np.array([3.0], np.float32))
     assert STATUS[int(fit.status)] == "undetermined"
     assert np.isnan(fit.params).all()
+    assert int(fit.dof) == 0  # no readings left over, not -1
     fit = calibrate(np.array([1.0, 2.0], np.float32), np.array([3.0, 4.0], np.float32), model="quadratic")
     assert STATUS[int(fit.status)] == "undetermined"
+    # a sensor of a ragged fleet whose readings were all dropped: no readings, dof 0
+    t_u = np.array([[1.0, 2.0, 3.0], [np.nan, np.nan, np.nan]], np.float32)
+    mask = np.isfinite(t_u)
+    fit = calibrate(t_u, np.nan_to_num(t_u), mask=mask)
+    assert [STATUS[int(s)] for s in fit.status] == ["converged", "undetermined"]
+    assert fit.dof.tolist() == [1, 0]
 
 
 def test_uncertainty_takes_a_plain_count():

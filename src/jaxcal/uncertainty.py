@@ -46,7 +46,8 @@ def uncertainty(jac: jax.Array, residuals: jax.Array, n: jax.Array, *, absolute_
 
     Returns:
       An :class:`Uncertainty`: ``cov (k, k)``, ``stderr (k,)``, ``rss`` (the sum of squared weighted
-      residuals: chi-square for a weighted fit), ``dof = n - k``, ``residual_sd = sqrt(rss / dof)``, and
+      residuals: chi-square for a weighted fit), ``dof = n - k`` (0 where there are no more readings
+      than params, never negative), ``residual_sd = sqrt(rss / dof)``, and
       ``full_rank``. ``cov`` and ``stderr`` are NaN where the Jacobian is rank-deficient, and (with
       relative sigma) where ``dof <= 0``.
     """
@@ -58,7 +59,7 @@ def uncertainty(jac: jax.Array, residuals: jax.Array, n: jax.Array, *, absolute_
     half = (vt.T / s_safe[None, :]) / d[:, None]
     inverse = half @ half.T
     rss = jnp.sum(residuals * residuals)
-    dof = (jnp.asarray(n) - k).astype(jnp.int32)
+    dof = jnp.maximum(jnp.asarray(n) - k, 0).astype(jnp.int32)  # fewer readings than params: none left
     has_dof = dof > 0
     variance = jnp.where(has_dof, rss / jnp.where(has_dof, dof, 1).astype(dtype), jnp.asarray(jnp.nan, dtype))
     cov = inverse if absolute_sigma else variance * inverse
