@@ -24,6 +24,7 @@ __all__ = [
     "check_finite_array",
     "check_fits",
     "check_learning_rate",
+    "check_model",
     "check_positive_int",
     "check_readings",
     "fit_dtype",
@@ -261,3 +262,32 @@ def check_readings(t_u: Any, t_c: Any, prefix: str = "") -> None:
         raise InvalidInput(f"{prefix}t_u: needs at least 2 readings, got {t_u.shape[0]}")
     check_finite_array(t_u, prefix + "t_u", "reading")
     check_finite_array(t_c, prefix + "t_c", "reading")
+
+
+def check_model(model: Any, readings: tuple[int, ...], k: int, dtype: Any) -> None:
+    """Refuse, in one line, a model that cannot be called with ``k`` params or does not return one
+    prediction per reading (checked by shapes alone, ``jax.eval_shape``: nothing is computed).
+
+    Args:
+      model: ``model(t_u, *params)``.
+      readings: the shape of ``t_u`` it is called with: ``(n,)`` (a sensor's readings; a scalar
+        prediction, broadcast, is accepted too) or ``()`` (one reading).
+      k: how many params it takes.
+      dtype: the readings' and params' dtype.
+    """
+    scalar = jax.ShapeDtypeStruct((), dtype)
+    what = f"t_u of shape {readings}" if readings else "one reading"
+    try:
+        out = jax.eval_shape(model, jax.ShapeDtypeStruct(readings, dtype), *(scalar,) * k)
+    except Exception as error:  # whatever the caller's function raises, said in one line
+        text = " ".join(str(error).split())
+        raise InvalidInput(f"model: calling it with {what} and {k} params failed: "
+                           f"{type(error).__name__}: {text[:160]}") from None
+    shape = getattr(out, "shape", None)
+    if shape in (readings, ()):
+        return
+    if not readings:
+        raise InvalidInput(f"model: must return one value for one reading, got {shown(out)}")
+    raise InvalidInput(f"model: must return one prediction per reading, shape {readings}; it returned "
+                       f"{'shape ' + str(tuple(shape)) if shape is not None else type(out).__name__}")
+

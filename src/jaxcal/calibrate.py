@@ -184,23 +184,6 @@ def _split(sensors: int, k: int) -> tuple[int, Mesh | None, int]:
     return tile, mesh, per_device * len(devices)
 
 
-def _check_model(model: Callable[..., Array], n: int, k: int, dtype: Any) -> None:
-    """Refuse, in one line, a model that cannot be called with ``k`` params or does not return one
-    prediction per reading (checked by shapes alone, ``jax.eval_shape``: nothing is computed)."""
-    readings = jax.ShapeDtypeStruct((n,), dtype)
-    scalar = jax.ShapeDtypeStruct((), dtype)
-    try:
-        out = jax.eval_shape(model, readings, *(scalar,) * k)
-    except Exception as error:  # whatever the caller's function raises, said in one line
-        text = " ".join(str(error).split())
-        raise InvalidInput(f"model: calling it with t_u of shape ({n},) and {k} params failed: "
-                           f"{type(error).__name__}: {text[:160]}") from None
-    shape = getattr(out, "shape", None)
-    if shape != (n,) and shape != ():
-        raise InvalidInput(f"model: must return one prediction per reading, shape ({n},); it returned "
-                           f"{'shape ' + str(tuple(shape)) if shape is not None else type(out).__name__}")
-
-
 def _array(values: Any, name: str) -> Any:
     if isinstance(values, (jax.Array, np.ndarray)):
         return values
@@ -336,7 +319,7 @@ def calibrate(t_u: Any, t_c: Any, *, model: str | Callable[..., Array] = "linear
             raise InvalidInput(f"params: must be finite, got {shown(start)}")
     names = spec.param_names or tuple(f"p{i}" for i in range(k))
 
-    _check_model(spec.fn, t_u.shape[-1], k, dtype)
+    _checks.check_model(spec.fn, (t_u.shape[-1],), k, dtype)
     sensors = 1 if single else t_u.shape[0]
     if start.ndim == 2 and start.shape[0] != sensors:
         raise InvalidInput(f"params: has {start.shape[0]} rows for {sensors} sensors")

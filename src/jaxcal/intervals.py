@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._checks import InvalidInput, InvalidType, shown
+from ._checks import InvalidInput, InvalidType, check_model, shown
 from .core import resolve_model
 
 __all__ = ["INTERVALS", "Prediction", "predict", "predict_table"]
@@ -116,18 +116,6 @@ def _spec_and_k(model: Any, params: Any) -> tuple[Callable[..., Array], int]:
     if spec.param_names and k != spec.n_params:
         raise InvalidInput(f"params: the model takes {spec.n_params} ({', '.join(spec.param_names)}), got {k}")
     return spec.fn, k
-
-
-def _check_model(fn: Callable[..., Array], k: int, dtype: Any) -> None:
-    scalar = jax.ShapeDtypeStruct((), dtype)
-    try:
-        out = jax.eval_shape(fn, scalar, *(scalar,) * k)
-    except Exception as error:  # whatever the caller's function raises, said in one line
-        text = " ".join(str(error).split())
-        raise InvalidInput(f"model: calling it with one reading and {k} params failed: "
-                           f"{type(error).__name__}: {text[:160]}") from None
-    if getattr(out, "shape", None) != ():
-        raise InvalidInput(f"model: must return one value for one reading, got {shown(out)}")
 
 
 def _table(params: Any, cov: Any, residual_sd: Any, dof: Any, level: float, prediction: bool, dtype: Any,
@@ -268,7 +256,7 @@ def predict(t_u: Any, params: Any, cov: Any, *, model: Any = "linear", residual_
     if dof is not None and not (np.issubdtype(dof.dtype, np.integer) or np.issubdtype(dof.dtype, np.floating)):
         raise InvalidType(f"dof: must be numbers, got {shown(dof)}")
     dtype = _dtype(t_u, params, cov, *(() if residual_sd is None else (residual_sd,)))
-    _check_model(fn, k, dtype)
+    check_model(fn, (), k, dtype)
     t_u = jnp.asarray(t_u, dtype)
     shared = not per_row and (dof is None or dof.ndim == 0) and (residual_sd is None or residual_sd.ndim == 0)
     if shared:  # one calibration, one row: every reading reads the same numbers
@@ -348,7 +336,7 @@ def predict_table(t_u: Any, rows: Any, params: Any, cov: Any, residual_sd: Any =
             raise InvalidInput(f"rows: {bad} is not a calibration's index: each must be -1 (none) or in "
                                f"[0, {sensors})")
     dtype = _dtype(t_u, params, cov, *((residual_sd,) if prediction else ()))
-    _check_model(fn, k, dtype)
+    check_model(fn, (), k, dtype)
     table = _table(params, cov, residual_sd, dof, level, prediction, dtype, sensors)
     index_dtype = np.int32 if sensors < 2**31 - 1 else np.int64
     return Prediction(*_gathered(jnp.asarray(t_u, dtype), jnp.asarray(rows, index_dtype), table, fn=fn, k=k))
