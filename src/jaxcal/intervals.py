@@ -191,6 +191,18 @@ def _dtype(*values: Any) -> Any:
     return jax.dtypes.canonicalize_dtype(np.result_type(*(np.dtype(v.dtype) for v in values)))
 
 
+def _common(level: Any, interval: Any, residual_sd: Any, t_u: Any, params: Any, cov: Any) -> tuple:
+    """The arguments both entry points check alike: ``(level, prediction?, t_u, params, cov)``."""
+    level = _level(level)
+    prediction = _interval(interval, residual_sd)
+    t_u = _float_array(t_u, "t_u")
+    params = _float_array(params, "params")
+    cov = _float_array(cov, "cov")
+    if t_u.ndim != 1:
+        raise InvalidInput(f"t_u: must be 1-D (one value per reading), got shape {tuple(t_u.shape)}")
+    return level, prediction, t_u, params, cov
+
+
 def predict(t_u: Any, params: Any, cov: Any, *, model: Any = "linear", residual_sd: Any = None, dof: Any = None,
             level: float = 0.95, interval: str = "prediction") -> Prediction:
     """Convert readings through a calibration, each with its confidence or prediction interval.
@@ -228,13 +240,7 @@ def predict(t_u: Any, params: Any, cov: Any, *, model: Any = "linear", residual_
     >>> [round(float(v), 2) for v in p.t_c], [round(float(v), 2) for v in p.high - p.t_c]
     ([3.0, 13.0], [2.69, 2.87])
     """
-    level = _level(level)
-    prediction = _interval(interval, residual_sd)
-    t_u = _float_array(t_u, "t_u")
-    params = _float_array(params, "params")
-    cov = _float_array(cov, "cov")
-    if t_u.ndim != 1:
-        raise InvalidInput(f"t_u: must be 1-D (one value per reading), got shape {tuple(t_u.shape)}")
+    level, prediction, t_u, params, cov = _common(level, interval, residual_sd, t_u, params, cov)
     m = t_u.shape[0]
     if params.ndim not in (1, 2):
         raise InvalidInput(f"params: must be (k,) for one calibration or ({m}, k) for one per reading, "
@@ -306,13 +312,7 @@ def predict_table(t_u: Any, rows: Any, params: Any, cov: Any, residual_sd: Any =
     >>> [round(float(v), 2) for v in p.t_c]
     [6.0, nan, 3.0]
     """
-    level = _level(level)
-    prediction = _interval(interval, residual_sd)
-    t_u = _float_array(t_u, "t_u")
-    params = _float_array(params, "params")
-    cov = _float_array(cov, "cov")
-    if t_u.ndim != 1:
-        raise InvalidInput(f"t_u: must be 1-D (one value per reading), got shape {tuple(t_u.shape)}")
+    level, prediction, t_u, params, cov = _common(level, interval, residual_sd, t_u, params, cov)
     if not isinstance(rows, (jax.Array, np.ndarray)):
         rows = np.asarray(rows)
     if not np.issubdtype(np.dtype(rows.dtype), np.integer):
