@@ -28,11 +28,10 @@ from jaxcal.cli import build_parser, main
 EPS64 = float(np.finfo(np.float64).eps)
 
 #: The columns of every ``fleet --out`` file of the linear model, whatever the solver, in order.
-COLUMNS = ["sensor", "w", "b", "stderr_w", "stderr_b", "residual_sd", "dof", "rss", "r_squared", "status", "steps",
-           "solver", "scale", "lsq_w", "lsq_b"]
-#: The keys of each sensor of ``fleet --json``, in order.
-JSON_KEYS = ["sensor", "params", "stderr", "residual_sd", "dof", "rss", "r_squared", "status", "steps", "solver",
-             "scale", "lsq"]
+COLUMNS = ["sensor", "w", "b", "stderr_w", "stderr_b", "cov_w_w", "cov_w_b", "cov_b_b", "residual_sd", "dof",
+           "readings", "dropped", "rss", "r_squared", "status", "reason", "steps", "model", "solver", "scale"]
+#: The keys of each sensor of ``fleet --json``, in order: the same as ``--out``'s columns.
+JSON_KEYS = COLUMNS
 STATUSES = {"converged", "max_steps", "nonfinite", "undetermined"}
 
 
@@ -93,17 +92,16 @@ def test_fleet_is_least_squares_by_default_with_scipys_standard_errors(tmp_path)
     for sensor, (t_u, t_c) in fleet.items():
         row = rows[sensor]
         assert (row["solver"], float(row["scale"]), int(row["steps"])) == ("ls", 1.0, 1)
-        assert int(row["dof"]) == len(t_u) - 2
+        assert (int(row["dof"]), int(row["readings"]), int(row["dropped"])) == (len(t_u) - 2, len(t_u), 0)
         if sensor == "flat":
-            assert row["status"] == "undetermined"
-            assert all(math.isnan(float(row[key])) for key in ("w", "b", "stderr_w", "stderr_b", "lsq_w"))
+            assert (row["status"], row["reason"]) == ("undetermined", "all readings at one t_u")
+            assert all(math.isnan(float(row[key])) for key in ("w", "b", "stderr_w", "stderr_b", "cov_w_b"))
             continue
-        assert row["status"] == "converged"
+        assert (row["status"], row["reason"]) == ("converged", "")
         ref = stats.linregress(t_u, t_c)
         rtol = _rtol(t_u, len(t_u))
         np.testing.assert_allclose([float(row["w"]), float(row["b"])], [ref.slope, ref.intercept], rtol=rtol)
         np.testing.assert_allclose(float(row["r_squared"]), ref.rvalue**2, rtol=rtol)
-        np.testing.assert_allclose([float(row["lsq_w"]), float(row["lsq_b"])], [ref.slope, ref.intercept], rtol=rtol)
         if sensor == "two":  # a line through 2 readings: no residual left to estimate the scatter from
             assert all(math.isnan(float(row[key])) for key in ("stderr_w", "stderr_b", "residual_sd"))
             continue
@@ -150,10 +148,9 @@ def _columns(path: Path) -> dict[str, list]:
     return {name: [row[j] for row in rows] for j, name in enumerate(header)}
 
 
-@pytest.mark.parametrize(("solver", "flags", "scale"), [("auto", [], 1.0), ("ls", [], 1.0), ("lm", [], 1.0),
-                                                        ("gd", ["--epochs", "200"], 0.1)])
-def test_every_solver_writes_the_same_fields_in_every_format(tmp_path, capsys, solver, flags, scale):
-    fleet = {k: v for k, v in _fleet(1).items() if k != "flat"}  # gradient descent refuses an undetermined sensor
+@pytest.mark.parametrize(("solver", "flags"), [("auto", []), ("ls", []), ("lm", []), ("gd", ["--epochs", "200"])])
+def test_every_solver_writes_the_same_fields_in_every_format(tmp_path, capsys, solver, flags):
+    fleet = _fleet(1)  # the undetermined sensor too: one row of every output, whatever the solver
     data = _write_long(tmp_path / "fleet.csv", fleet)
     for suffix in (".csv", ".json", ".parquet", ".npz"):
         assert main(["fleet", str(data), "--solver", solver, *flags, "--out", str(tmp_path / f"fits{suffix}")]) == 0
@@ -162,7 +159,9 @@ def test_every_solver_writes_the_same_fields_in_every_format(tmp_path, capsys, s
         assert [str(s) for s in got["sensor"]] == sorted(fleet)
         assert {str(s) for s in got["status"]} <= STATUSES
         assert {str(s) for s in got["solver"]} == {"ls" if solver == "auto" else solver}
-        assert [float(s) for s in got["scale"]] == [scale] * len(fleet)
+        # the params apply to the raw readings (gradient descent's, fitted to 0.1 t_u, converted back)
+        assert [float(s) for s in got["scale"]] == [1.0] * len(fleet)
+        assert {str(s) for s in got["model"]} == {"linear"}
     capsys.readouterr()
     assert main(["fleet", str(data), "--solver", solver, *flags, "--json"]) == 0
     sensors = json.loads(capsys.readouterr().out)["sensors"]
@@ -170,45 +169,51 @@ def test_every_solver_writes_the_same_fields_in_every_format(tmp_path, capsys, s
     csv_rows = _read_csv(tmp_path / "fits.csv")
     for fit in sensors:  # --json holds the same values as --out (the shortest text of each double: exact)
         row = csv_rows[fit["sensor"]]
-        assert fit["params"] == [float(row["w"]), float(row["b"])]
-        assert [None if math.isnan(float(row[f"stderr_{n}"])) else float(row[f"stderr_{n}"]) for n in "wb"] \
-            == fit["stderr"]
-        assert (fit["status"], fit["dof"], fit["steps"]) == (row["status"], int(row["dof"]), int(row["steps"]))
+        for key in COLUMNS:
+            if isinstance(fit[key], str):
+                assert fit[key] == row[key], key
+            elif fit[key] is None:
+                assert math.isnan(float(row[key])), key
+            else:
+                assert fit[key] == float(row[key]), key
 
 
 def test_gradient_descent_reports_its_uncertainty_at_its_own_params(tmp_path):
-    fleet = {k: v for k, v in _fleet(2).items() if k != "flat"}
+    fleet = _fleet(2)
     # readings 1000 times larger: plain gradient descent at the default learning rate diverges on them
     fleet["big"] = 1000 * fleet["s1"][0], 1000 * fleet["s1"][1]
     data = _write_long(tmp_path / "fleet.csv", fleet)
     epochs = 300  # far from converged: the uncertainty is that of these params, not of least squares
     done = _jaxcal("fleet", str(data), "--x64", "--solver", "gd", "--epochs", str(epochs), "--out",
                    str(tmp_path / "fits.csv"))
-    assert "(--solver gd): 7 max_steps, 1 nonfinite" in done.stdout
+    assert "(--solver gd): 7 max_steps, 1 nonfinite, 1 undetermined" in done.stdout
     rows = _read_csv(tmp_path / "fits.csv")
-    big = rows.pop("big")
-    assert big["status"] == "nonfinite"
+    big, flat = rows.pop("big"), rows.pop("flat")
+    assert (flat["status"], flat["reason"]) == ("undetermined", "all readings at one t_u")
+    assert math.isnan(float(flat["w"]))
+    assert (big["status"], big["reason"]) == ("nonfinite", "diverged")
     assert math.isnan(float(big["w"]))
     assert math.isnan(float(big["stderr_w"]))
     for sensor, row in rows.items():
         t_u, t_c = fleet[sensor]
-        t_un = 0.1 * t_u  # the scaled readings the params apply to (the same float64 product as the CLI's)
-        assert (row["status"], row["solver"], float(row["scale"]), int(row["steps"])) == ("max_steps", "gd", 0.1,
-                                                                                        epochs)
+        # fitted to 0.1 t_u, the params converted to the raw readings: w times 0.1, its covariance by the same factor
+        assert (row["status"], row["reason"], row["solver"], float(row["scale"]), int(row["steps"])) \
+            == ("max_steps", "", "gd", 1.0, epochs)
         w, b = float(row["w"]), float(row["b"])
-        ref = stats.linregress(t_un, t_c)
-        rtol = _rtol(t_un, len(t_u))
-        np.testing.assert_allclose([float(row["lsq_w"]), float(row["lsq_b"])], [ref.slope, ref.intercept], rtol=rtol)
+        ref = stats.linregress(t_u, t_c)
+        rtol = _rtol(t_u, len(t_u) + 2)  # the fit's roundings and the conversion's two (w and its variance)
         assert abs(w - ref.slope) > 1e3 * rtol * abs(ref.slope)  # 300 epochs are not least squares: a real test
-        residuals = t_c - (w * t_un + b)
+        residuals = t_c - (w * t_u + b)
         rss = residuals @ residuals
         np.testing.assert_allclose(float(row["rss"]), rss, rtol=rtol)
         if len(t_u) == 2:
             continue
-        design = np.stack([t_un, np.ones_like(t_un)], axis=1)
+        design = np.stack([t_u, np.ones_like(t_u)], axis=1)
         cov = rss / (len(t_u) - 2) * np.linalg.inv(design.T @ design)  # the textbook formula, at (w, b)
         np.testing.assert_allclose([float(row["stderr_w"]), float(row["stderr_b"])], np.sqrt(np.diag(cov)),
                                    rtol=rtol)
+        np.testing.assert_allclose([float(row["cov_w_w"]), float(row["cov_w_b"]), float(row["cov_b_b"])],
+                                   [cov[0, 0], cov[0, 1], cov[1, 1]], rtol=rtol)
         np.testing.assert_allclose(float(row["residual_sd"]), np.sqrt(rss / (len(t_u) - 2)), rtol=rtol)
 
 
@@ -336,7 +341,7 @@ def test_train_saves_the_covariance_and_predict_uses_the_calibration(tmp_path, c
     np.testing.assert_allclose(np.diag(stored["cov"]), np.square(stored["stderr"]), rtol=rtol)
     assert load_calibration(tmp_path / "ls.json").cov == tuple(tuple(row) for row in stored["cov"])
     assert main(["predict", "--cal", str(tmp_path / "ls.json"), "45"]) == 0
-    predicted = float(capsys.readouterr().out.split("->")[1])
+    predicted = float(capsys.readouterr().out.split("->")[1].split()[0])  # then the interval's bounds
     assert predicted == pytest.approx(ref.slope * 45 + ref.intercept, abs=1e-4)  # predict prints 4 decimals
 
     # gradient descent's calibration: its covariance computed at its own params, by the textbook formula

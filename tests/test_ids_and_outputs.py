@@ -177,8 +177,9 @@ def test_every_output_format_holds_every_column_the_same(tmp_path):
         kinds = {name: archive[name].dtype.kind for name in archive.files}
     outputs = {suffix: _read_output(tmp_path / f"fits{suffix}", kinds) for suffix in OUTPUTS}
     reference = outputs[".csv"]
-    assert list(reference) == ["sensor", "w", "b", "stderr_w", "stderr_b", "residual_sd", "dof", "rss", "r_squared",
-                               "status", "steps", "solver", "scale", "lsq_w", "lsq_b"]
+    assert list(reference) == ["sensor", "w", "b", "stderr_w", "stderr_b", "cov_w_w", "cov_w_b", "cov_b_b",
+                               "residual_sd", "dof", "readings", "dropped", "rss", "r_squared", "status", "reason",
+                               "steps", "model", "solver", "scale"]
     for suffix, got in outputs.items():
         assert list(got) == list(reference), suffix  # every column, in the same order
         for name in reference:

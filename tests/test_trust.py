@@ -89,8 +89,6 @@ CATALOGUE = [
      "--data: the readings have 1 distinct t_u value; the linear model's 2 parameters need at least 2"),
     (["train", "--data", "{tmp}/two.csv", "--model", "quadratic"], {"two.csv": "t_u,t_c\n3,1\n4,2\n3,4\n"},
      "the quadratic model's 3 parameters need at least 3 (the fit is undetermined)"),
-    (["fleet", "{tmp}/f.csv", "--solver", "gd"], {"f.csv": "sensor,t_u,t_c\n1,2,3\n1,3,4\n2,5,1\n2,5,2\n"},
-     "f.csv: sensor 2 has 1 distinct t_u value; the linear model's 2 parameters need at least 2"),
     (["fleet", "{tmp}/f.csv"], {"f.csv": "sensor,t_u,t_c\n,2,3\n,3,4\n"}, "f.csv: line 2: sensor is empty"),
     (["fleet", "{tmp}/f.csv"], {"f.csv": ""}, "f.csv: is empty; expected a header 'sensor,t_u,t_c'"),
     (["fleet", "{tmp}/f.csv", "--process-id", "\u00b2"], {"f.csv": "sensor,t_u,t_c\n1,2,3\n1,3,4\n"},

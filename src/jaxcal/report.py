@@ -15,12 +15,14 @@ import numpy as np
 
 from .loop import TrainResult
 
-__all__ = ["FIT_FIELDS", "calibration_lines", "calibration_to_dict", "fleet_columns", "fleet_json", "format_values",
-           "history_rows", "result_to_dict", "status_counts", "train_log_lines"]
+__all__ = ["FIT_FIELDS", "calibration_lines", "calibration_to_dict", "fleet_columns", "fleet_json", "fleet_summary",
+           "format_values", "history_rows", "result_to_dict", "status_counts", "sweep_rows",
+           "train_log_lines"]
 
-#: The fields of every calibration's output after its params and their standard errors, in order:
-#: ``fleet --out`` columns and ``--json`` keys, ``train --solver ... --json`` keys.
-FIT_FIELDS = ("residual_sd", "dof", "rss", "r_squared", "status", "steps", "solver", "scale")
+#: The fields of every fleet output after its params, their standard errors and covariance, in order:
+#: ``fleet --out`` columns and ``--json`` keys.
+FIT_FIELDS = ("residual_sd", "dof", "readings", "dropped", "rss", "r_squared", "status", "reason", "steps", "model",
+              "solver", "scale")
 
 _PRECISION = 4  # torch's default print precision
 
@@ -137,32 +139,39 @@ def _status_names(status: Any) -> np.ndarray:
     return np.asarray(STATUS)[np.asarray(status, np.int64)]
 
 
-def fleet_columns(ids: np.ndarray, names: Sequence[str], fits: dict[str, np.ndarray], solver: str,
+def fleet_columns(ids: np.ndarray, names: Sequence[str], fits: dict[str, np.ndarray], *, model: str, solver: str,
                   scale: float) -> dict[str, np.ndarray]:
-    """A fleet's calibrations as the columns of ``fleet --out``, one row per sensor.
+    """A fleet's calibrations as the columns of ``fleet --out``, one row per sensor: a calibration table
+    that stands on its own (``predict --cal`` reads it).
 
     Args:
       ids: the sensors' ids, ``(sensors,)`` text.
       names: the params' names (``("w", "b")``).
-      fits: ``params``, ``stderr`` and ``lsq`` ``(sensors, k)``; ``residual_sd``, ``dof``, ``rss``,
-        ``r_squared``, ``status`` (codes of :data:`jaxcal.solvers.STATUS`) and ``steps`` ``(sensors,)``.
+      fits: ``params`` and ``stderr`` ``(sensors, k)``, ``cov`` ``(sensors, k, k)``; ``residual_sd``, ``dof``,
+        ``readings``, ``dropped``, ``rss``, ``r_squared``, ``status`` (codes of :data:`jaxcal.solvers.STATUS`),
+        ``reason`` (text, empty for a fit) and ``steps`` ``(sensors,)``.
+      model: the model's name or expression text, written on every row.
       solver: the solver's short name (``"ls"``, ``"lm"``, ``"gd"``), written on every row.
-      scale: what the readings were multiplied by before the fit (the params apply to them).
+      scale: what the readings are multiplied by before the params apply (1 where they apply to the raw
+        readings).
 
     Returns:
-      ``sensor``, each param by name, ``stderr_<name>`` for each, then :data:`FIT_FIELDS` (status as
-      its name), then ``lsq_<name>``: the float64 closed-form least-squares params of the same
-      (scaled) readings, the check of how far the fit got.
+      ``sensor``, each param by name, ``stderr_<p>`` for each, ``cov_<p>_<q>`` for each pair ``p`` up to ``q``
+      (in the params' order), then :data:`FIT_FIELDS` (status as its name).
     """
     sensors = len(ids)
-    params, stderr, lsq = (np.asarray(fits[key]) for key in ("params", "stderr", "lsq"))
+    params, stderr, cov = (np.asarray(fits[key]) for key in ("params", "stderr", "cov"))
+    pairs = [(i, j) for i in range(len(names)) for j in range(i, len(names))]
+    fields = {"residual_sd": np.asarray(fits["residual_sd"]), "dof": np.asarray(fits["dof"], np.int64),
+              "readings": np.asarray(fits["readings"], np.int64), "dropped": np.asarray(fits["dropped"], np.int64),
+              "rss": np.asarray(fits["rss"]), "r_squared": np.asarray(fits["r_squared"]),
+              "status": _status_names(fits["status"]), "reason": np.asarray(fits["reason"], str),
+              "steps": np.asarray(fits["steps"], np.int64), "model": np.full(sensors, model),
+              "solver": np.full(sensors, solver), "scale": np.full(sensors, float(scale))}
     return {"sensor": ids, **{n: params[:, j] for j, n in enumerate(names)},
             **{f"stderr_{n}": stderr[:, j] for j, n in enumerate(names)},
-            "residual_sd": np.asarray(fits["residual_sd"]), "dof": np.asarray(fits["dof"], np.int64),
-            "rss": np.asarray(fits["rss"]), "r_squared": np.asarray(fits["r_squared"]),
-            "status": _status_names(fits["status"]), "steps": np.asarray(fits["steps"], np.int64),
-            "solver": np.full(sensors, solver), "scale": np.full(sensors, float(scale)),
-            **{f"lsq_{n}": lsq[:, j] for j, n in enumerate(names)}}
+            **{f"cov_{names[i]}_{names[j]}": cov[:, i, j] for i, j in pairs},
+            **{key: fields[key] for key in FIT_FIELDS}}
 
 
 def _plain(value: Any) -> Any:
@@ -171,18 +180,30 @@ def _plain(value: Any) -> Any:
     return _json_number(value) if isinstance(value, float) else value
 
 
-def fleet_json(columns: dict[str, np.ndarray], names: Sequence[str]) -> list[dict[str, Any]]:
-    """``fleet --json``'s sensors from :func:`fleet_columns`: per sensor its id, ``params``,
-    ``stderr`` aligned with them, the :data:`FIT_FIELDS` and ``lsq``, every value from the same
-    columns as ``--out`` (float32 values as the doubles they are)."""
+def fleet_json(columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """``fleet --json``'s sensors: one object per row of :func:`fleet_columns`, with the same keys and
+    values as every ``--out`` format (float32 values as the doubles they are; a number that is not finite
+    as ``null``)."""
     listed = {key: value.tolist() for key, value in columns.items()}
+    return [{key: _plain(values[i]) for key, values in listed.items()} for i in range(len(listed["sensor"]))]
 
-    def vector(prefix: str, i: int) -> list[float | None]:
-        return [_plain(listed[prefix + n][i]) for n in names]
 
-    return [{"sensor": sensor, "params": vector("", i), "stderr": vector("stderr_", i),
-             **{key: _plain(listed[key][i]) for key in FIT_FIELDS}, "lsq": vector("lsq_", i)}
-            for i, sensor in enumerate(listed["sensor"])]
+def fleet_summary(n: int, solver: str, status: Any, dropped: Any, out: str | None) -> str:
+    """``fleet``'s summary line: how many sensors, each status's count, the readings dropped for a missing
+    value (when any), and where the results went."""
+    lost = int(np.sum(np.asarray(dropped, np.int64)))
+    return (f"{n} sensors fitted (--solver {solver}): {status_counts(status)}"
+            + (f"; {lost} missing reading{'' if lost == 1 else 's'} dropped" if lost else "")
+            + (f"; results in {out}" if out else "; use --out FILE or --json for the results"))
+
+
+def sweep_rows(rates: Any, params: Any, loss: Any, epochs_run: Any, diverged: Any) -> list[dict[str, Any]]:
+    """``sweep --json``'s configs, one per learning rate: ``learning_rate`` (the rate asked for, not its
+    float32 round trip), ``params``, ``loss`` (``None`` where not finite), ``epochs_run`` and ``diverged``."""
+    params, loss, epochs_run, diverged = (np.asarray(a) for a in (params, loss, epochs_run, diverged))
+    return [{"learning_rate": float(rates[i]), "params": [float(p) for p in params[i]],
+             "loss": _json_number(float(loss[i])), "epochs_run": int(epochs_run[i]), "diverged": bool(diverged[i])}
+            for i in range(len(rates))]
 
 
 def status_counts(status: Any) -> str:
@@ -210,8 +231,8 @@ def calibration_to_dict(fit: Any, solver: str, scale: float = 1.0) -> dict[str, 
       scale: what the readings were multiplied by before the fit.
 
     Returns:
-      ``param_names``, ``params``, ``stderr`` (aligned with them), ``cov``, then :data:`FIT_FIELDS`;
-      a number that is not finite as ``None``.
+      ``param_names``, ``params``, ``stderr`` (aligned with them), ``cov``, then residual_sd, dof,
+      rss, r_squared, status, steps, solver and scale; a number that is not finite as ``None``.
     """
     from .solvers import STATUS
 

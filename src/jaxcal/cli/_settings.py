@@ -155,8 +155,11 @@ def parse_solver(args: argparse.Namespace) -> str:
 
     solver = getattr(args, "solver", None) or "gd"
     if solver == "auto":
-        model = choice(args.model, list(MODELS), "--model", "model")
-        solver = "ls" if MODELS[model].linear else "lm"
+        if args.model.strip().isidentifier():
+            spec = MODELS[choice(args.model, list(MODELS), "--model", "model")]
+        else:
+            spec = _expression(args.model)[1]
+        solver = "ls" if spec.linear else "lm"
     if solver == "gd":
         return solver
     what = f"this run's solver is {solver} ({solver_choices(auto=False)[solver]})"
@@ -168,7 +171,7 @@ def parse_solver(args: argparse.Namespace) -> str:
     return solver
 
 
-def parse_model(args: argparse.Namespace, *, schedule: bool = False) -> FitSettings:
+def parse_model(args: argparse.Namespace, *, schedule: bool = False, expressions: bool = False) -> FitSettings:
     """The flags every fitting command has (``--scale --epochs --lr --init --optimizer --model
     --x64``, and ``--solver`` where the command has it), checked; no readings yet. ``schedule``: also
     ``--log-every``, ``--gradient`` and ``--fd-delta`` (train, parity and sweep), each checked in the
@@ -190,7 +193,11 @@ def parse_model(args: argparse.Namespace, *, schedule: bool = False) -> FitSetti
     if solver != "gd":
         scale = 1.0  # least squares needs no preconditioning: the readings as read
     optimizer = choice(_flag(args, "optimizer"), list(OPTIMIZERS), "--optimizer", "optimizer")
-    model = choice(args.model, list(MODELS), "--model", "model")
+    if expressions and not args.model.strip().isidentifier():
+        model, spec = _expression(args.model)
+    else:
+        model = choice(args.model, list(MODELS), "--model", "model")
+        spec = MODELS[model]
     gradient, delta = "autograd", 0.1
     if schedule:
         gradient = choice(_flag(args, "gradient"), list(GRADIENTS), "--gradient", "gradient")
@@ -198,8 +205,14 @@ def parse_model(args: argparse.Namespace, *, schedule: bool = False) -> FitSetti
         if not (math.isfinite(delta) and delta > 0):
             raise _checks.InvalidInput("--fd-delta", f"must be a positive finite number, got {args.fd_delta!r}")
         _checks.fit_dtype(delta, dtype, "--fd-delta", nonzero=True)
-    names = MODELS[model].param_names
-    init = list(MODELS[model].init) if args.init is None else [float_arg(v, "--init") for v in args.init]
+    names = spec.param_names
+    if args.init is not None and any("=" in v for v in args.init):
+        init = _named_init(args.init, names)
+    elif args.init is None and spec.init is None:
+        raise _checks.InvalidInput("--init", f"the model {model!r} has no default start; give its params "
+                                             f"{','.join(f'{n}=...' for n in names)}")
+    else:
+        init = list(spec.init) if args.init is None else [float_arg(v, "--init") for v in args.init]
     if len(init) != len(names):
         raise _checks.InvalidInput(
             "--init", f"the {model} model expects {len(names)} numbers ({' '.join(names)}), got {len(init)}")
@@ -207,6 +220,37 @@ def parse_model(args: argparse.Namespace, *, schedule: bool = False) -> FitSetti
     _checks.fit_dtype(init, dtype, "--init")
     return FitSettings(epochs, lr, init, model, optimizer, scale, x64, solver=solver, gradient=gradient, delta=delta,
                        log_every=log_every)
+
+
+def _expression(text: str) -> tuple[str, Any]:
+    """An expression model's text (as given, the name saved results carry) and its :class:`ModelSpec`;
+    a text the parser refuses is one line naming ``--model``."""
+    from ..core import resolve_model
+
+    try:
+        return text.strip(), resolve_model(text.strip())
+    except (ValueError, TypeError) as error:
+        raise _checks.InvalidInput("--model", str(error).removeprefix("model: ")) from None
+
+
+def _named_init(values: list[str], names: tuple[str, ...]) -> list[float]:
+    """``--init b1=250,b2=5e-4`` (or ``b1=250 b2=5e-4``): a start for each named param."""
+    given: dict[str, float] = {}
+    for pair in (p for v in values for p in v.split(",") if p.strip()):
+        name, equals, number = (piece.strip() for piece in pair.partition("="))
+        if not equals:
+            raise _checks.InvalidInput("--init", f"{pair.strip()!r} is not name=number; give every param by name "
+                                                 "or none")
+        if name not in names:
+            raise _checks.InvalidInput("--init", f"{name!r} is not a param of the model; its params are "
+                                                 f"{', '.join(names)}")
+        if name in given:
+            raise _checks.InvalidInput("--init", f"{name} is given twice")
+        given[name] = float_arg(number, "--init")
+    missing = [n for n in names if n not in given]
+    if missing:
+        raise _checks.InvalidInput("--init", f"no start for {', '.join(missing)}")
+    return [given[n] for n in names]
 
 
 def _dtype(x64: bool) -> Any:
@@ -288,27 +332,6 @@ def check_determined(t_u: Any, model: str, name: str) -> None:
     if distinct < need:
         raise _checks.InvalidInput(name, f"the readings have {_distinct(distinct)}; the {model} model's {need} "
                                    f"parameters need at least {need} (the fit is undetermined)")
-
-
-def check_fleet_determined(path: str, ids: Any, t_u: Any, counts: Any, model: str) -> None:
-    """:func:`check_determined` for every sensor of a padded ``(sensors, readings)`` table."""
-    import numpy as np
-
-    from ..core import MODELS
-
-    need = MODELS[model].n_params
-    valid = np.arange(t_u.shape[1])[None, :] < np.asarray(counts)[:, None]
-    ordered = np.sort(np.where(valid, t_u, np.nan), axis=1)  # padding (NaN) sorts last
-    new = np.ones(ordered.shape, bool)
-    new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    distinct = (new & ~np.isnan(ordered)).sum(axis=1)
-    short = np.nonzero(distinct < need)[0]
-    if short.size:
-        first = int(short[0])
-        others = f" (and {short.size - 1} more sensors)" if short.size > 1 else ""
-        raise _checks.InvalidInput(
-            path, f"sensor {ids[first]!s} has {_distinct(int(distinct[first]))}{others}; the {model} model's "
-                  f"{need} parameters need at least {need} (the fit is undetermined)")
 
 
 def check_output(path: str | None, name: str) -> None:

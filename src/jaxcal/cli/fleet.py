@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,6 @@ from . import _parser
 from ._outputs import write
 from ._settings import (
     FitSettings,
-    check_fleet_determined,
     check_output,
     need_matplotlib,
     parse_devices,
@@ -50,13 +50,23 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     _parser.add_start_up_flags(parser, "split the sensors over; default one per core")
     _parser.add_device_flag(parser)
     add = parser.add_argument
-    add("--out", metavar="FILE", help="write per-sensor results here (atomically), one row per sensor: sensor, "
-        "each param, stderr_<param>, residual_sd, dof, rss, r_squared, status, steps, solver, scale and lsq_<param> "
-        "(the float64 least-squares check), in the format the name's suffix names: .csv, .json (an array of row "
-        "objects; a value that is not a finite number as null), .parquet or .npz (an array per column)")
-    add("--json", action="store_true", help="print one JSON object instead of a summary")
+    add("--out", metavar="FILE", help="write per-sensor results here (atomically), one row per input sensor: "
+        "sensor, each param (applying to the raw readings), stderr_<p>, cov_<p>_<q>, residual_sd, dof, readings, "
+        "dropped, rss, r_squared, status, reason (why a sensor has no fit), steps, model, solver and scale, in the "
+        "format the name's suffix names: .csv, .json (an array of row objects; a value that is not a finite "
+        "number as null), .parquet or .npz (an array per column)")
+    add("--json", action="store_true", help="print one JSON object (the same fields as --out) instead of a summary")
+    add("--strict", action="store_true", help="any sensor without a fit (undetermined, non-finite, not converged) "
+        "is an error: exit 1, nothing written")
     add("--quiet", action="store_true", help="no progress bar")
     add("--plot", metavar="PNG", help="draw the distribution of the fitted params")
+    add("--columns", metavar="MAP", help="which columns hold what, role=name pairs: sensor, t_u, t_c and sigma "
+        "(each reading's standard uncertainty: a weighted fit), e.g. sensor=sensor_id,t_u=raw,t_c=celsius; names "
+        "match in any case, other columns are ignored")
+    add("--separator", metavar="CHAR", help="a CSV file's separator (default: found from its header: comma, "
+        "semicolon or tab)")
+    add("--missing", metavar="LIST", help="the cells that are missing values, comma-separated (default: empty and "
+        "NA); a reading with one is dropped and counted in its sensor's dropped column")
     _parser.add_distributed_flags(parser)
 
 
@@ -70,9 +80,9 @@ def fleet_chunks(work: float, n_epochs: int) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from .. import distributed, report
-    from ..io import read_fleet, read_fleet_share, table_format
+    from ..io import parse_columns, read_fleet, table_format
 
-    s = parse_model(args)
+    s = parse_model(args, expressions=True)
     s.devices = parse_devices(args)
     processes, process_id, timeout = cluster_flags(args)
     check_output(args.out, "--out")
@@ -85,13 +95,24 @@ def run(args: argparse.Namespace) -> int:
         if path is not None and os.path.exists(path) and os.path.exists(args.data) \
                 and os.path.samefile(path, args.data):
             raise _checks.InvalidInput(flag, f"{path} is the input table {args.data}; choose another file")
+    try:
+        mapping = None if args.columns is None else parse_columns(args.columns)
+    except _checks.InvalidInput as error:  # the library names its argument; the command line names the flag
+        raise _checks.InvalidInput("--columns", str(error).removeprefix("columns: ")) from None
+    reading = {"columns": mapping,
+               "separator": args.separator,
+               "missing": None if args.missing is None else [cell.strip() for cell in args.missing.split(",")]}
     planned = distributed.planned(args.coordinator, processes, process_id)
     if planned is not None:
         # a process of a multi-process run reads only its share of the sensors' readings
-        table, ids = read_fleet_share(args.data, s.dtype, lambda n: distributed.share(n, planned))
+        table = read_fleet(args.data, s.dtype, part=lambda n: distributed.share(n, planned), **reading)
+        ids = table.all_sensors
     else:
-        table = read_fleet(args.data, dtype=s.dtype)
+        table = read_fleet(args.data, dtype=s.dtype, **reading)
         ids = table.sensors
+    if table.sigma is not None and s.solver == "gd":
+        raise _checks.InvalidInput("--solver", "gd fits without weights; a table with a sigma column needs "
+                                               "--solver ls or lm")
     # every core a device: fleets keep them all busy
     start_up(x64=s.x64, devices=s.devices, all_cores=True, cache=not args.no_cache)
     cluster = join(args.coordinator, processes, process_id, timeout)
@@ -108,7 +129,17 @@ def run(args: argparse.Namespace) -> int:
     fits = distributed.gather_rows(fits, n, cluster)
     if cluster.process_id != 0:
         return 0  # process 0 reports for everyone
-    columns = report.fleet_columns(ids, names, fits, s.solver, s.scale)
+    fits["reason"] = _reasons(fits, len(names), s.solver)
+    unfitted = np.nonzero(fits["reason"] != "")[0]
+    if args.strict and unfitted.size:
+        more = ", ".join(str(ids[i]) for i in unfitted[1:4]) + (", ..." if unfitted.size > 4 else "")
+        print(f"jaxcal fleet: error: --strict: {unfitted.size} of {n} sensors without a fit ({ids[unfitted[0]]!s}: "
+              f"{fits['reason'][unfitted[0]]}{'; also ' + more if more else ''}); nothing written", file=sys.stderr)
+        return 1
+    scale = s.scale
+    if s.solver == "gd":
+        scale = _to_raw(fits, s.model, s.scale)
+    columns = report.fleet_columns(ids, names, fits, model=s.model, solver=s.solver, scale=scale)
     if args.plot:
         from ..plots import plot_fleet
 
@@ -120,21 +151,81 @@ def run(args: argparse.Namespace) -> int:
 
         write(args.out, lambda path: write_table(path, columns, name="--out"))
     if args.json:
-        print(json.dumps({"sensors": report.fleet_json(columns, names)}))
+        print(json.dumps({"sensors": report.fleet_json(columns)}))
     elif args.out is None or not args.quiet:
-        print(f"{n} sensors fitted (--solver {s.solver}): {report.status_counts(fits['status'])}"
-              + (f"; results in {args.out}" if args.out else "; use --out FILE or --json for the results"))
+        print(report.fleet_summary(n, s.solver, fits["status"], fits["dropped"], args.out))
     return 0
+
+
+#: The power of ``t_u`` each param of a polynomial model multiplies: a fit to ``scale * t_u`` is the fit to
+#: ``t_u`` with each param times ``scale ** power``.
+POWERS = {"linear": (1, 0), "quadratic": (2, 1, 0)}
+
+
+def _to_raw(fits: dict[str, np.ndarray], model: str, scale: float) -> float:
+    """Convert a fit to the scaled readings into the fit to the raw ones, in place, where the model is a
+    polynomial (exact algebra: params, standard errors and covariance through the same diagonal Jacobian);
+    returns the scale the params then apply to (1, or ``scale`` for a model this cannot convert)."""
+    if model not in POWERS:
+        return scale
+    factor = np.asarray([scale ** p for p in POWERS[model]])
+    dtype = fits["params"].dtype
+    fits["params"] = (fits["params"] * factor).astype(dtype)
+    fits["stderr"] = (fits["stderr"] * np.abs(factor)).astype(dtype)
+    fits["cov"] = (fits["cov"] * factor[:, None] * factor[None, :]).astype(dtype)
+    return 1.0
+
+
+def _reasons(fits: dict[str, np.ndarray], n_params: int, solver: str) -> np.ndarray:
+    """Why each sensor has no fit, in words (empty where it has one): from its readings, its distinct
+    ``t_u``, its status and its steps. Gradient descent has no stopping test, so its ``max_steps`` is a fit."""
+    from ..solvers import STATUS
+
+    status, readings, distinct = fits["status"], fits["readings"], fits["distinct"]
+    reasons = np.full(len(status), "", dtype=object)
+    for i in np.nonzero((status != STATUS.index("converged"))
+                        & ((status != STATUS.index("max_steps")) | (solver != "gd")))[0]:
+        name, count, seen = STATUS[int(status[i])], int(readings[i]), int(distinct[i])
+        if count == 0:
+            reasons[i] = "no readings"
+        elif count < n_params:
+            reasons[i] = f"{count} reading{'s' if count > 1 else ''} for {n_params} params"
+        elif seen < n_params:
+            reasons[i] = "all readings at one t_u" if seen == 1 else f"{seen} distinct t_u for {n_params} params"
+        elif name == "max_steps":
+            reasons[i] = f"no convergence in {int(fits['steps'][i])} steps"
+        elif name == "nonfinite":
+            reasons[i] = "diverged" if solver == "gd" else "non-finite"
+        else:
+            reasons[i] = "params undetermined"
+    return reasons.astype(str)
+
+
+def _distinct(table: Any) -> np.ndarray:
+    """Each sensor's distinct ``t_u`` among its readings."""
+    valid = _mask(table)
+    ordered = np.sort(np.where(valid, table.t_u, np.nan), axis=1)  # padding (NaN) sorts last
+    new = np.ones(ordered.shape, bool)
+    new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    return (new & ~np.isnan(ordered)).sum(axis=1).astype(np.int32)
+
+
+def _counts(table: Any) -> dict[str, np.ndarray]:
+    """The per-sensor counts every solver reports: readings used, dropped (a missing value) and distinct t_u."""
+    dropped = np.zeros(len(table.sensors), np.int32) if table.dropped is None else table.dropped
+    return {"readings": np.asarray(table.counts, np.int32), "dropped": np.asarray(dropped, np.int32),
+            "distinct": _distinct(table)}
 
 
 def _none(s: FitSettings) -> tuple[dict[str, np.ndarray], tuple]:
     """The fields of no sensor, in the dtypes a process with sensors gathers."""
-    from ..core import MODELS
+    from ..core import resolve_model
 
-    names = MODELS[s.model].param_names
+    names = resolve_model(s.model).param_names
     vector, scalar, count = np.empty((0, len(names)), s.dtype), np.empty(0, s.dtype), np.empty(0, np.int32)
-    return {"params": vector, "stderr": vector, "residual_sd": scalar, "dof": count, "rss": scalar,
-            "r_squared": scalar, "status": count, "steps": count, "lsq": np.empty((0, len(names)))}, names
+    return {"params": vector, "stderr": vector, "cov": np.empty((0, len(names), len(names)), s.dtype),
+            "residual_sd": scalar, "dof": count, "rss": scalar, "r_squared": scalar, "status": count,
+            "steps": count, "readings": count, "dropped": count, "distinct": count}, names
 
 
 def _mask(table: Any) -> np.ndarray:
@@ -165,26 +256,27 @@ def _calibrated(t_u: np.ndarray, t_c: np.ndarray, mask: np.ndarray, params: np.n
             return values
         return np.concatenate([values, np.broadcast_to(values[:1], (rows - sensors, *values.shape[1:]))])
 
+    if kwargs.get("sigma") is not None:
+        kwargs["sigma"] = padded(kwargs["sigma"])
     fit = calibrate(padded(t_u), padded(t_c), mask=padded(mask), params=padded(params), **kwargs)
-    fields = ("params", "stderr", "residual_sd", "dof", "rss", "r_squared", "status", "steps")
+    fields = ("params", "stderr", "cov", "residual_sd", "dof", "rss", "r_squared", "status", "steps")
     return {key: np.asarray(getattr(fit, key))[:sensors] for key in fields}
 
 
 def _least_squares(args: argparse.Namespace, s: FitSettings, table: Any) -> tuple[dict[str, np.ndarray], tuple]:
     """``--solver ls`` or ``lm``: one :func:`jaxcal.calibrate` of this process's sensors, on the readings as read."""
-    from ..core import MODELS
-    from ..fleet import least_squares
-    from ..solvers import SOLVERS, STATUS
+    from ..core import resolve_model
+    from ..solvers import SOLVERS
 
     solver = SOLVERS[s.solver][0]()
     start = None if s.solver == "ls" else np.broadcast_to(np.asarray(s.params, s.dtype), (len(table.t_u),
                                                                                            len(s.params)))
+    sigma = None
+    if table.sigma is not None:  # a weighted fit; the padding's sigma is 1, any positive number (it is masked)
+        sigma = np.where(_mask(table), table.sigma, table.sigma.dtype.type(1))
     with placed(args.device, "fleet", len(table.t_u)):
-        fits = _calibrated(table.t_u, table.t_c, _mask(table), start, model=s.model, solver=solver)
-    # the check is the least-squares answer; where the fit found the params undetermined, it has none either
-    fits["lsq"] = least_squares(table.t_u, table.t_c, counts=table.counts, model=s.model)
-    fits["lsq"][fits["status"] == STATUS.index("undetermined")] = np.nan
-    return fits, MODELS[s.model].param_names
+        fits = _calibrated(table.t_u, table.t_c, _mask(table), start, model=s.model, solver=solver, sigma=sigma)
+    return fits | _counts(table), resolve_model(s.model).param_names
 
 
 def _gradient_descent(args: argparse.Namespace, s: FitSettings, table: Any,
@@ -192,8 +284,10 @@ def _gradient_descent(args: argparse.Namespace, s: FitSettings, table: Any,
     """``--solver gd``: the book's gradient descent (:func:`jaxcal.fit_fleet`) of this process's sensors
     on the scaled readings, then each fit's uncertainty at its final params (:class:`._at_params.AtParams`).
     A sensor whose descent diverged has status ``nonfinite`` and no params; the others ``max_steps``
-    (gradient descent has no stopping test: it runs its epochs)."""
-    from ..fleet import fit_fleet, least_squares
+    (gradient descent has no stopping test: it runs its epochs); one with fewer distinct ``t_u`` than
+    params ``undetermined``, also no params."""
+    from ..core import resolve_model
+    from ..fleet import fit_fleet
     from ..progress import ProgressBar
     from ..solvers import STATUS
     from ._at_params import AtParams
@@ -203,27 +297,40 @@ def _gradient_descent(args: argparse.Namespace, s: FitSettings, table: Any,
         t_un = (scale * table.t_u).astype(table.t_u.dtype)
     if not np.all(np.isfinite(t_un)):
         raise _checks.InvalidInput("--scale", "scaled readings overflow")
-    check_fleet_determined(args.data, table.sensors, t_un, table.counts, s.model)
+    counts = _counts(table)
+    need = resolve_model(s.model).n_params
+    undetermined = counts["distinct"] < need
+    descent_u, descent_c, descent_n = t_un, table.t_c, table.counts
+    if undetermined.any():
+        # gradient descent takes no sensor with fewer readings than params: an undetermined sensor descends on
+        # placeholder readings (need distinct t_u, t_c 0) in the same one program, its result then dropped
+        width = max(need, t_un.shape[1])
+        descent_u, descent_c = (np.pad(v, ((0, 0), (0, width - v.shape[1]))) for v in (t_un, table.t_c))
+        descent_u[undetermined] = 0
+        descent_u[undetermined, :need] = np.arange(need, dtype=t_un.dtype)
+        descent_c[undetermined] = 0
+        descent_n = np.where(undetermined, need, table.counts)
     bar = ProgressBar("fleet", enabled=not args.quiet and shows)
     try:
         # chunks only where a progress bar shows them (each ends in a wait for every device)
-        result = fit_fleet(t_un, table.t_c, n_epochs=s.n_epochs, learning_rate=s.learning_rate, params=s.params,
-                           counts=table.counts, optimizer=s.library_optimizer, model=s.model,
+        result = fit_fleet(descent_u, descent_c, n_epochs=s.n_epochs, learning_rate=s.learning_rate,
+                           params=s.params, counts=descent_n, optimizer=s.library_optimizer, model=s.model,
                            progress=bar if bar.enabled else None,
                            chunks=fleet_chunks(len(table.sensors) * s.n_epochs, s.n_epochs) if bar.enabled else 1,
                            device=args.device)
     finally:
         bar.close()
     params = np.asarray(result.params)
-    lost = np.asarray(result.diverged, bool) | ~np.isfinite(params).all(axis=1)
+    lost = np.asarray(result.diverged, bool) | ~np.isfinite(params).all(axis=1) | undetermined
     # a diverged sensor starts where every sensor did (calibrate takes only finite params); its row is dropped below
     start = np.where(lost[:, None], np.asarray(s.params, params.dtype), params)
     with placed(args.device, "fleet", len(table.t_u)):
         fits = _calibrated(t_un, table.t_c, _mask(table), start, model=s.model, solver=AtParams())
-    fits["lsq"] = least_squares(t_un, table.t_c, counts=table.counts, model=s.model)
     nan = np.asarray(np.nan, params.dtype)
-    for key in ("params", "stderr", "residual_sd", "rss", "r_squared"):
-        fits[key] = np.where(lost if fits[key].ndim == 1 else lost[:, None], nan, fits[key])
-    fits["status"] = np.where(lost, STATUS.index("nonfinite"), fits["status"]).astype(np.int32)
+    for key in ("params", "stderr", "cov", "residual_sd", "rss", "r_squared"):
+        gone = lost.reshape(-1, *[1] * (fits[key].ndim - 1))
+        fits[key] = np.where(gone, nan, fits[key])
+    fits["status"] = np.where(lost, STATUS.index("nonfinite"), fits["status"])
+    fits["status"] = np.where(undetermined, STATUS.index("undetermined"), fits["status"]).astype(np.int32)
     fits["steps"] = np.asarray(result.epochs_run, np.int32)
-    return fits, result.param_names
+    return fits | counts, result.param_names

@@ -71,13 +71,9 @@ def run(args: argparse.Namespace) -> int:
         from ..plots import plot_sweep
 
         write(args.plot, lambda path: plot_sweep(path, rates, loss, diverged, name="--plot"))
-    rows = [
-        # the rates asked for (the text's values at the ends), not their float32 round trips
-        {"learning_rate": float(rates[i]), "params": [float(p) for p in params[i]],
-         "loss": float(loss[i]) if np.isfinite(loss[i]) else None,
-         "epochs_run": int(epochs_run[i]), "diverged": bool(diverged[i])}
-        for i in range(len(rates))
-    ]
+    from ..report import sweep_rows
+
+    rows = sweep_rows(rates, params, loss, epochs_run, diverged)
     if args.json:
         print(json.dumps({"configs": rows}))
         return 0
