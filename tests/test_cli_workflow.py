@@ -264,3 +264,30 @@ def test_a_bad_expression_or_start_is_one_line_and_exit_2(tmp_path, argv, words)
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert done.stderr.startswith(f"jaxcal fleet: error: {words}")
     assert not out.exists()
+
+
+def test_report_draws_every_sensor_of_a_messy_fleet_with_the_counts_of_its_results(tmp_path):
+    pytest.importorskip("matplotlib")
+    data = tmp_path / "messy.csv"
+    data.write_text(MESSY)
+    out, page = tmp_path / "fits.csv", tmp_path / "report.html"
+    done = _jaxcal("fleet", str(data), "--solver", "ls", "--out", str(out), "--report", str(page))
+    assert done.returncode == 0, done.stderr
+    text = page.read_text()
+    statuses = [row["status"] for row in _rows(out).values()]
+    # the page's status table counts what the results table says, row by row
+    for status in ("converged", "undetermined"):
+        assert f'<td>{status}</td><td class="n">{statuses.count(status)}</td>' in text
+    assert "messy.csv" in text
+    assert "<img" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fits.csv", "messy.csv", "report.html"]
+
+
+def test_a_report_not_named_html_is_one_line_exit_2_and_nothing_written(tmp_path):
+    data = tmp_path / "messy.csv"
+    data.write_text(MESSY)
+    done = _jaxcal("fleet", str(data), "--out", str(tmp_path / "fits.csv"), "--report", str(tmp_path / "report.png"))
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "--report" in done.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["messy.csv"]

@@ -60,6 +60,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "is an error: exit 1, nothing written")
     add("--quiet", action="store_true", help="no progress bar")
     add("--plot", metavar="PNG", help="draw the distribution of the fitted params")
+    add("--report", metavar="HTML", help="write the calibration report: one self-contained page (what was fitted, "
+        "counts per status, each param's and standard error's distribution, the worst-fitting sensors' data, fit, "
+        "prediction band and residuals); needs matplotlib (the plot extra)")
     add("--columns", metavar="MAP", help="which columns hold what, role=name pairs: sensor, t_u, t_c and sigma "
         "(each reading's standard uncertainty: a weighted fit), e.g. sensor=sensor_id,t_u=raw,t_c=celsius; names "
         "match in any case, other columns are ignored")
@@ -89,9 +92,12 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         table_format(args.out, "--out")  # an unknown suffix is refused before any fitting
     check_output(args.plot, "--plot")
-    if args.plot:
+    check_output(args.report, "--report")
+    if args.report is not None and not args.report.lower().endswith((".html", ".htm")):
+        raise _checks.InvalidInput("--report", f"{args.report}: the report is an HTML page; name it .html")
+    if args.plot or args.report:
         need_matplotlib()
-    for flag, path in (("--out", args.out), ("--plot", args.plot)):
+    for flag, path in (("--out", args.out), ("--plot", args.plot), ("--report", args.report)):
         if path is not None and os.path.exists(path) and os.path.exists(args.data) \
                 and os.path.samefile(path, args.data):
             raise _checks.InvalidInput(flag, f"{path} is the input table {args.data}; choose another file")
@@ -103,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
                "separator": args.separator,
                "missing": None if args.missing is None else [cell.strip() for cell in args.missing.split(",")]}
     planned = distributed.planned(args.coordinator, processes, process_id)
+    if planned is not None and args.report is not None:
+        raise _checks.InvalidInput("--report", "draws every sensor's readings, which no process of a run that "
+                                               "splits the table holds; write the report from a one-process run")
     if planned is not None:
         # a process of a multi-process run reads only its share of the sensors' readings
         table = read_fleet(args.data, s.dtype, part=lambda n: distributed.share(n, planned), **reading)
@@ -117,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     start_up(x64=s.x64, devices=s.devices, all_cores=True, cache=not args.no_cache)
     cluster = join(args.coordinator, processes, process_id, timeout)
     n = len(ids)
+    whole = table  # the report draws from every sensor's readings (process 0 of a one-reader run holds them)
     if planned is None:  # this process fits only its share of the sensors
         mine = distributed.share(n, cluster)
         table = table.select(mine)
@@ -150,11 +160,28 @@ def run(args: argparse.Namespace) -> int:
         from ..io import write_table
 
         write(args.out, lambda path: write_table(path, columns, name="--out"))
+    if args.report is not None:
+        _report(args, s, whole, ids, fits, names, scale)
     if args.json:
         print(json.dumps({"sensors": report.fleet_json(columns)}))
     elif args.out is None or not args.quiet:
         print(report.fleet_summary(n, s.solver, fits["status"], fits["dropped"], args.out))
     return 0
+
+
+def _report(args: argparse.Namespace, s: FitSettings, table: Any, ids: np.ndarray, fits: dict[str, np.ndarray],
+            names: tuple, scale: float) -> None:
+    """``--report``: the calibration report of every sensor, its readings in the units its params apply to."""
+    from ..html_report import write_report
+
+    t_u = table.t_u if scale == 1 else (scale * table.t_u).astype(table.t_u.dtype)
+    meta = {"data": os.path.basename(args.data), "readings dropped (missing)": int(np.sum(fits["dropped"]))}
+    if scale != 1:
+        meta["readings scaled by"] = scale
+    write(args.report, lambda path: write_report(path, sensors=ids, t_u=t_u, t_c=table.t_c, mask=_mask(table),
+                                                 fit=fits, model=s.model, solver=s.solver, param_names=names,
+                                                 title=f"Calibration report: {os.path.basename(args.data)}",
+                                                 meta=meta))
 
 
 #: The power of ``t_u`` each param of a polynomial model multiplies: a fit to ``scale * t_u`` is the fit to
