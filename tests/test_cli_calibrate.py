@@ -231,15 +231,17 @@ def _many(path: Path, seed: int) -> Path:
 
 def test_a_calibration_is_bit_identical_on_1_2_and_4_devices(tmp_path):
     data = _many(tmp_path / "fleet.csv", 5)
-    for solver in ("ls", "lm"):
+    # lm on three device counts (its slots per device are what changes with them), ls's tiles on two
+    for solver, counts in (("lm", ("1", "2", "4")), ("ls", ("1", "4"))):
         outputs = [_jaxcal("fleet", str(data), "--solver", solver, "--json", "--devices", devices).stdout
-                   for devices in ("1", "2", "4")]
-        assert outputs[0] == outputs[1] == outputs[2]
+                   for devices in counts]
+        assert all(output == outputs[0] for output in outputs[1:])
+        assert outputs[0]
 
 
 def test_a_multi_process_calibration_is_the_single_process_one(tmp_path):
     data = _many(tmp_path / "fleet.csv", 3)
-    for solver in ("ls", "lm"):
+    for solver in ("lm",):  # the processes' split and gather are the same code for every solver
         single = _jaxcal("fleet", str(data), "--solver", solver, "--json").stdout
         launched = _jaxcal("launch", "-n", "2", "--", "fleet", str(data), "--solver", solver, "--json").stdout
         assert launched == single  # bit for bit

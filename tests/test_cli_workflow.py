@@ -22,6 +22,15 @@ def _jaxcal(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "jaxcal", *argv], capture_output=True, text=True)
 
 
+def _in_process(capsys: pytest.CaptureFixture[str], *argv: str) -> subprocess.CompletedProcess:
+    """``jaxcal ARGV`` in this interpreter, for a command that starts nothing up (``predict``)."""
+    from jaxcal.cli import main
+
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(list(argv), status, out, err)
+
+
 def _rows(path: Path) -> dict[str, dict[str, str]]:
     with open(path, newline="") as file:
         return {row["sensor"]: row for row in csv.DictReader(file)}
@@ -145,7 +154,7 @@ def _linear_interval(t_u: np.ndarray, t_c: np.ndarray, x0: np.ndarray, level: fl
     return new @ coef, stats.t.ppf((1 + level) / 2, dof) * np.sqrt(var)
 
 
-def test_predict_takes_one_sensor_of_any_results_format_and_gives_its_interval(tmp_path):
+def test_predict_takes_one_sensor_of_any_results_format_and_gives_its_interval(tmp_path, capsys):
     data = tmp_path / "messy.csv"
     data.write_text(MESSY)
     t_u, t_c = _good()
@@ -155,8 +164,9 @@ def test_predict_takes_one_sensor_of_any_results_format_and_gives_its_interval(t
         fits = tmp_path / f"fits{suffix}"
         assert _jaxcal("fleet", str(data), "--x64", "--out", str(fits)).returncode == 0
         for level, interval in ((0.95, "prediction"), (0.9, "confidence")):
-            done = _jaxcal("predict", "--cal", str(fits), "--sensor", "good", "--level", str(level),
-                           "--interval", interval, "--json", *map(str, x0))
+            # predict in this interpreter (it starts nothing up): the fits above need x64, predict does not
+            done = _in_process(capsys, "predict", "--cal", str(fits), "--sensor", "good", "--level", str(level),
+                               "--interval", interval, "--json", *map(str, x0))
             assert done.returncode == 0, done.stderr
             got = json.loads(done.stdout)
             centre, half = _linear_interval(t_u, t_c, x0, level, interval == "prediction")
@@ -168,7 +178,7 @@ def test_predict_takes_one_sensor_of_any_results_format_and_gives_its_interval(t
     # a sensor without a calibration, and a table of several sensors without --sensor: one line, exit 2
     for argv, words in ((["--sensor", "flat"], "--sensor: sensor flat has no calibration in"),
                         ([], "holds 4 sensors' calibrations; say which with --sensor ID")):
-        done = _jaxcal("predict", "--cal", str(tmp_path / "fits.csv"), *argv, "20")
+        done = _in_process(capsys, "predict", "--cal", str(tmp_path / "fits.csv"), *argv, "20")
         assert done.returncode == 2
         assert len(done.stderr.strip().splitlines()) == 1
         assert words in done.stderr

@@ -92,7 +92,8 @@ def test_fleet_x64_lands_on_least_squares_to_float64_accuracy(tmp_path):
                            "--quiet", "--scale", "1", "--lr", repr(lr), "--epochs", str(epochs)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    params = np.asarray(json.loads(done.stdout)["sensors"][0]["params"])
+    row = json.loads(done.stdout)["sensors"][0]
+    params = np.asarray([row["w"], row["b"]])
     lsq = least_squares(x[None], t[None])[0]
     decay = np.abs(1 - lr * np.asarray([2 * np.mean(x**2), 2.0]))
     # Allowed: the float64 rounding of gradient descent (tolerances.py, one implementation against
