@@ -12,7 +12,7 @@ problem is reported as :class:`~jaxcal._checks.InvalidInput` with one line that 
 
 One table, :data:`_FORMATS`, says how each suffix is read and written. Each format opens a file
 as a *source* of columns by role; the readers of each kind of table (:func:`read_fleet`,
-:func:`read_readings`, :func:`read_t_u`) are written once over sources. CSV is parsed by pyarrow
+:func:`read_readings`, :func:`read_t_u`, :func:`read_log`) are written once over sources. CSV is parsed by pyarrow
 (multi-threaded, in C++); where it refuses a cell, only that column is read again, as text, to
 name the line and the value. Parquet and uncompressed ``.npz`` files are read in part where a
 process needs only its share (``part=``): the Parquet row groups, or the memory-mapped rows,
@@ -40,11 +40,15 @@ from ._checks import InvalidInput, shown
 __all__ = [
     "MISSING",
     "ROLES",
+    "Coded",
     "FleetTable",
+    "LogTable",
     "Readings",
+    "has_column",
     "parse_columns",
     "read_fleet",
     "read_fleet_share",
+    "read_log",
     "read_readings",
     "read_readings_share",
     "read_t_u",
@@ -114,7 +118,7 @@ class _Request(NamedTuple):
     names: dict[str, str]  # every role's column name
     required: tuple[str, ...]  # roles the table must have
     optional: tuple[str, ...]  # roles read where the table has them (or where mapped: then required)
-    kind: str  # "fleet", "readings" or "t_u": how rows are named in errors
+    kind: str  # "fleet", "readings", "t_u" or "log": how rows are named in errors
     separator: str | None  # CSV: given, or found from the header
     missing: tuple[str, ...]  # CSV cells that are missing values
     expected: str  # the table the reader expects, in words, for errors
@@ -210,25 +214,12 @@ class _CsvSource:
             except UnicodeDecodeError:
                 raise InvalidInput(f"{path}: is not a UTF-8 text CSV file") from None
         self.raw = raw
-        start, self.skip = 0, 0  # the header: the first line that is not blank; skip: the lines to it
-        while True:
-            end = raw.find(b"\n", start)
-            line = raw[start:end if end >= 0 else len(raw)]
-            self.skip += 1
-            if line.replace(b"\xef\xbb\xbf", b"", 1).strip():
-                break
-            start = end + 1
-        text = line.decode("utf-8").removeprefix("\ufeff").rstrip("\r")
+        text, self.skip = _header_line(raw)
         header = f"line {self.skip}"
-        best: tuple[int, str, list[str]] | None = None
-        for separator in [request.separator] if request.separator else _SEPARATORS:
-            cells = next(csv.reader([text], delimiter=separator), [])
-            found, _ = _match(path, cells, request, header, strict=False)
-            if found is not None and (best is None or len(cells) > best[0]):
-                best = (len(cells), separator, cells)
+        best = _split_header(path, text, request, header)
         if best is None:
             raise InvalidInput(f"{path}: {header}: expected {request.expected}, got {shown(text.strip())}")
-        _, self.separator, cells = best
+        self.separator, cells = best
         roles, _ = _match(path, cells, request, header)
         assert roles is not None
         self.roles = roles
@@ -336,7 +327,7 @@ class _CsvSource:
 
             at = int(np.argmax(bad))
             row = _file_row(at, rows, self.n)
-            if self.request.kind == "fleet":  # as in every format: the sensor, and the value read
+            if self.request.kind in ("fleet", "log"):  # as in every format: the sensor, and the value read
                 ids, inverse = self.ids()
                 who = f"sensor {shown(str(ids[inverse[row]]))}: " if inverse[row] >= 0 else ""
                 raise InvalidInput(f"{self.path}: {self.where(row)}: {who}{self.labels[role]} is not finite: "
@@ -345,6 +336,47 @@ class _CsvSource:
             raise InvalidInput(f"{self.path}: {self.where(row)}: {self.labels[role]} is not finite: "
                                f"{shown(cell.strip())}")
         return values
+
+
+def _header_line(raw: bytes) -> tuple[str, int]:
+    """A CSV file's header, the first line that is not blank (its text), and the lines up to it."""
+    start, skip = 0, 0
+    while True:
+        end = raw.find(b"\n", start)
+        line = raw[start:end if end >= 0 else len(raw)]
+        skip += 1
+        if line.replace(b"\xef\xbb\xbf", b"", 1).strip() or end < 0:
+            break
+        start = end + 1
+    return line.decode("utf-8", errors="replace").removeprefix("\ufeff").rstrip("\r"), skip
+
+
+def _split_header(path: Path, text: str, request: _Request, header: str) -> tuple[str, list[str]] | None:
+    """The separator (the one given, or the one of comma, semicolon and tab that splits the header
+    into the most fields among which every required column is named) and the header's fields; or
+    ``None`` where no separator names every required column."""
+    best: tuple[int, str, list[str]] | None = None
+    for separator in [request.separator] if request.separator else _SEPARATORS:
+        cells = next(csv.reader([text], delimiter=separator), [])
+        found, _ = _match(path, cells, request, header, strict=False)
+        if found is not None and (best is None or len(cells) > best[0]):
+            best = (len(cells), separator, cells)
+    return None if best is None else best[1:]
+
+
+def _csv_names(path: Path, request: _Request) -> list[str]:
+    """A CSV file's column names, from its header alone (read up to its end, not the whole file);
+    none where no separator names every required column (the reader then says why)."""
+    head = b""
+    with open(path, "rb") as file:
+        while True:
+            chunk = file.read(1 << 16)
+            head += chunk
+            if not chunk or re.search(rb"[^\s\xef\xbb\xbf][^\n]*\n", head):
+                break
+    text, skip = _header_line(head)
+    found = _split_header(path, text, request, f"line {skip}")
+    return [] if found is None else found[1]
 
 
 def _file_row(at: int, rows: np.ndarray | slice | None, n: int) -> int:
@@ -414,7 +446,7 @@ class _BinarySource:
                 raise InvalidInput(f"{self.path}: reading {row}: not finite ({self.labels[role]} is "
                                    f"{shown(values[at])})")
             who = ""
-            if self.request.kind == "fleet":
+            if self.request.kind in ("fleet", "log"):
                 ids, inverse = self.ids()
                 who = f"sensor {shown(str(ids[inverse[row]]))}: " if inverse[row] >= 0 else ""
             raise InvalidInput(f"{self.path}: {self.where(row)}: {who}{self.labels[role]} is not finite: "
@@ -423,7 +455,7 @@ class _BinarySource:
 
 
 def _not_real(path: Path, role: str, kind: str, what: str, got: Any = None) -> InvalidInput:
-    names = "sigma" if role == "sigma" else "t_u" if kind == "t_u" else "t_u and t_c"
+    names = "sigma" if role == "sigma" else "t_u" if kind in ("t_u", "log") else "t_u and t_c"
     return InvalidInput(f"{path}: {names} must be real numbers ({what})" + (f", got {got}" if got is not None else ""))
 
 
@@ -610,6 +642,17 @@ def _parquet_rows(path: Path, file: Any, names: tuple[str, ...], rows: np.ndarra
     return {name: table[name].take(pa.array(position)) for name in names}
 
 
+def _parquet_names(path: Path, request: _Request) -> list[str]:
+    """A Parquet file's column names, from its schema alone."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(path).names)
+    except pa.ArrowException as error:
+        raise ValueError(str(error)) from None
+
+
 def _arrow_owned(raw: bytes) -> Any:
     """A copy of ``raw`` in memory that pyarrow owns (a few ms for a 19 MB table).
 
@@ -751,11 +794,12 @@ def _array_ids(path: Path, sensor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Format(NamedTuple):
-    """How a suffix's files are read (a source of columns) and written (bytes of columns)."""
+    """How a suffix's files are read (a source of columns; their names alone) and written (bytes of columns)."""
 
     name: str
     source: Callable[[Path, _Request], Any] | None
-    write: Callable[[dict[str, np.ndarray]], bytes] | None
+    write: Callable[[dict[str, np.ndarray]], Any] | None  # bytes, or a buffer of them
+    names: Callable[[Path, _Request], list[str]] | None = None
 
 
 def _source(path: Path, request: _Request) -> Any:
@@ -1031,7 +1075,7 @@ def read_fleet_share(path: str | os.PathLike[str], dtype: Any, part: Part) -> tu
 
 
 def read_t_u(path: str | os.PathLike[str], *, columns: Mapping[str, str] | None = None,
-             separator: str | None = None) -> np.ndarray:
+             separator: str | None = None, missing: Iterable[str] | None = ()) -> np.ndarray:
     """Raw readings to convert: a CSV or Parquet file with a ``t_u`` column (other columns
     ignored), an ``.npz`` with an array ``t_u``, or a 1-D ``.npy`` array. Every row is converted:
     a missing value is refused.
@@ -1040,6 +1084,8 @@ def read_t_u(path: str | os.PathLike[str], *, columns: Mapping[str, str] | None 
       path: the file.
       columns: ``{"t_u": name}`` where the column is named otherwise.
       separator: a CSV file's separator; by default found from its header.
+      missing: the CSV cells that are missing values (``None``: :data:`MISSING`); each refused as
+        missing, naming its line.
 
     Returns:
       The readings, float64, in file order.
@@ -1048,7 +1094,7 @@ def read_t_u(path: str | os.PathLike[str], *, columns: Mapping[str, str] | None 
       ValueError: one line naming the file, the line (or row) and the problem.
     """
     path = Path(path)
-    request = _request("t_u", columns, separator, (), ("t_u",), ())
+    request = _request("t_u", columns, separator, missing, ("t_u",), ())
     source = _source(path, request)
     values = source.numbers("t_u", None)
     gone = np.isnan(values)
@@ -1057,6 +1103,128 @@ def read_t_u(path: str | os.PathLike[str], *, columns: Mapping[str, str] | None 
     if not len(values):
         raise InvalidInput(f"{path}: has no readings")
     return values
+
+
+class LogTable(NamedTuple):
+    """A log of raw readings from many sensors, in file order: each row's sensor and reading."""
+
+    sensors: np.ndarray  #: the distinct sensor ids as text (a Unicode array), sorted as :func:`read_fleet` sorts them
+    index: np.ndarray  #: each row's sensor, an index into ``sensors``; -1 where the row has no id
+    t_u: np.ndarray  #: each row's reading, float64; NaN where the cell is a missing value
+
+
+def read_log(path: str | os.PathLike[str], *, columns: Mapping[str, str] | None = None,
+             separator: str | None = None, missing: Iterable[str] | None = None) -> LogTable:
+    """Read a log of raw readings to convert: a table with columns ``sensor`` and ``t_u`` (other
+    columns ignored), as CSV, Parquet or ``.npz``. Nothing is dropped: every row of the file is a
+    row of the log, in file order.
+
+    Sensor ids are read as :func:`read_fleet` reads them (text kept as written, spaces around an
+    id not part of it, integers as their decimal text). A row without an id has index -1; a
+    missing reading is NaN. A value present that is not a number, or not finite, is refused,
+    naming its line.
+
+    Args:
+      path: the file; its suffix names the format (CSV for any suffix but ``.parquet`` and ``.npz``).
+      columns: ``{"sensor": name, "t_u": name}`` where a column is not named as its role.
+      separator: a CSV file's separator; by default found from its header.
+      missing: the CSV cells that are missing values (default :data:`MISSING`: empty and ``NA``);
+        naming ``NaN`` makes NaN a missing value in every format.
+
+    Returns:
+      A :class:`LogTable`.
+
+    Raises:
+      ValueError: one line naming the file, the line (or row) and the problem; a file of no rows.
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
+    >>> _ = path.write_text("id;raw\\nb;35.7\\na;NA\\n;12\\nb;55.9\\n")
+    >>> log = read_log(path, columns={"sensor": "id", "t_u": "raw"})
+    >>> log.sensors.tolist(), log.index.tolist(), log.t_u.tolist()
+    (['a', 'b'], [1, 0, -1, 1], [35.7, nan, 12.0, 55.9])
+    """
+    path = Path(path)
+    request = _request("log", columns, separator, missing, ("sensor", "t_u"), ())
+    source = _source(path, request)
+    if source.n == 0:
+        raise InvalidInput(f"{path}: has no readings")
+    ids, index = source.ids()
+    return LogTable(ids, np.asarray(index, np.int64), source.numbers("t_u", None))
+
+
+def has_column(path: str | os.PathLike[str], role: str, *, columns: Mapping[str, str] | None = None,
+               separator: str | None = None) -> bool:
+    """Whether a table of readings to convert (one with a ``t_u`` column) has the column of
+    ``role`` too, from its header, schema or array names alone: no rows are read.
+
+    Names match as the readers match them (in any case, spaces around ignored; ``columns`` maps a
+    role to its name). ``False`` where the file cannot be read or has no ``t_u`` column: the
+    reader then says why.
+
+    Args:
+      path: the file.
+      role: one of :data:`ROLES`.
+      columns: role -> column name where a column is not named as its role.
+      separator: a CSV file's separator; by default found from its header.
+
+    Raises:
+      ValueError: one line naming the argument at fault (an unknown role, a bad separator or mapping).
+    """
+    path = Path(path)
+    if role not in ROLES:
+        raise InvalidInput("role", f"unknown role {shown(role)}; the roles are {', '.join(ROLES)}")
+    request = _request("t_u", {key: value for key, value in (columns or {}).items() if key == "t_u"}, separator,
+                       None, ("t_u",), ())  # its arguments checked as the readers check them
+    names = _mapping({key: value for key, value in (columns or {}).items() if key in ("t_u", role)})
+    request = request._replace(names=names, optional=(role,) if role != "t_u" else ())
+    try:
+        form = _FORMATS.get(path.suffix.lower())
+        found = (form.names if form is not None and form.names is not None else _csv_names)(path, request)
+        roles, _ = _match(path, found, request, "columns", strict=False)
+    except (OSError, ValueError, TypeError):
+        return False
+    return roles is not None and role in roles
+
+
+class Coded:
+    """A text column given as its distinct values and each row's index into them, for
+    :func:`write_table`: a column of few values over many rows (a log's sensor ids, its statuses)
+    that need not be spelt out row by row in memory.
+
+    Attributes:
+      values: the distinct values, text.
+      codes: each row's index into ``values``.
+    """
+
+    def __init__(self, values: Any, codes: Any) -> None:
+        self.values = np.asarray(values, str)
+        self.codes = np.asarray(codes)
+        if self.codes.ndim != 1 or not np.issubdtype(self.codes.dtype, np.integer):
+            raise InvalidInput(f"codes: must be a 1-D array of integers, got {shown(codes)}")
+        if len(self.codes) and (int(self.codes.min()) < 0 or int(self.codes.max()) >= len(self.values)):
+            raise InvalidInput(f"codes: each must index values, in [0, {len(self.values)})")
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def decoded(self) -> np.ndarray:
+        """Each row's value, a Unicode array."""
+        return self.values[self.codes]
+
+    def arrow(self) -> Any:
+        """Each row's value, a pyarrow text array (decoded in C++)."""
+        import pyarrow as pa
+
+        return pa.array(self.values, pa.string()).take(pa.array(self.codes))
+
+    def dictionary(self) -> Any:
+        """The column as a pyarrow dictionary array (its codes as int32 where they fit)."""
+        import pyarrow as pa
+
+        small = len(self.values) < 2**31
+        return pa.DictionaryArray.from_arrays(pa.array(self.codes.astype(np.int32) if small else self.codes),
+                                              pa.array(self.values, pa.string()))
 
 
 # -- writing ----------------------------------------------------------------------------------------
@@ -1096,7 +1264,8 @@ def write_table(path: str | os.PathLike[str], columns: dict[str, np.ndarray], na
 
     Args:
       path: the file; its suffix (in any case) names the format.
-      columns: 1-D arrays of equal length, by column name (numbers, booleans or text).
+      columns: 1-D arrays of equal length, by column name (numbers, booleans or text); a text column
+        may be :class:`Coded` (its distinct values and each row's index), written as the text it codes.
       name: what to call ``path`` in an error (``--out`` on the command line).
 
     Raises:
@@ -1106,8 +1275,9 @@ def write_table(path: str | os.PathLike[str], columns: dict[str, np.ndarray], na
     from ._files import write_atomic
 
     target = Path(path)
-    table_format(target, name)
-    columns = {key: np.char.decode(value, "utf-8") if np.asarray(value).dtype.kind == "S" else
+    kind = table_format(target, name)
+    columns = {key: (value if kind in ("CSV", "Parquet") else value.decoded()) if isinstance(value, Coded) else
+               np.char.decode(value, "utf-8") if np.asarray(value).dtype.kind == "S" else
                np.asarray(value).astype(str) if np.asarray(value).dtype.kind == "O" else np.asarray(value)
                for key, value in columns.items()}
     write = _FORMATS[target.suffix.lower()].write
@@ -1121,13 +1291,23 @@ def _npz_bytes(columns: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
-def _parquet_bytes(columns: dict[str, np.ndarray]) -> bytes:
+def _parquet_bytes(columns: dict[str, np.ndarray]) -> Any:
+    """``columns`` as a Parquet file's bytes (a pyarrow buffer: no copy into a Python ``bytes``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     sink = pa.BufferOutputStream()
-    pq.write_table(pa.table({key: pa.array(value) for key, value in columns.items()}), sink)
-    return sink.getvalue().to_pybytes()
+    table = pa.table({key: value.dictionary() if isinstance(value, Coded) else pa.array(value)
+                      for key, value in columns.items()})
+    # a dictionary for the columns whose values repeat (ids, statuses); floats rarely do, and trying one
+    # for them costs a tenth of the writing, to be thrown away. A coded column is written as the
+    # dictionary it is, without statistics (their min and max over the text cost three times the rest of
+    # its writing); without pyarrow's own schema, it reads back as the text it codes.
+    repeat = [key for key, field in zip(table.column_names, table.schema, strict=True)
+              if not pa.types.is_floating(field.type)]
+    plain = [key for key, value in columns.items() if not isinstance(value, Coded)]
+    pq.write_table(table, sink, use_dictionary=repeat, write_statistics=plain or False, store_schema=False)
+    return sink.getvalue()
 
 
 def _json_bytes(columns: dict[str, np.ndarray]) -> bytes:
@@ -1168,25 +1348,26 @@ def _csv_bytes(columns: dict[str, np.ndarray]) -> bytes:
     if not len(next(iter(columns.values()), [])):
         return header.getvalue().encode()
     # float32 values print as the doubles they are: the shortest text that reads back to them
-    arrays = {key: pa.array(value.astype(np.float64) if value.dtype.kind == "f" else value)
+    arrays = {key: value.arrow() if isinstance(value, Coded) else
+              pa.array(value.astype(np.float64) if value.dtype.kind == "f" else value)
               for key, value in columns.items()}
-    # a Unicode array's code points, all checked at once
-    if any(value.dtype.kind == "U" and np.isin(np.ascontiguousarray(value).view(np.uint32), _QUOTED).any()
-           for value in columns.values()):
+    # a Unicode array's code points, all checked at once (of a coded column, its distinct values')
+    if any(text.dtype.kind == "U" and np.isin(np.ascontiguousarray(text).view(np.uint32), _QUOTED).any()
+           for text in (value.values if isinstance(value, Coded) else value for value in columns.values())):
         return (header.getvalue() + _csv_quoted(arrays)).encode()
     table = pa.table(arrays)
 
-    def rows(part: Any) -> bytes:
+    def rows(part: Any) -> Any:  # a pyarrow buffer: joined below without a copy of its own
         sink = pa.BufferOutputStream()
         pa_csv.write_csv(part, sink, pa_csv.WriteOptions(include_header=False, quoting_style="none",
                                                          batch_size=1 << 16))
-        return sink.getvalue().to_pybytes()
+        return sink.getvalue()
 
     # pyarrow's writer runs on one core, without Python's lock: a large table is written in one
     # part per core at once, the parts joined in order (the same bytes as one part)
     parts = min(os.cpu_count() or 1, len(table) // _CSV_PART_ROWS) or 1
     if parts == 1:
-        return header.getvalue().encode() + rows(table)
+        return b"".join([header.getvalue().encode(), rows(table)])
     from concurrent.futures import ThreadPoolExecutor
 
     bounds = [len(table) * k // parts for k in range(parts + 1)]
@@ -1219,9 +1400,9 @@ def _csv_quoted(arrays: dict[str, Any]) -> str:
 
 #: Each suffix's format: how its files are read and written (a file of any other suffix is read as CSV).
 _FORMATS = {
-    ".csv": _Format("CSV", _CsvSource, _csv_bytes),
+    ".csv": _Format("CSV", _CsvSource, _csv_bytes, _csv_names),
     ".json": _Format("JSON", None, _json_bytes),
-    ".parquet": _Format("Parquet", _ParquetSource, _parquet_bytes),
-    ".npz": _Format("NumPy", _NpzSource, _npz_bytes),
-    ".npy": _Format("NumPy", _NpySource, None),
+    ".parquet": _Format("Parquet", _ParquetSource, _parquet_bytes, _parquet_names),
+    ".npz": _Format("NumPy", _NpzSource, _npz_bytes, lambda path, request: list(_npz_members(path))),
+    ".npy": _Format("NumPy", _NpySource, None, lambda path, request: []),
 }

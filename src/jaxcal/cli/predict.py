@@ -1,5 +1,6 @@
 """``jaxcal predict``: raw readings to Celsius with their intervals, through a saved calibration or one
-sensor's row of a fleet's results table."""
+sensor's row of a fleet's results table; or a whole log of many sensors' readings (a ``--data`` table
+with a sensor column), each reading through its own sensor's row of a fleet's results table."""
 
 from __future__ import annotations
 
@@ -7,35 +8,63 @@ import argparse
 import csv
 import json
 import math
-from typing import NamedTuple
+import os
+import zipfile
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .. import _checks
 from . import _parser
-from ._settings import choice, float_arg
+from ._outputs import write
+from ._settings import check_output, choice, float_arg
 
-__all__ = ["add_parser", "run"]
+__all__ = ["JSON_MOST", "add_parser", "run"]
+
+#: The most readings ``--json`` prints as columns; a larger log is written with ``--out``.
+JSON_MOST = 100_000
+
+#: A log's row statuses that are not a sensor's reason for having no fit, in their codes' order.
+STATUSES = ("ok", "missing reading", "no calibration", "no sensor", "not finite")
+_OK, _MISSING, _NO_CALIBRATION, _NO_SENSOR, _NOT_FINITE = range(len(STATUSES))
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = _parser.subcommand(
         commands, "predict", help="convert raw readings to Celsius with a saved calibration",
         description="Apply a calibration saved by 'jaxcal train --save' (its scale and params) to readings.",
-        examples=["jaxcal predict --cal cal.json 45.1 60.2", "jaxcal predict --cal cal.json --data readings.csv"])
+        examples=["jaxcal predict --cal cal.json 45.1 60.2", "jaxcal predict --cal cal.json --data readings.csv",
+                  "jaxcal predict --cal fits.parquet --data log.csv --out converted.parquet"])
     parser.add_argument("readings", nargs="*", metavar="T_U", help="raw readings to convert")
     parser.add_argument("--cal", required=True, metavar="FILE",
                         help="a calibration saved by 'jaxcal train --save', or a 'jaxcal fleet --out' results table "
                              "(.csv, .parquet, .npz, .json) with --sensor ID")
-    parser.add_argument("--sensor", metavar="ID", help="the sensor whose calibration in a fleet's results to apply")
+    parser.add_argument("--sensor", metavar="ID", help="the sensor whose calibration in a fleet's results to apply "
+                        "(to every reading, also of a --data table with a sensor column)")
     parser.add_argument("--data", metavar="FILE", help="a table with a t_u column (CSV, Parquet, or .npz/.npy arrays) "
-                        "instead of readings on the line")
+                        "instead of readings on the line; with a sensor column too, and a fleet's results table as "
+                        "--cal (no --sensor), a log: each reading through its own sensor's calibration (ids matched "
+                        "as text), every row kept, in order, with its status")
+    parser.add_argument("--out", metavar="FILE", help="write a log's converted readings here (atomically), one row per "
+                        "row of --data in its order: sensor, t_u, t_c, low, high, status (ok, or why not: no "
+                        "calibration, the sensor's reason for having no fit, missing reading, no sensor, not "
+                        "finite), as .csv or .parquet (or .json, .npz); the summary is printed")
+    parser.add_argument("--columns", metavar="MAP", help="which columns of --data hold what, role=name pairs: sensor "
+                        "and t_u, e.g. sensor=sensor_id,t_u=raw; names match in any case, other columns are ignored")
+    parser.add_argument("--separator", metavar="CHAR", help="--data's separator, a CSV file's (default: found from "
+                        "its header: comma, semicolon or tab)")
+    parser.add_argument("--missing", metavar="LIST", help="the cells of --data that are missing values, "
+                        "comma-separated (default: empty and NA); a log's missing reading is a row with status "
+                        "'missing reading', elsewhere one is refused")
     parser.add_argument("--level", default="0.95", metavar="P", help="the interval's coverage (default 0.95)")
     parser.add_argument("--interval", default="prediction", metavar="KIND",
                         help="prediction: where a new reading's true value falls (default); confidence: the band of "
                              "the calibration's mean")
     parser.add_argument("--json", action="store_true", help="print one JSON object: t_u, t_c, low and high, a list "
-                        "each (low and high null where the calibration has no uncertainty)")
+                        "each (low and high null where the calibration has no uncertainty); of a log, sensor and "
+                        f"status too (at most {JSON_MOST:,} readings: write more with --out), or with --out the "
+                        "summary's counts")
 
 
 class _Chosen(NamedTuple):
@@ -60,19 +89,24 @@ def _saved(path: str) -> _Chosen:
                    np.nan if calibration.residual_sd is None else float(calibration.residual_sd), calibration.dof)
 
 
-def _results(path: str) -> dict[str, list]:
-    """A ``fleet --out`` table's columns, in any of its formats."""
+def _results(path: str) -> dict[str, np.ndarray]:
+    """A ``fleet --out`` table's columns, in any of its formats: text, numbers or objects (``None`` or
+    empty text where a value is missing)."""
     from ..io import table_format
 
     kind = table_format(path, "--cal")
+    if not os.path.isfile(path):
+        what = "is a directory" if os.path.isdir(path) else "no such file"
+        raise _checks.InvalidInput("--cal", f"{path}: {what}; expected a fleet's results table (fleet --out)")
     try:
         if kind == "NumPy":
             with np.load(path, allow_pickle=False) as archive:
-                return {name: archive[name].tolist() for name in archive.files}
+                return {name: np.asarray(archive[name]) for name in archive.files}
         if kind == "Parquet":
             import pyarrow.parquet as pq
 
-            return pq.read_table(path).to_pydict()
+            table = pq.read_table(path)
+            return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
         if kind == "JSON":
             try:
                 with open(path, encoding="utf-8") as file:
@@ -80,12 +114,20 @@ def _results(path: str) -> dict[str, list]:
             except (ValueError, RecursionError) as error:  # a nesting too deep is Python's RecursionError
                 what = "nested too deeply" if isinstance(error, RecursionError) else str(error)
                 raise _checks.InvalidInput("--cal", f"{path}: not valid JSON ({what})") from None
-            return {name: [row.get(name) for row in rows] for name in rows[0]} if rows else {}
+            return ({name: _objects([row.get(name) for row in rows]) for name in rows[0]} if rows else {})
         with open(path, newline="", encoding="utf-8") as file:
             header, *rows = list(csv.reader(file))
-        return {name: [row[j] for row in rows] for j, name in enumerate(header)}
-    except (OSError, ValueError, KeyError, IndexError, AttributeError, TypeError) as error:
+        return {name: np.array([row[j] for row in rows], dtype=str) for j, name in enumerate(header)}
+    # EOFError, BadZipFile: an empty or cut-off .npz
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError, KeyError, IndexError, AttributeError,
+            TypeError) as error:
         raise _checks.InvalidInput("--cal", f"{path}: not a fleet's results table ({error})") from None
+
+
+def _objects(values: list) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 def _number(value: object) -> float:
@@ -134,15 +176,23 @@ def run(args: argparse.Namespace) -> int:
         raise _checks.InvalidInput("--level", f"must be strictly between 0 and 1, got {args.level!r}")
     if args.data and args.readings:
         raise _checks.InvalidInput("predict", "give readings on the command line or --data, not both")
+    reading = _reading_flags(args)
     saved = args.cal.endswith(".json") and _starts_with_brace(args.cal)
     if saved and args.sensor is not None:
         raise _checks.InvalidInput("--sensor", f"{args.cal} is one saved calibration; --sensor picks a row of a "
                                                "fleet's results table")
+    if args.data and not saved and args.sensor is None and _is_log(args.data, reading):
+        return _run_log(args, reading, level, interval)
+    if args.out is not None:
+        raise _checks.InvalidInput("--out", "writes a log's converted readings: --data with a sensor column, and a "
+                                            "fleet's results table as --cal (without --sensor)")
     chosen = _saved(args.cal) if saved else _from_results(args.cal, args.sensor)
     if args.data:
         from ..io import read_t_u
 
-        readings = read_t_u(args.data)
+        t_u = {"t_u": reading["columns"]["t_u"]} if reading["columns"] and "t_u" in reading["columns"] else None
+        readings = _flagged(lambda: read_t_u(args.data, columns=t_u, separator=reading["separator"],
+                                             missing=reading["missing"]))
     else:
         if not args.readings:
             raise _checks.InvalidInput("predict", "give readings to convert, e.g. jaxcal predict --cal cal.json 45.1")
@@ -168,17 +218,277 @@ def run(args: argparse.Namespace) -> int:
     if not known:
         low = high = np.full_like(celsius, np.nan)
     if args.json:
-        def listed(values: np.ndarray) -> list[float | None]:
-            return [v if math.isfinite(v) else None for v in values.tolist()]
-
-        print(json.dumps({"t_u": readings.tolist(), "t_c": celsius.tolist(), "low": listed(low),
-                          "high": listed(high), "level": level, "interval": interval}))
+        print(json.dumps({"t_u": readings.tolist(), "t_c": celsius.tolist(), "low": _listed(low),
+                          "high": _listed(high), "level": level, "interval": interval}))
     else:
         what = f"{level:g} {interval} interval"
         for raw, value, lo, hi in zip(readings.tolist(), celsius.tolist(), low.tolist(), high.tolist(), strict=True):
             bounds = f"  [{lo:.4f}, {hi:.4f}] ({what})" if math.isfinite(lo) and math.isfinite(hi) else ""
             print(f"{raw:g} -> {value:.4f}{bounds}")
     return 0
+
+
+def _listed(values: np.ndarray) -> list[float | None]:
+    """Numbers for JSON: one that is not finite as ``None``."""
+    cells = values.tolist()
+    for i in np.flatnonzero(~np.isfinite(values)).tolist():
+        cells[i] = None
+    return cells
+
+
+# -- flags of the --data table ---------------------------------------------------------------------------
+
+
+def _reading_flags(args: argparse.Namespace) -> dict:
+    """``--columns``, ``--separator`` and ``--missing`` as the table readers take them."""
+    from ..io import parse_columns
+
+    given = [flag for flag, value in (("--columns", args.columns), ("--separator", args.separator),
+                                      ("--missing", args.missing)) if value is not None]
+    if given and not args.data:
+        raise _checks.InvalidInput(given[0], "describes the --data table; give one with --data FILE")
+    try:
+        mapping = None if args.columns is None else parse_columns(args.columns)
+    except _checks.InvalidInput as error:  # the library names its argument; the command line names the flag
+        raise _checks.InvalidInput("--columns", str(error).removeprefix("columns: ")) from None
+    extra = sorted(set(mapping or {}) - {"sensor", "t_u"})
+    if extra:
+        raise _checks.InvalidInput("--columns", f"role {extra[0]} is not read by predict; its roles are sensor "
+                                                "and t_u")
+    return {"columns": mapping, "separator": args.separator,
+            "missing": None if args.missing is None else [cell.strip() for cell in args.missing.split(",")]}
+
+
+def _flagged(read: Callable[[], Any]) -> Any:
+    """``read()``, an error about an argument of a table reader named by its flag."""
+    try:
+        return read()
+    except _checks.InputError as error:
+        if error.problem and error.name in ("columns", "separator", "missing"):
+            raise type(error)(f"--{error.name}", error.problem) from None
+        raise
+
+
+def _is_log(data: str, reading: dict) -> bool:
+    """Whether ``--data`` is a log of many sensors' readings: its sensor column mapped, or there; or a
+    table not readable as readings alone either (the log's reader then says what it lacks)."""
+    from ..io import has_column
+
+    mapping = reading["columns"] or {}
+    if "sensor" in mapping:
+        return True
+    return _flagged(lambda: has_column(data, "sensor", columns=mapping, separator=reading["separator"])
+                    or not has_column(data, "t_u", columns=mapping, separator=reading["separator"]))
+
+
+# -- a log: each reading through its own sensor's calibration ----------------------------------------------
+
+
+class _Fleet(NamedTuple):
+    """A fleet's calibrations, one per row of its results table: what a log's readings need of them."""
+
+    ids: np.ndarray  # each row's sensor id (text)
+    model: np.ndarray  # each row's model, an index into models
+    models: list[str]
+    params: list[np.ndarray]  # per model: (rows, k) float64, NaN but in that model's rows
+    cov: list[np.ndarray]  # per model: (rows, k, k)
+    residual_sd: np.ndarray
+    dof: np.ndarray  # float64, NaN where unknown
+    scale: np.ndarray
+    usable: np.ndarray  # whether the row's params are all finite
+    why: np.ndarray  # the row's reason for no fit (its reason, else its status); "" where usable
+
+
+def _texts(values: np.ndarray) -> np.ndarray:
+    """A column as text (a Unicode array): a missing value (``None``) as empty."""
+    values = np.asarray(values)
+    if values.dtype.kind == "O":
+        return np.array(["" if v is None else str(v) for v in values.tolist()], dtype=str)
+    return values.astype(str)
+
+
+def _floats(path: str, columns: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """A column as float64: empty text, ``None`` and ``NA`` as NaN; a cell that is not a number refused."""
+    values = np.asarray(columns[name])
+    if values.dtype.kind in "iufb":
+        return values.astype(np.float64)
+    text = np.char.strip(_texts(values))
+    text = np.where((text == "") | (text == "NA"), "nan", text)
+    try:
+        return text.astype(np.float64)
+    except ValueError:
+        for i, cell in enumerate(text.tolist()):
+            try:
+                float(cell)
+            except ValueError:
+                raise _checks.InvalidInput("--cal", f"{path}: row {i + 1}: {name} is not a number: "
+                                                    f"{_checks.shown(cell)}") from None
+        raise
+
+
+def _fleet(path: str) -> _Fleet:
+    """Every calibration of a fleet's results table (``jaxcal fleet --out``), column by column."""
+    from ..core import resolve_model
+
+    columns = _results(path)
+    for need in ("sensor", "model", "status", "scale", "residual_sd", "dof"):
+        if need not in columns:
+            raise _checks.InvalidInput("--cal", f"{path}: not a fleet's results table (no {need!r} column)")
+    ids = np.char.strip(_texts(columns["sensor"]))
+    order = np.argsort(ids, kind="stable")
+    twice = np.flatnonzero(ids[order][1:] == ids[order][:-1])
+    if twice.size:
+        raise _checks.InvalidInput("--cal", f"{path}: sensor {_checks.shown(str(ids[order][twice[0]]))} has two "
+                                            "rows; a fleet's results hold one per sensor")
+    models, model = np.unique(_texts(columns["model"]), return_inverse=True)
+    model = model.reshape(-1)
+    n = len(ids)
+    params, cov, usable = [], [], np.zeros(n, bool)
+    for m, text in enumerate(models.tolist()):
+        try:
+            names = resolve_model(text).param_names
+        except _checks.InputError as error:
+            raise _checks.InvalidInput("--cal", f"{path}: sensor {ids[np.argmax(model == m)]}'s model: "
+                                                f"{error.problem or error}") from None
+        mine = model == m
+        try:
+            p = np.stack([np.where(mine, _floats(path, columns, name), np.nan) for name in names], axis=1)
+            c = np.stack([np.stack([np.where(mine, _floats(path, columns, f"cov_{names[min(a, b)]}_{names[max(a, b)]}"),
+                                             np.nan) for b in range(len(names))], axis=1)
+                          for a in range(len(names))], axis=1)
+        except KeyError as missing:
+            raise _checks.InvalidInput("--cal", f"{path}: no column {missing} for the {text} model") from None
+        usable |= mine & np.all(np.isfinite(p), axis=1)
+        params.append(p)
+        cov.append(c)
+    reason = _texts(columns["reason"]) if "reason" in columns else np.full(n, "")
+    status = _texts(columns["status"])
+    why = np.where(usable, "", np.where(np.char.strip(reason) != "", reason, status))
+    return _Fleet(ids, model, models.tolist(), params, cov, _floats(path, columns, "residual_sd"),
+                  _floats(path, columns, "dof"), _floats(path, columns, "scale"), usable, why)
+
+
+def _matched(fleet: _Fleet, sensors: np.ndarray) -> np.ndarray:
+    """Each of ``sensors``' row in the fleet's results (ids equal as text), -1 where it has none."""
+    order = np.argsort(fleet.ids)
+    known = fleet.ids[order]
+    if not len(known):
+        return np.full(len(sensors), -1, np.int64)
+    at = np.minimum(np.searchsorted(known, sensors), len(known) - 1)
+    return np.where(known[at] == sensors, order[at], -1)
+
+
+def convert_log(fleet: _Fleet, log: Any, level: float, interval: str) -> dict[str, Any]:
+    """A log's readings, each through its own sensor's calibration: the output's columns.
+
+    ``sensor`` and ``status`` are :class:`jaxcal.io.Coded` text; ``t_u``, ``t_c``, ``low`` and ``high``
+    float64, NaN but where a reading converted. As for one calibration, the value is computed in float64
+    on the host and the interval's half-width by the intervals' program (:func:`jaxcal.intervals.predict_table`,
+    one gather and one fused pass over the readings per model of the fleet).
+    """
+    from ..core import resolve_model
+    from ..intervals import predict_table
+    from ..io import Coded
+
+    n = len(log.t_u)
+    match = _matched(fleet, log.sensors)
+    # each distinct id's status: its calibration, none, or its sensor's reason for none (an index of -1
+    # takes the entry appended last)
+    usable = np.append(fleet.usable, False)[match]
+    reasons, why = np.unique(np.append(fleet.why, "")[match][~usable & (match >= 0)], return_inverse=True)
+    sensor_status = np.where(match < 0, _NO_CALIBRATION, _OK)
+    sensor_status[~usable & (match >= 0)] = len(STATUSES) + why.reshape(-1)
+    sensor_row = np.where(sensor_status == _OK, match, -1)
+    # per reading, by the index of its id: an index of -1 (no id) takes the last entry appended
+    codes = np.min_scalar_type(len(STATUSES) + len(reasons))
+    status = np.append(sensor_status, _NO_SENSOR).astype(codes)[log.index]
+    row = np.append(sensor_row, -1).astype(np.int32 if len(fleet.ids) < 2**31 - 1 else np.int64)[log.index]
+    gone = np.isnan(log.t_u)
+    status[gone & (status == _OK)] = _MISSING
+    row[gone] = -1
+    t_c = low = high = None
+    if fleet.usable.any():
+        scales = np.unique(fleet.scale[fleet.usable])
+        with np.errstate(over="ignore", invalid="ignore"):  # one scale (the usual fleet's 1): no gather
+            scaled = (log.t_u if scales.tolist() == [1.0] else log.t_u * scales[0] if len(scales) == 1
+                      else log.t_u * np.append(fleet.scale, np.nan)[row])
+        for m, model in enumerate(fleet.models):
+            used = fleet.usable & (fleet.model == m)
+            if not used.any():
+                continue
+            # one model (the usual fleet): every reading in one call, no selection
+            sel = slice(None) if len(fleet.models) == 1 else np.flatnonzero(np.append(used, False)[row])
+            rows = row[sel]
+            params = fleet.params[m]
+            each = [np.append(params[:, j], np.nan)[rows] for j in range(params.shape[1])]  # row -1: NaN
+            with np.errstate(over="ignore", invalid="ignore"):  # a reading too large: not finite, its status says
+                got = predict_table(scaled[sel], rows, params, fleet.cov[m], fleet.residual_sd, fleet.dof,
+                                    model=model, level=level, interval=interval)
+                value = np.array(resolve_model(model).fn(scaled[sel], *each), np.float64, copy=None)
+                value = value if value.flags.writeable else value.copy()  # a JAX array's view is read-only
+                # in place where it can be: each new array of a large log is ~0.1 s of the system's paging
+                half = np.subtract(np.asarray(got.high), np.asarray(got.low), dtype=np.float64)
+                half *= 0.5
+                upper = np.add(value, half)
+                lower = np.subtract(value, half, out=half)
+                if len(fleet.models) == 1:  # every reading's: the arrays themselves
+                    t_c, low, high = value, lower, upper
+                    continue
+                if t_c is None:
+                    t_c, low, high = (np.full(n, np.nan) for _ in range(3))
+                t_c[sel], low[sel], high[sel] = value, lower, upper
+    if t_c is None:  # no reading has a calibration
+        t_c, low, high = (np.full(n, np.nan) for _ in range(3))
+    status[(status == _OK) & ~np.isfinite(t_c)] = _NOT_FINITE
+    off = status != _OK
+    if off.any():
+        t_c[off] = low[off] = high[off] = np.nan
+    sensor = Coded(np.append(log.sensors, ""), np.where(log.index < 0, len(log.sensors), log.index))
+    return {"sensor": sensor, "t_u": log.t_u, "t_c": t_c, "low": low, "high": high,
+            "status": Coded(np.array([*STATUSES, *reasons.tolist()], dtype=str), status)}
+
+
+def _run_log(args: argparse.Namespace, reading: dict, level: float, interval: str) -> int:
+    from ..io import read_log, table_format, write_table
+
+    check_output(args.out, "--out")
+    if args.out is not None:
+        table_format(args.out, "--out")  # an unknown suffix is refused before any reading
+        for path in (args.data, args.cal):
+            if os.path.exists(args.out) and os.path.exists(path) and os.path.samefile(args.out, path):
+                raise _checks.InvalidInput("--out", f"{args.out} is the input table {path}; choose another file")
+    fleet = _fleet(args.cal)
+    log = _flagged(lambda: read_log(args.data, **reading))
+    n = len(log.t_u)
+    if args.json and args.out is None and n > JSON_MOST:
+        raise _checks.InvalidInput("--json", f"{args.data} holds {n:,} readings, more than --json prints "
+                                             f"({JSON_MOST:,}); write them with --out FILE (.csv or .parquet)")
+    columns = convert_log(fleet, log, level, interval)
+    if args.out is not None:
+        write(args.out, lambda path: write_table(path, columns, name="--out"))
+    status = columns["status"]
+    counts = {name: int(c) for name, c in zip(status.values.tolist(), np.bincount(status.codes, minlength=len(
+        status.values)).tolist(), strict=True) if c}
+    if args.json and args.out is None:
+        print(json.dumps({"sensor": columns["sensor"].decoded().tolist(), "t_u": _listed(log.t_u),
+                          "t_c": _listed(columns["t_c"]), "low": _listed(columns["low"]),
+                          "high": _listed(columns["high"]), "status": status.decoded().tolist(),
+                          "level": level, "interval": interval}))
+    elif args.json:
+        print(json.dumps({"readings": n, "sensors": len(log.sensors), "converted": counts.get("ok", 0),
+                          "status": counts, "level": level, "interval": interval, "out": args.out}))
+    else:
+        print(_summary(n, len(log.sensors), counts, args.out))
+    return 0
+
+
+def _summary(n: int, sensors: int, counts: dict[str, int], out: str | None) -> str:
+    """A log's summary line: its readings and sensors, how many converted, and why the others were not."""
+    ok = counts.get("ok", 0)
+    why = ", ".join(f"{c} {name}" for name, c in counts.items() if name != "ok")
+    return (f"{n} reading{'' if n == 1 else 's'} of {sensors} sensor{'' if sensors == 1 else 's'}: {ok} converted"
+            + (f", {n - ok} not ({why})" if why else "")
+            + (f"; results in {out}" if out else "; use --out FILE (.csv or .parquet) for the converted readings"))
 
 
 def _starts_with_brace(path: str) -> bool:
