@@ -292,7 +292,7 @@ def test_the_solvers_and_their_help_come_from_the_librarys_table(monkeypatch):
     assert "xx (a solver of tomorrow)" in text
     listed = choices(build_parser(), "train")[0]
     assert listed[0] == "gd"  # train's default
-    assert sorted(listed) == sorted({"gd", *solvers.SOLVERS})
+    assert sorted(listed) == sorted({"gd", "auto", *solvers.SOLVERS})  # train also picks by the model (auto)
     monkeypatch.setitem(solvers.SOLVERS, "gd", (solvers.LeastSquares, "the book's, from the table"))
     listed, text = choices(build_parser(), "fleet")
     assert listed.count("gd") == 1

@@ -7,7 +7,9 @@ uncertainty: their covariance, standard errors, the degrees of freedom and the r
 deviation (for gradient descent computed at its final params, by :func:`jaxcal.calibrate`'s
 formulas). Loading checks every field and refuses a corrupt, incomplete or incompatible file with
 one line; a calibration whose fit diverged loads (it is the record of that run) but converts
-nothing. Files of formats 1 and 2 are still read (their uncertainty unknown: ``None``).
+nothing. Files of formats 1 and 2 are still read (their uncertainty unknown: ``None``). The model is
+a name jaxcal knows (``linear``) or an expression in ``t_u`` (``b1*(1-exp(-b2*t_u))``), stored as
+its text and read back by :mod:`jaxcal.expression` (never run as Python).
 
 >>> cal = Calibration(params=(5.3671, -17.3012), model="linear", scale=0.1, loss=2.93,
 ...                   settings={}, data_fingerprint="", jaxcal_version="0.1.0")
@@ -27,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import MAX_EPOCHS, InvalidInput
+from ._checks import MAX_EPOCHS, InputError, InvalidInput
 from ._files import write_atomic
-from .core import MODELS
+from .core import MODELS, ModelSpec, resolve_model
 
 __all__ = ["FORMAT", "FORMAT_1", "FORMAT_2", "Calibration", "fingerprint", "load_calibration", "save_calibration"]
 
@@ -61,7 +63,8 @@ def fingerprint(t_u: Any, t_c: Any) -> str:
 
 @dataclass(frozen=True)
 class Calibration:
-    """A fitted thermometer: ``t_c = model(scale * t_u, *params)``.
+    """A fitted thermometer: ``t_c = model(scale * t_u, *params)``, ``model`` a name of
+    :data:`jaxcal.MODELS` or an expression in ``t_u`` (its text).
 
     ``diverged`` is also set when ``params`` or ``loss`` is not finite: such a fit determined
     nothing. ``diverged_at`` is the epoch at which the loss stopped being finite, where known.
@@ -119,8 +122,11 @@ class Calibration:
         readings = np.asarray(t_u, np.float64)
         if not np.all(np.isfinite(readings)):
             raise InvalidInput("t_u: readings to convert must be finite numbers")
-        with np.errstate(over="ignore", invalid="ignore"):
-            celsius = np.asarray(MODELS[self.model].fn(self.scale * readings, *self.params), np.float64)
+        import jax
+
+        # an expression computes with jax.numpy: in float64 here, as a named model computes with NumPy
+        with np.errstate(over="ignore", invalid="ignore"), jax.enable_x64(True):
+            celsius = np.asarray(_model(self.model).fn(self.scale * readings, *self.params), np.float64)
         if not np.all(np.isfinite(celsius)):
             raise InvalidInput("t_u: a converted reading is not finite (a reading too large for this calibration)")
         return celsius
@@ -135,6 +141,11 @@ class Calibration:
                 "stderr": None if self.stderr is None else [_or_null(s) for s in self.stderr],
                 "dof": None if self.dof is None else int(self.dof),
                 "residual_sd": None if self.residual_sd is None else _or_null(self.residual_sd)}
+
+
+def _model(model: str) -> ModelSpec:
+    """A calibration's model: a name jaxcal knows, or an expression in ``t_u``."""
+    return MODELS[model] if model in MODELS else resolve_model(model)
 
 
 def _or_null(value: float) -> float | None:
@@ -180,13 +191,19 @@ def load_calibration(path: str | os.PathLike[str]) -> Calibration:
     if missing:
         raise InvalidInput(f"{path}: incomplete calibration, missing {', '.join(missing)}")
     model = content["model"]
-    if not isinstance(model, str) or model not in MODELS:
-        raise InvalidInput(f"{path}: unknown model {model!r}; this jaxcal knows {', '.join(MODELS)}")
+    if not isinstance(model, str) or (model not in MODELS and model.strip().isidentifier()):
+        raise InvalidInput(f"{path}: unknown model {_bounded(model)}; this jaxcal knows {', '.join(MODELS)}, and "
+                           "expressions in t_u")
+    try:
+        spec = _model(model)
+    except InputError as error:  # an expression this jaxcal cannot read: the parser's own words
+        raise InvalidInput(f"{path}: model: {error.problem}") from None
     params = content["params"]
+    named = model if model in MODELS else _bounded(model)
     # null: a param a diverged fit did not determine (written so by to_dict)
-    if (not isinstance(params, list) or len(params) != MODELS[model].n_params
+    if (not isinstance(params, list) or len(params) != spec.n_params
             or not all(p is None or _finite_number(p) for p in params)):
-        raise InvalidInput(f"{path}: params must be {MODELS[model].n_params} finite numbers for the {model} model")
+        raise InvalidInput(f"{path}: params must be {spec.n_params} finite numbers for the {named} model")
     scale = content["scale"]
     if not _finite_number(scale) or scale == 0:
         raise InvalidInput(f"{path}: scale must be a finite nonzero number")

@@ -10,7 +10,8 @@ from typing import Any, NoReturn
 from .._checks import shown
 
 __all__ = ["Parser", "UsageError", "add_device_flag", "add_distributed_flags", "add_model_flags", "add_solver_flag",
-           "add_train_flags", "canonical", "closest", "did_you_mean", "solver_choices", "subcommand"]
+           "add_table_flags", "add_train_flags", "canonical", "closest", "did_you_mean", "solver_choices",
+           "subcommand"]
 
 #: How long the echo of unrecognized arguments may grow: a message stays one bounded line.
 MOST_ECHOED = 80
@@ -132,9 +133,10 @@ def solver_choices(*, auto: bool) -> dict[str, str]:
     return choices
 
 
-def add_solver_flag(parser: argparse.ArgumentParser, default: str) -> None:
-    """``--solver``, its choices and their help from the library's table (see :func:`solver_choices`)."""
-    choices = solver_choices(auto=default == "auto")
+def add_solver_flag(parser: argparse.ArgumentParser, default: str, *, auto: bool = False) -> None:
+    """``--solver``, its choices and their help from the library's table (see :func:`solver_choices`);
+    ``auto`` is a choice where it is the default, or where ``auto`` says so."""
+    choices = solver_choices(auto=auto or default == "auto")
     if default != "auto":  # the default first
         choices = {default: choices.pop(default), **choices}
     listed = "; ".join(f"{name} ({summary})" for name, summary in choices.items())
@@ -168,10 +170,41 @@ def add_model_flags(parser: argparse.ArgumentParser, lr: bool = True, solver: bo
         parser.set_defaults(lr=default["lr"])
     add("--init", nargs="+", default=None, metavar="P",
         help="initial params: W B (linear, default 1 0) or W2 W1 B (quadratic, default 0 1 0)"
-             + (" (--solver gd, lm)" if solver else ""))
+             + (", or by name, e.g. b1=250,b2=5e-4 (an expression's params, which have no default) "
+                "(--solver gd, lm)" if solver else ""))
     add("--optimizer", default=default["optimizer"], metavar="NAME",
         help=f"plain (the seed's params - lr * grad), sgd or adam{gd}")
-    add("--model", default="linear", metavar="NAME", help="linear (w * t_u + b) or quadratic (w2 * t_u**2 + ...)")
+    add("--model", default="linear", metavar="NAME", help="linear (w * t_u + b) or quadratic (w2 * t_u**2 + ...)"
+        + (", or an expression in t_u, e.g. 'b1*(1-exp(-b2*t_u))' (read by jaxcal.expression, never run as "
+           "Python; its params are its other names; with --solver gd they apply to the scaled readings, "
+           "S * t_u)" if solver else ""))
+
+
+#: ``--columns`` and ``--missing`` of a fleet (a sensor column required) and of one sensor's readings.
+_TABLE_HELP = {
+    "fleet": ("which columns hold what, role=name pairs: sensor, t_u, t_c and sigma (each reading's standard "
+              "uncertainty: a weighted fit), e.g. sensor=sensor_id,t_u=raw,t_c=celsius; names match in any case, "
+              "other columns are ignored",
+              "a reading with one is dropped and counted in its sensor's dropped column"),
+    "readings": ("which columns of --data hold what, role=name pairs: t_u and t_c, and optionally sensor (a table "
+                 "of one sensor's readings; a table of several is a fleet: jaxcal fleet) and sigma (each "
+                 "reading's standard uncertainty: a weighted fit, --solver ls or lm), e.g. t_u=raw,t_c=celsius; "
+                 "names match in any case, other columns are ignored",
+                 "a reading with one is dropped, and the output says how many (the JSON's dropped field, "
+                 "absent where none is)"),
+}
+
+
+def add_table_flags(parser: argparse.ArgumentParser, table: str) -> None:
+    """``--columns``, ``--separator`` and ``--missing``: how a table's file is read, for a ``table`` of
+    ``"fleet"`` (``jaxcal fleet``) or ``"readings"`` (one sensor's: ``jaxcal train --data``)."""
+    columns, dropped = _TABLE_HELP[table]
+    add = parser.add_argument
+    add("--columns", metavar="MAP", help=columns)
+    add("--separator", metavar="CHAR", help="a CSV file's separator (default: found from its header: comma, "
+        "semicolon or tab)")
+    add("--missing", metavar="LIST", help="the cells that are missing values, comma-separated (default: empty and "
+        f"NA); {dropped}")
 
 
 def add_start_up_flags(parser: argparse.ArgumentParser, splits: str = "shard the readings over") -> None:
@@ -200,15 +233,19 @@ def _device(text: str) -> str:
 
 
 def add_train_flags(parser: argparse.ArgumentParser, splits: str = "shard the readings over",
-                    schedule: bool = True, solver: bool = False) -> None:
+                    schedule: bool = True, solver: bool = False, tables: bool = False) -> None:
     """The flags of train and parity; ``schedule=False`` (sweep): only what a sweep uses, the
     others at their defaults (a flag that would be ignored is not offered). ``solver``: the command
-    has ``--solver`` (train), and the help says which flags only gradient descent reads."""
+    has ``--solver`` (train), and the help says which flags only gradient descent reads. ``tables``:
+    ``--data`` is read as :func:`add_table_flags` says (``--columns``, ``--separator``, ``--missing``)."""
     gd = " (--solver gd)" if solver else ""
     default = _defaults(solver)
     add = parser.add_argument
     add("--data", metavar="FILE", help="readings: CSV with header t_u,t_c, Parquet (.parquet) with those columns, "
-        ".npy or .npz (default: the book's 11 readings)")
+        ".npy or .npz (default: the book's 11 readings)"
+        + ("; a sensor column naming one sensor, and a sigma column (weights), are read too" if tables else ""))
+    if tables:
+        add_table_flags(parser, "readings")
     add_model_flags(parser, lr=schedule, solver=solver)
     if not schedule:
         parser.set_defaults(gradient=default["gradient"], fd_delta=default["fd_delta"], log_every=default["log_every"],

@@ -11,8 +11,9 @@ from typing import Any
 from .. import _checks
 from ._parser import canonical, did_you_mean
 
-__all__ = ["DEFAULTS", "GD_ONLY", "FitSettings", "check_output", "choice", "float_arg", "int_arg", "need_matplotlib",
-           "parse_devices", "parse_fit", "parse_model", "parse_solver", "placed"]
+__all__ = ["DEFAULTS", "GD_ONLY", "TABLE_FLAGS", "FitSettings", "check_output", "choice", "float_arg", "int_arg",
+           "need_matplotlib", "parse_devices", "parse_fit", "parse_model", "parse_solver", "parse_table", "placed",
+           "read_data"]
 
 #: ``--optimizer`` names and what the library calls them.
 OPTIMIZERS = {"plain": None, "sgd": "sgd", "adam": "adam"}
@@ -38,13 +39,19 @@ GD_ONLY = {"scale": "--scale", "epochs": "--epochs", "lr": "--lr", "optimizer": 
            "val_fraction": "--val-fraction", "split_seed": "--split-seed", "book_split": "--book-split",
            "exact": "--exact"}
 
+#: How a table's file is read (:func:`parse_table`): the flags by argparse name, which is also the name
+#: the readers (:mod:`jaxcal.io`) give the argument in their errors.
+TABLE_FLAGS = {"columns": "--columns", "separator": "--separator", "missing": "--missing"}
+
 
 @dataclasses.dataclass
 class FitSettings:
     """What ``train``, ``parity``, ``sweep`` and ``fleet`` fit, checked.
 
     ``t_u`` is the scaled readings (the book's ``t_un``), ``raw_t_u`` the readings as read;
-    ``n_total`` is the file's count when this process read only its share of it.
+    ``n_total`` is the file's count when this process read only its share of it. ``sigma`` is each
+    reading's standard uncertainty where ``--data`` has a sigma column (a weighted fit), ``dropped``
+    the readings of ``--data`` dropped for a missing value, ``sensor`` the sensor its sensor column names.
     """
 
     n_epochs: int
@@ -67,6 +74,9 @@ class FitSettings:
     raw_t_u: Any = None
     val: tuple[Any, Any] | None = None
     n_total: int | None = None
+    sigma: Any = None
+    dropped: int = 0
+    sensor: str | None = None
 
     @property
     def library_optimizer(self) -> str | None:
@@ -206,7 +216,10 @@ def parse_model(args: argparse.Namespace, *, schedule: bool = False, expressions
             raise _checks.InvalidInput("--fd-delta", f"must be a positive finite number, got {args.fd_delta!r}")
         _checks.fit_dtype(delta, dtype, "--fd-delta", nonzero=True)
     names = spec.param_names
-    if args.init is not None and any("=" in v for v in args.init):
+    if solver == "ls":
+        # least squares needs no start (parse_solver refused --init): a placeholder the fit never reads
+        init = [0.0] * len(names) if spec.init is None else list(spec.init)
+    elif args.init is not None and any("=" in v for v in args.init):
         init = _named_init(args.init, names)
     elif args.init is None and spec.init is None:
         raise _checks.InvalidInput("--init", f"the model {model!r} has no default start; give its params "
@@ -214,8 +227,9 @@ def parse_model(args: argparse.Namespace, *, schedule: bool = False, expressions
     else:
         init = list(spec.init) if args.init is None else [float_arg(v, "--init") for v in args.init]
     if len(init) != len(names):
+        named = model if model.isidentifier() else repr(model)
         raise _checks.InvalidInput(
-            "--init", f"the {model} model expects {len(names)} numbers ({' '.join(names)}), got {len(init)}")
+            "--init", f"the {named} model expects {len(names)} numbers ({' '.join(names)}), got {len(init)}")
     _checks.check_finite_array(init, "--init")
     _checks.fit_dtype(init, dtype, "--init")
     return FitSettings(epochs, lr, init, model, optimizer, scale, x64, solver=solver, gradient=gradient, delta=delta,
@@ -259,36 +273,87 @@ def _dtype(x64: bool) -> Any:
     return np.float64 if x64 else np.float32
 
 
-def parse_fit(args: argparse.Namespace, part: Callable[[int], slice] | None = None) -> FitSettings:
+def parse_table(args: argparse.Namespace) -> dict[str, Any]:
+    """``--columns``, ``--separator`` and ``--missing`` (where the command has them) as the readers'
+    keyword arguments (:func:`jaxcal.io.read_readings`); a bad mapping is one line naming ``--columns``."""
+    from ..io import parse_columns
+
+    text = getattr(args, "columns", None)
+    try:
+        mapping = None if text is None else parse_columns(text)
+    except _checks.InputError as error:  # the library names its argument; the command line names the flag
+        raise _checks.InvalidInput("--columns", error.problem) from None
+    missing = getattr(args, "missing", None)
+    return {"columns": mapping, "separator": getattr(args, "separator", None),
+            "missing": None if missing is None else [cell.strip() for cell in missing.split(",")]}
+
+
+def read_data(path: str, dtype: Any, reading: dict[str, Any], part: Callable[[int], slice] | None = None) -> Any:
+    """``--data``: one sensor's readings (:func:`jaxcal.io.read_readings` with ``reading``, from
+    :func:`parse_table`). An error about how the file is read names the flag; a table of several
+    sensors is a fleet, and the error says which command calibrates one."""
+    from ..io import read_readings
+
+    try:
+        return read_readings(path, dtype, part=part, **reading)
+    except _checks.InputError as error:
+        if error.name in TABLE_FLAGS:
+            raise type(error)(TABLE_FLAGS[error.name], error.problem) from None
+        if error.problem and "a readings table holds one sensor's readings" in error.problem:
+            several = error.problem.split(";", 1)[0]  # "names 3 sensors"
+            raise _checks.InvalidInput(error.name, f"{several}; train fits one sensor's readings: calibrate every "
+                                                   f"sensor of a table with 'jaxcal fleet {path}'") from None
+        raise
+
+
+def parse_fit(args: argparse.Namespace, part: Callable[[int], slice] | None = None, *,
+              expressions: bool = False) -> FitSettings:
     """Parse and check every flag of ``train``, ``parity`` and ``sweep`` before any JAX work
     starts, and read the readings.
 
     ``part``: read only the rows ``part(n)`` of ``--data`` (a process's share of a multi-process
-    run); ``n_total`` is then the file's count.
+    run); ``n_total`` is then the file's count. ``expressions``: ``--model`` may be an expression
+    in ``t_u`` (train). ``--columns``, ``--separator`` and ``--missing``, where the command has them,
+    say how ``--data`` is read; a sigma column (each reading's standard uncertainty) weights the fit
+    of ``--solver ls`` and ``lm``, and is refused for gradient descent, which fits without weights.
     """
     import numpy as np
 
     from .. import data as book
+    from ..core import resolve_model
 
-    s = parse_model(args, schedule=True)
+    s = parse_model(args, schedule=True, expressions=expressions)
     dtype = s.dtype
+    if s.solver == "ls" and not resolve_model(s.model).linear:
+        raise _checks.InvalidInput("--solver", f"ls solves a model linear in its params in one step; {s.model!r} "
+                                               "is not: fit it with --solver lm (or auto) from a start (--init)")
     if args.log_epochs:
         s.log_epochs = {int_arg(p.strip(), "--log-epochs") for p in args.log_epochs.split(",") if p.strip()}
     s.exact = bool(args.exact)
     if s.exact and s.x64:
         raise _checks.InvalidInput("--exact", "reproduces the float32 recording; it cannot be combined with --x64")
     s.data = args.data
+    reading = parse_table(args)
+    if args.data is None:
+        for name, flag in TABLE_FLAGS.items():
+            if getattr(args, name, None) is not None:
+                raise _checks.InvalidInput(flag, "says how --data is read; give --data FILE (the book's readings "
+                                                 "are read as they are)")
+    elif reading["columns"] and "sigma" in reading["columns"] and s.solver == "gd":
+        raise _checks.InvalidInput("--columns", "names a sigma column (weights); gradient descent (--solver gd) "
+                                                "fits without weights: use --solver ls or lm")
     split = args.book_split or args.val_fraction is not None
     if args.data is None:
         t_u, t_c = book.readings(dtype)
-    elif part is not None and not split:
-        from ..io import read_readings_share
-
-        t_u, t_c, s.n_total = read_readings_share(args.data, dtype, part)
     else:
-        from ..io import read_readings
-
-        t_u, t_c = read_readings(args.data, dtype=dtype)
+        readings = read_data(args.data, dtype, reading, part if not split else None)
+        t_u, t_c = readings.t_u, readings.t_c
+        s.sigma, s.dropped, s.sensor = readings.sigma, int(readings.dropped), readings.sensor
+        if part is not None and not split:
+            s.n_total = readings.total
+        if s.sigma is not None and s.solver == "gd":
+            raise _checks.InvalidInput("--solver", f"{args.data} has a sigma column (weights); gradient descent "
+                                                   "fits without weights: use --solver ls or lm")
     if split:
         if args.book_split:
             if args.data is not None:
@@ -325,12 +390,13 @@ def check_determined(t_u: Any, model: str, name: str) -> None:
     than it has parameters (all readings at one temperature leave the slope undetermined)."""
     import numpy as np
 
-    from ..core import MODELS
+    from ..core import resolve_model
 
-    need = MODELS[model].n_params
+    need = resolve_model(model).n_params
     distinct = len(np.unique(t_u))
     if distinct < need:
-        raise _checks.InvalidInput(name, f"the readings have {_distinct(distinct)}; the {model} model's {need} "
+        named = model if model.isidentifier() else repr(model)
+        raise _checks.InvalidInput(name, f"the readings have {_distinct(distinct)}; the {named} model's {need} "
                                    f"parameters need at least {need} (the fit is undetermined)")
 
 

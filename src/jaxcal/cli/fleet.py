@@ -63,13 +63,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--report", metavar="HTML", help="write the calibration report: one self-contained page (what was fitted, "
         "counts per status, each param's and standard error's distribution, the worst-fitting sensors' data, fit, "
         "prediction band and residuals); needs matplotlib (the plot extra)")
-    add("--columns", metavar="MAP", help="which columns hold what, role=name pairs: sensor, t_u, t_c and sigma "
-        "(each reading's standard uncertainty: a weighted fit), e.g. sensor=sensor_id,t_u=raw,t_c=celsius; names "
-        "match in any case, other columns are ignored")
-    add("--separator", metavar="CHAR", help="a CSV file's separator (default: found from its header: comma, "
-        "semicolon or tab)")
-    add("--missing", metavar="LIST", help="the cells that are missing values, comma-separated (default: empty and "
-        "NA); a reading with one is dropped and counted in its sensor's dropped column")
+    _parser.add_table_flags(parser, "fleet")
     _parser.add_distributed_flags(parser)
 
 

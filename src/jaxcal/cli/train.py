@@ -1,7 +1,17 @@
 """``jaxcal train``: the seed's training run, its log, and optionally the calibration and a plot.
 
 ``--solver ls`` or ``lm`` fits the same readings by :func:`jaxcal.calibrate` instead, and prints the
-params with their standard errors; the default, ``gd``, is the seed's run, unchanged.
+params with their standard errors (``auto``: ``ls`` for a model linear in its params, ``lm`` otherwise);
+the default, ``gd``, is the seed's run, unchanged.
+
+``--model`` is a named model or an expression in ``t_u`` (:mod:`jaxcal.expression`), its start given by
+name (``--init b1=250,b2=5e-4``); the saved calibration carries the expression's text. ``--data`` is one
+sensor's table, read as ``--columns``, ``--separator`` and ``--missing`` say: a reading with a missing
+value is dropped and counted in the output, a sigma column weights the fit (``ls``, ``lm``).
+
+Gradient descent fits ``model(S * t_u, *params)`` (``--scale S``, the book's preconditioning), and its
+params, and ``--init``, apply to the scaled readings: the saved calibration records ``S`` with them, and
+``jaxcal predict`` multiplies each reading by it before applying the model.
 """
 
 from __future__ import annotations
@@ -23,11 +33,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = _parser.subcommand(
         commands, "train", help="run the seed's training loop (one compiled program)",
         description="Run gradient descent on the book's model and print the seed's log; --solver ls or lm fits "
-                    "the same readings by least squares and prints the params with their standard errors.",
+                    "the same readings by least squares and prints the params with their standard errors. The "
+                    "model may be an expression in t_u, and --data one sensor's table with its own column names.",
         examples=["jaxcal train", "jaxcal train --scale 1 --optimizer adam --lr 0.1 --epochs 2000",
-                  "jaxcal train --exact --json", "jaxcal train --solver ls --x64 --save cal.json"])
-    _parser.add_solver_flag(parser, "gd")
-    _parser.add_train_flags(parser, solver=True)
+                  "jaxcal train --exact --json", "jaxcal train --solver ls --x64 --save cal.json",
+                  "jaxcal train --model 'b1*(1-exp(-b2*t_u))' --init b1=250,b2=5e-4 --solver lm --data misra.csv "
+                  "--save cal.json",
+                  "jaxcal train --solver ls --data logger.csv --columns t_u=RAW,t_c=REF --separator ';'"])
+    _parser.add_solver_flag(parser, "gd", auto=True)
+    _parser.add_train_flags(parser, solver=True, tables=True)
     _parser.add_device_flag(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the log")
     parser.add_argument("--save", metavar="FILE", help="save the calibration (params, scale, model, solver, "
@@ -47,11 +61,17 @@ def run(args: argparse.Namespace) -> int:
     # needs them all (to save their fingerprint or plot them), or the fit is not gradient descent's
     # (each process fits them all; process 0 reports).
     shared = planned is not None and not (args.save or args.plot) and parse_solver(args) == "gd"
-    s = parse_fit(args, (lambda n: distributed.share(n, planned)) if shared else None)
+    s = parse_fit(args, (lambda n: distributed.share(n, planned)) if shared else None, expressions=True)
     s.devices = parse_devices(args)
     check_output(args.save, "--save")
     check_output(args.plot, "--plot")
     if args.plot:
+        from ..core import MODELS
+
+        if s.model not in MODELS:
+            raise _checks.InvalidInput("--plot", f"draws the named models ({', '.join(MODELS)}); for the expression "
+                                                 f"{s.model!r} save the calibration (--save) and convert readings "
+                                                 "with jaxcal predict")
         need_matplotlib()
     start_up(x64=s.x64, devices=s.devices, cache=not args.no_cache)
     cluster = join(args.coordinator, processes, process_id, timeout)
@@ -88,11 +108,32 @@ def run(args: argparse.Namespace) -> int:
         write(args.plot, lambda path: plot_fit(path, s.raw_t_u, s.t_c, result, scale=s.scale, model=s.model,
                                                name="--plot"))
     if args.json:
-        print(json.dumps(report.result_to_dict(result, keep)))
+        print(json.dumps(report.result_to_dict(result, keep) | _dropped(s)))
     else:
+        for line in _dropped_lines(s):
+            print(line)
         for line in report.train_log_lines(result, keep):
             print(line)
     return 0
+
+
+def _kept(s: FitSettings) -> int:
+    """The readings of ``--data`` kept (the validation readings among them)."""
+    return len(s.raw_t_u) + (0 if s.val is None else len(s.val[0]))
+
+
+def _dropped(s: FitSettings) -> dict[str, int]:
+    """The JSON's count of the readings of ``--data`` dropped for a missing value, and of those kept;
+    nothing where none was dropped (the output is then what it always was)."""
+    return {"readings": _kept(s), "dropped": s.dropped} if s.dropped else {}
+
+
+def _dropped_lines(s: FitSettings) -> list[str]:
+    """The log's line saying how many readings of ``--data`` were dropped, where some were."""
+    if not s.dropped:
+        return []
+    return [f"{s.data}: {s.dropped} reading{'' if s.dropped == 1 else 's'} dropped for a missing value, "
+            f"{_kept(s)} kept"]
 
 
 def _calibrate(args: argparse.Namespace, s: FitSettings, reports: bool) -> int:
@@ -105,7 +146,8 @@ def _calibrate(args: argparse.Namespace, s: FitSettings, reports: bool) -> int:
     solver = SOLVERS[s.solver][0]()
     start = None if s.solver == "ls" else s.params
     with placed(args.device, "fit", len(s.t_u)):
-        fit = calibrate(s.t_u, s.t_c, model=s.model, params=start, solver=solver)
+        # a sigma column: weights relative to each other, as jaxcal fleet's (the covariance follows the scatter)
+        fit = calibrate(s.t_u, s.t_c, model=s.model, params=start, solver=solver, sigma=s.sigma)
     if not reports:
         return 0
     if args.save:
@@ -116,8 +158,10 @@ def _calibrate(args: argparse.Namespace, s: FitSettings, reports: bool) -> int:
         write(args.plot, lambda path: plot_fit(path, s.raw_t_u, s.t_c, fit, scale=s.scale, model=s.model,
                                                name="--plot"))
     if args.json:
-        print(json.dumps(report.calibration_to_dict(fit, s.solver, s.scale)))
+        print(json.dumps(report.calibration_to_dict(fit, s.solver, s.scale) | _dropped(s)))
     else:
+        for line in _dropped_lines(s):
+            print(line)
         for line in report.calibration_lines(fit, f"{s.solver} ({_parser.solver_choices(auto=False)[s.solver]})"):
             print(line)
     return 0
@@ -145,7 +189,7 @@ def _save_calibration(path: str, s: FitSettings, result: Any, fit: Any = None) -
 
     from .. import __version__
     from ..calibration import Calibration, fingerprint, save_calibration
-    from ..core import MODELS
+    from ..core import resolve_model
     from ..solvers import STATUS
 
     if fit is None:
@@ -166,7 +210,9 @@ def _save_calibration(path: str, s: FitSettings, result: Any, fit: Any = None) -
         loss = float(fit.rss) / len(s.t_u)
         diverged = not all(math.isfinite(p) for p in params)
         diverged_at = None
-    uncertainty = {"dof": len(s.t_u) - MODELS[s.model].n_params}
+    # how --data was read: readings dropped for a missing value, the weights, the sensor its table names
+    settings |= {"dropped": s.dropped, "weighted": s.sigma is not None, "sensor": s.sensor}
+    uncertainty = {"dof": len(s.t_u) - resolve_model(s.model).n_params}
     if fit is not None:
         uncertainty = {"cov": tuple(tuple(float(c) for c in row) for row in np.asarray(fit.cov)),
                        "stderr": tuple(float(e) for e in np.asarray(fit.stderr)), "dof": int(fit.dof),
