@@ -41,8 +41,8 @@ PARAM_NAMES = {"linear": ("w", "b"), "quadratic": ("w2", "w1", "b")}
 #: The log: (sensor as written, t_u cell), with the status each row must get. ' 007 ' is 007 (spaces around an
 #: id are not part of it); x9 has no calibration; an empty t_u is a missing reading; an empty id, no sensor.
 LOG = [("007", "40", "ok"), ("7", "40", "ok"), ("S1", "400", "ok"), ("x9", "40", "no calibration"),
-       ("flat", "40", "all readings at one t_u"), ("007", "", "missing reading"), ("", "12", "no sensor"),
-       ("S1", "250.5", "ok"), ("bad", "3", "nonfinite"), ("7", "-5.25", "ok"), (" 007 ", "60", "ok"),
+       ("flat", "40", "no fit: all readings at one t_u"), ("007", "", "missing reading"), ("", "12", "no sensor"),
+       ("S1", "250.5", "ok"), ("bad", "3", "no fit: nonfinite"), ("7", "-5.25", "ok"), (" 007 ", "60", "ok"),
        ("x9", "", "no calibration")]
 
 
@@ -157,7 +157,8 @@ def test_each_reading_goes_through_its_own_sensors_calibration_csv(tables, capsy
                        "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == (f"12 readings of 6 sensors: 6 converted, 6 not (1 missing reading, "
-                                   f"2 no calibration, 1 no sensor, 1 all readings at one t_u, 1 nonfinite); "
+                                   f"2 no calibration, 1 no sensor, 1 no fit: all readings at one t_u, "
+                                   f"1 no fit: nonfinite); "
                                    f"results in {out}")
     _check(_read(out), 0.95, "prediction")
 
@@ -233,8 +234,8 @@ def test_json_with_out_prints_the_counts_and_a_log_too_large_for_json_is_refused
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {
         "readings": 12, "sensors": 6, "converted": 6, "level": 0.95, "interval": "prediction", "out": str(out),
-        "status": {"ok": 6, "missing reading": 1, "no calibration": 2, "no sensor": 1, "all readings at one t_u": 1,
-                   "nonfinite": 1}}
+        "status": {"ok": 6, "missing reading": 1, "no calibration": 2, "no sensor": 1,
+                   "no fit: all readings at one t_u": 1, "no fit: nonfinite": 1}}
     from jaxcal.cli import predict
 
     monkeypatch.setattr(predict, "JSON_MOST", len(LOG) - 1)

@@ -110,3 +110,31 @@ def test_launched_train_fits_the_books_eleven_readings_as_one_process_does():
     # every device fits all the readings: at most the same run summed in another order
     assert np.all(np.abs(np.asarray(one["params"]) - np.asarray(two["params"])) <= 2 * bounds.params_err[-1])
     assert two["epochs_run"] == one["epochs_run"] == 300
+
+
+@pytest.mark.parametrize(("command", "hint"), [
+    (["fleet", "{table}"], "--columns sensor=NAME,t_u=NAME,t_c=NAME"),
+    (["train", "--data", "{table}"], "--columns t_u=NAME,t_c=NAME"),
+    (["predict", "--cal", "{fits}", "--data", "{table}", "--out", "{out}"], "--columns sensor=NAME,t_u=NAME"),
+])
+def test_a_table_with_its_own_column_names_is_answered_with_the_flag_that_maps_them(capsys, tmp_path, command,
+                                                                                    hint):
+    table = tmp_path / "logger.csv"
+    table.write_text("Sensor_ID;Raw;Celsius\nA;1;2\nA;2;3\n")
+    fits = tmp_path / "fits.csv"
+    fits.write_text("sensor,w,b,cov_w_w,cov_w_b,cov_b_b,residual_sd,dof,status,model,scale\n"
+                    "A,1,0,1e-4,0,1e-2,0.1,3,converged,linear,1\n")
+    fill = {"table": str(table), "fits": str(fits), "out": str(tmp_path / "out.csv")}
+    err = _one_line_error(*run_cli(capsys, *(a.format(**fill) for a in command)), f"jaxcal {command[0]}")
+    assert "expected the header" in err
+    assert err.rstrip().endswith(f"where its columns are named otherwise, {hint}"), err
+    # given --columns, the header named is the mapped one, and no hint repeats the flag
+    mapped = run_cli(capsys, *(a.format(**fill) for a in command), "--columns", "t_u=x")
+    assert "--columns" not in mapped[2].split("expected the header", 1)[1], mapped[2]
+
+
+def test_a_command_without_columns_gives_no_hint(capsys, tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text("Raw,Celsius\n1,2\n")
+    err = _one_line_error(*run_cli(capsys, "sweep", "--data", str(table)), "jaxcal sweep")
+    assert err.rstrip().endswith("got 'Raw,Celsius'"), err

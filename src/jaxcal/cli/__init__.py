@@ -8,6 +8,8 @@ and exit status 2, never a traceback.
 
 from __future__ import annotations
 
+import argparse
+import re
 import sys
 from collections.abc import Sequence
 
@@ -69,5 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         with all_or_nothing():  # a run's output files appear together, or not at all
             return COMMANDS[args.command].run(args)
     except _checks.InputError as error:
-        print(f"{prog}: error: {_as_flags(error)}", file=sys.stderr)
+        print(f"{prog}: error: {_as_flags(error)}{_columns_hint(args, error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def _columns_hint(args: argparse.Namespace, error: _checks.InputError) -> str:
+    """Where a table's header is not the one expected and the command reads ``--columns`` (not given):
+    how to name the table's own columns."""
+    found = re.search(r": expected the header '([^']*)'", error.problem or "")
+    if getattr(args, "columns", "given") is not None or found is None:
+        return ""
+    return f"; where its columns are named otherwise, --columns {','.join(f'{r}=NAME' for r in found[1].split(','))}"

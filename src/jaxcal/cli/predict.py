@@ -33,7 +33,9 @@ _OK, _MISSING, _NO_CALIBRATION, _NO_SENSOR, _NOT_FINITE = range(len(STATUSES))
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = _parser.subcommand(
         commands, "predict", help="convert raw readings to Celsius with a saved calibration",
-        description="Apply a calibration saved by 'jaxcal train --save' (its scale and params) to readings.",
+        description="Apply a calibration saved by 'jaxcal train --save', or a sensor's row of a 'jaxcal fleet --out' "
+                    "results table, to raw readings, with each one's interval; or convert a log of many sensors' "
+                    "readings, each through its own sensor's row.",
         examples=["jaxcal predict --cal cal.json 45.1 60.2", "jaxcal predict --cal cal.json --data readings.csv",
                   "jaxcal predict --cal fits.parquet --data log.csv --out converted.parquet"])
     parser.add_argument("readings", nargs="*", metavar="T_U", help="raw readings to convert")
@@ -48,7 +50,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         "as text), every row kept, in order, with its status")
     parser.add_argument("--out", metavar="FILE", help="write a log's converted readings here (atomically), one row per "
                         "row of --data in its order: sensor, t_u, t_c, low, high, status (ok, or why not: no "
-                        "calibration, the sensor's reason for having no fit, missing reading, no sensor, not "
+                        "calibration, no fit: the sensor's reason, missing reading, no sensor, not "
                         "finite), as .csv or .parquet (or .json, .npz); the summary is printed")
     parser.add_argument("--columns", metavar="MAP", help="which columns of --data hold what, role=name pairs: sensor "
                         "and t_u, e.g. sensor=sensor_id,t_u=raw; names match in any case, other columns are ignored")
@@ -444,8 +446,9 @@ def convert_log(fleet: _Fleet, log: Any, level: float, interval: str) -> dict[st
     if off.any():
         t_c[off] = low[off] = high[off] = np.nan
     sensor = Coded(np.append(log.sensors, ""), np.where(log.index < 0, len(log.sensors), log.index))
+    # a sensor without a fit: its reason, said to be one ("no fit: 1 reading for 2 params")
     return {"sensor": sensor, "t_u": log.t_u, "t_c": t_c, "low": low, "high": high,
-            "status": Coded(np.array([*STATUSES, *reasons.tolist()], dtype=str), status)}
+            "status": Coded(np.array([*STATUSES, *(f"no fit: {r}" for r in reasons.tolist())], dtype=str), status)}
 
 
 def _run_log(args: argparse.Namespace, reading: dict, level: float, interval: str) -> int:
