@@ -122,10 +122,8 @@ class Calibration:
         readings = np.asarray(t_u, np.float64)
         if not np.all(np.isfinite(readings)):
             raise InvalidInput("t_u: readings to convert must be finite numbers")
-        import jax
-
-        # an expression computes with jax.numpy: in float64 here, as a named model computes with NumPy
-        with np.errstate(over="ignore", invalid="ignore"), jax.enable_x64(True):
+        # NumPy float64 in, float64 out: a named model and an expression alike (jaxcal.expression)
+        with np.errstate(over="ignore", invalid="ignore"):
             celsius = np.asarray(_model(self.model).fn(self.scale * readings, *self.params), np.float64)
         if not np.all(np.isfinite(celsius)):
             raise InvalidInput("t_u: a converted reading is not finite (a reading too large for this calibration)")

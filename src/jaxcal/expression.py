@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 
 from ._checks import InvalidInput, InvalidType
 from .core import ModelSpec
@@ -38,6 +39,18 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], Callable[[float], float]]] = {
     "tanh": (jnp.tanh, math.tanh),
     "abs": (jnp.abs, abs),
 }
+
+#: Each function's NumPy form: a model given NumPy values (no JAX array, no tracer) computes with NumPy,
+#: in their dtype (float64 readings and params give float64 whether or not JAX's x64 is on), as the
+#: named models do; inside a fit (JAX values) the ``jax.numpy`` form runs.
+_NUMPY: dict[str, Callable[..., Any]] = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "sin": np.sin, "cos": np.cos,
+                                        "tan": np.tan, "arctan": np.arctan, "tanh": np.tanh, "abs": np.abs}
+
+
+def _on_host(value: Any) -> bool:
+    """Whether a value is NumPy's or Python's (not a JAX array, nor a tracer)."""
+    return isinstance(value, (np.ndarray, np.generic, float, int))
+
 
 #: The longest text read, in characters, and the deepest nesting of operations in it: a bound on
 #: the parser's and the model's recursion whatever the text.
@@ -192,7 +205,10 @@ def _function(piece: _Piece, names: tuple[str, ...], uses_reading: bool, text: s
             raise TypeError(f"the model {text!r} takes {n} params ({', '.join(names)}), got {len(params)}")
         out = piece.evaluate(t_u, params)
         # a model without t_u (or a constant fold) still gives one prediction per reading
-        return out if uses_reading else jnp.broadcast_to(out, jnp.shape(t_u))
+        if uses_reading:
+            return out
+        return np.broadcast_to(out, np.shape(t_u)) if _on_host(out) and _on_host(t_u) else jnp.broadcast_to(
+            out, jnp.shape(t_u))
 
     fn.__name__ = fn.__qualname__ = "expression"
     fn.__doc__ = f"The model ``t_p = {text}``."
@@ -336,7 +352,13 @@ class _Walker:
             except (OverflowError, ValueError):
                 raise _Refused(f"{what} is not a finite number", column) from None
         kind = DATA if inner.kind == DATA else NONLINEAR
-        return _Piece(kind, run=lambda t_u, params: jax_fn(inner.evaluate(t_u, params)))
+        numpy_fn = _NUMPY[name]
+
+        def run(t_u: Any, params: tuple[Any, ...]) -> Any:
+            value = inner.evaluate(t_u, params)
+            return numpy_fn(value) if _on_host(value) else jax_fn(value)
+
+        return _Piece(kind, run=run)
 
 
 def _combined(symbol: str, left: _Piece, right: _Piece) -> tuple[str, tuple[tuple[str, bool], ...]]:
