@@ -132,12 +132,15 @@ def _console_blocks() -> list[tuple[str, list[tuple[str, str]]]]:
     return blocks
 
 
-def _run_block(steps: list[tuple[str, str]], folder: Path) -> list[str]:
-    """Run the commands in one bash process, in order, in ``folder``; each one's merged output."""
+def _run_block(steps: list[tuple[str, str]], folder: Path, cache: Path | None = None) -> list[str]:
+    """Run the commands in one bash process, in order, in ``folder``; each one's merged output.
+    ``cache``: the persistent compilation cache the commands share (else none)."""
     script = ["__status=0"]
     for command, _ in steps:
         script += [f"printf '\\n{MARKER}\\n'", f"(exit $__status); {{ {command}\n}} 2>&1; __status=$?"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_", "PYTEST"))}
+    if cache is not None:
+        env.update(JAXCAL_NO_CACHE="", JAXCAL_CACHE_DIR=str(cache))
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", PYTHONUNBUFFERED="1",
                MPLBACKEND="Agg")
     done = subprocess.run(["bash", "-c", "\n".join(script)], cwd=folder, env=env, capture_output=True, text=True,
@@ -159,12 +162,25 @@ def test_there_are_shell_examples() -> None:
     assert len(BLOCKS) >= 5
 
 
+@pytest.fixture(scope="session")
+def examples_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One persistent compilation cache for the examples of one test process (they run one at a time): a
+    page's later commands load what its earlier ones compiled, as a user's second run does; a cached program
+    is the compiled one, so the examples print the same."""
+    return tmp_path_factory.mktemp("jax-cache")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("steps", [steps for _, steps in BLOCKS], ids=[where for where, _ in BLOCKS])
-def test_shell_example_prints_what_the_docs_show(steps: list[tuple[str, str]], tmp_path: Path) -> None:
+def test_shell_example_prints_what_the_docs_show(steps: list[tuple[str, str]], tmp_path: Path,
+                                                 examples_cache: Path) -> None:
     if (DOCS / "examples").is_dir():
         shutil.copytree(DOCS / "examples", tmp_path, dirs_exist_ok=True)
-    for (command, want), got in zip(steps, _run_block(steps, tmp_path), strict=True):
+    # processes of one launch would compile the same program at once, and JAX's cache writes its files in
+    # place: one could read another's half-written file. A launch's example runs without the cache.
+    launches = any(re.search(r"\blaunch\b|--processes", command) for command, _ in steps)
+    outputs = _run_block(steps, tmp_path, None if launches else examples_cache)
+    for (command, want), got in zip(steps, outputs, strict=True):
         assert _matches(want, got), f"$ {command}\n--- the docs show ---\n{want}\n--- it printed ---\n{got}"
 
 
