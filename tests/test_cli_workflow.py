@@ -288,6 +288,10 @@ def test_report_draws_every_sensor_of_a_messy_fleet_with_the_counts_of_its_resul
     # the page's status table counts what the results table says, row by row
     for status in ("converged", "undetermined"):
         assert f'<td>{status}</td><td class="n">{statuses.count(status)}</td>' in text
+    # each sensor without a fit is listed with the reason the results table gives it
+    for sensor, row in _rows(out).items():
+        if row["status"] != "converged":
+            assert f"<td>{row['status']}</td><td>{row['reason']}</td>" in text, sensor
     assert "messy.csv" in text
     assert "<img" in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fits.csv", "messy.csv", "report.html"]

@@ -267,6 +267,10 @@ def test_columns_with_nan(tmp_path):
     assert [row[1] for row in parsed.body("worst")] == ["2", "3", "0"]
     assert parsed.body("unfitted") == [["4", "nonfinite"]]
     assert "No covariance was given" in text
+    # a reason per sensor (jaxcal fleet's column) is shown beside its status
+    columns["reason"] = np.array(["", "", "", "", "residuals not finite"])
+    write_report(path, sensors=np.arange(sensors), t_u=t_u, t_c=t_c, fit=columns, model="linear", solver="lm")
+    assert _read(path)[1].body("unfitted") == [["4", "nonfinite", "residuals not finite"]]
 
 
 def test_a_function_model_shown_by_its_source(tmp_path, fleet):

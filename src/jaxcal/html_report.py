@@ -67,7 +67,8 @@ def write_report(path: str | os.PathLike[str], *, sensors: Any, t_u: Any, t_c: A
       fit: the fleet's :class:`~jaxcal.calibrate.Calibrated`, or a mapping with its fields as arrays:
         ``params``, ``stderr``, ``residual_sd``, ``dof`` and ``status`` (codes of
         :data:`jaxcal.solvers.STATUS` or their names) are needed; ``cov`` draws the prediction bands
-        (without it the worst sensors are drawn without one).
+        (without it the worst sensors are drawn without one); ``reason`` (text per sensor, as
+        ``jaxcal fleet``'s results have) says why each sensor without a calibration has none.
       model: the model fitted: a name of :data:`jaxcal.MODELS`, a :class:`~jaxcal.ModelSpec` or the
         function ``model(t_u, *params)``.
       solver: what fitted it, as text (``"lm"``) or a solver value.
@@ -159,10 +160,10 @@ def _fields(fit: Any, count: int) -> dict[str, np.ndarray]:
         raise InvalidType(f"fit: must be a jaxcal.calibrate.Calibrated or a mapping of its fields, got {shown(fit)}")
     out: dict[str, np.ndarray] = {}
     single = np.ndim(get("params")) == 1
-    for key in ("params", "stderr", "residual_sd", "dof", "status", "cov"):
+    for key in ("params", "stderr", "residual_sd", "dof", "status", "cov", "reason"):
         value = get(key)
         if value is None:
-            if key == "cov":
+            if key in ("cov", "reason"):
                 continue
             raise InvalidInput(f"fit: has no {key}")
         value = np.asarray(value)
@@ -174,7 +175,7 @@ def _fields(fit: Any, count: int) -> dict[str, np.ndarray]:
         raise InvalidInput(f"fit: params must be (sensors, k) for {count} sensors, got shape {params.shape}")
     k = params.shape[1]
     shapes = {"stderr": (count, k), "residual_sd": (count,), "dof": (count,), "status": (count,),
-              "cov": (count, k, k)}
+              "cov": (count, k, k), "reason": (count,)}
     for key, shape in shapes.items():
         if key in out and out[key].shape != shape:
             raise InvalidInput(f"fit: {key} must have shape {shape}, got {out[key].shape}")
@@ -471,8 +472,14 @@ def _page(data: dict[str, Any], solver: str, title: str, worst: int, level: floa
         out.append(f"<p>{unfitted.size} sensor{'s' if unfitted.size != 1 else ''} without a calibration "
                    f"(no finite params){first}:</p>")
         listed = unfitted[:MAX_LISTED]
-        out.append(_table(["sensor", "status"], [[ids[i], STATUS[status[i]]] for i in listed.tolist()],
-                          "unfitted", ids=(0,)))
+        reasons = data.get("reason")
+        if reasons is None:
+            out.append(_table(["sensor", "status"], [[ids[i], STATUS[status[i]]] for i in listed.tolist()],
+                              "unfitted", ids=(0,)))
+        else:  # why each has none, where the fit says (jaxcal fleet's reason column)
+            out.append(_table(["sensor", "status", "reason"],
+                              [[ids[i], STATUS[status[i]], str(reasons[i])] for i in listed.tolist()],
+                              "unfitted", ids=(0,)))
         if unfitted.size > MAX_LISTED:
             out.append(f'<p id="unfitted-more">and {unfitted.size - MAX_LISTED} more.</p>')
 
