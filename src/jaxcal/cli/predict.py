@@ -426,7 +426,7 @@ def convert_log(fleet: _Fleet, log: Any, level: float, interval: str) -> dict[st
             with np.errstate(over="ignore", invalid="ignore"):  # a reading too large: not finite, its status says
                 got = predict_table(scaled[sel], rows, params, fleet.cov[m], fleet.residual_sd, fleet.dof,
                                     model=model, level=level, interval=interval)
-                value = np.array(resolve_model(model).fn(scaled[sel], *each), np.float64, copy=None)
+                value = np.asarray(resolve_model(model).fn(scaled[sel], *each), np.float64)  # no copy where it can
                 value = value if value.flags.writeable else value.copy()  # a JAX array's view is read-only
                 # in place where it can be: each new array of a large log is ~0.1 s of the system's paging
                 half = np.subtract(np.asarray(got.high), np.asarray(got.low), dtype=np.float64)
