@@ -44,7 +44,7 @@ GD_ONLY = {"scale": "--scale", "epochs": "--epochs", "lr": "--lr", "optimizer": 
 TABLE_FLAGS = {"columns": "--columns", "separator": "--separator", "missing": "--missing"}
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class FitSettings:
     """What ``train``, ``parity``, ``sweep`` and ``fleet`` fit, checked.
 
@@ -327,12 +327,11 @@ def parse_fit(args: argparse.Namespace, part: Callable[[int], slice] | None = No
     if s.solver == "ls" and not resolve_model(s.model).linear:
         raise _checks.InvalidInput("--solver", f"ls solves a model linear in its params in one step; {s.model!r} "
                                                "is not: fit it with --solver lm (or auto) from a start (--init)")
+    more: dict[str, Any] = {"exact": bool(args.exact), "data": args.data}  # what parse_model does not read
     if args.log_epochs:
-        s.log_epochs = {int_arg(p.strip(), "--log-epochs") for p in args.log_epochs.split(",") if p.strip()}
-    s.exact = bool(args.exact)
-    if s.exact and s.x64:
+        more["log_epochs"] = {int_arg(p.strip(), "--log-epochs") for p in args.log_epochs.split(",") if p.strip()}
+    if more["exact"] and s.x64:
         raise _checks.InvalidInput("--exact", "reproduces the float32 recording; it cannot be combined with --x64")
-    s.data = args.data
     reading = parse_table(args)
     if args.data is None:
         for name, flag in TABLE_FLAGS.items():
@@ -348,10 +347,10 @@ def parse_fit(args: argparse.Namespace, part: Callable[[int], slice] | None = No
     else:
         readings = read_data(args.data, dtype, reading, part if not split else None)
         t_u, t_c = readings.t_u, readings.t_c
-        s.sigma, s.dropped, s.sensor = readings.sigma, int(readings.dropped), readings.sensor
+        more.update(sigma=readings.sigma, dropped=int(readings.dropped), sensor=readings.sensor)
         if part is not None and not split:
-            s.n_total = readings.total
-        if s.sigma is not None and s.solver == "gd":
+            more["n_total"] = readings.total
+        if readings.sigma is not None and s.solver == "gd":
             raise _checks.InvalidInput("--solver", f"{args.data} has a sigma column (weights); gradient descent "
                                                    "fits without weights: use --solver ls or lm")
     if split:
@@ -368,17 +367,15 @@ def parse_fit(args: argparse.Namespace, part: Callable[[int], slice] | None = No
             if seed < 0:
                 raise _checks.InvalidInput("--split-seed", f"must be an integer >= 0, got {args.split_seed!r}")
             train_idx, val_idx = book.split_indices(len(t_u), fraction, seed)
-        s.val = (t_u[val_idx], t_c[val_idx])
+        with np.errstate(over="ignore"):
+            more["val"] = ((dtype(s.scale) * t_u[val_idx]).astype(dtype), t_c[val_idx])
         t_u, t_c = t_u[train_idx], t_c[train_idx]
     with np.errstate(over="ignore"):
-        s.t_u = (dtype(s.scale) * t_u).astype(dtype)
-        if s.val is not None:
-            s.val = ((dtype(s.scale) * s.val[0]).astype(dtype), s.val[1])
-    _checks.check_finite_array(s.t_u, "--scale")
-    if s.n_total is None:  # a process's share of a split run cannot tell (its peers hold the rest)
-        check_determined(s.t_u, s.model, "--data" if args.data is not None else "--scale")
-    s.raw_t_u, s.t_c = t_u, t_c
-    return s
+        scaled = (dtype(s.scale) * t_u).astype(dtype)
+    _checks.check_finite_array(scaled, "--scale")
+    if more.get("n_total") is None:  # a process's share of a split run cannot tell (its peers hold the rest)
+        check_determined(scaled, s.model, "--data" if args.data is not None else "--scale")
+    return dataclasses.replace(s, t_u=scaled, raw_t_u=t_u, t_c=t_c, **more)
 
 
 def _distinct(values: Any) -> str:

@@ -9,6 +9,7 @@ at its final params. Every solver writes the same fields (:func:`jaxcal.report.f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io import parse_columns, read_fleet, table_format
 
     s = parse_model(args, expressions=True)
-    s.devices = parse_devices(args)
+    s = dataclasses.replace(s, devices=parse_devices(args))
     processes, process_id, timeout = cluster_flags(args)
     check_output(args.out, "--out")
     if args.out is not None:

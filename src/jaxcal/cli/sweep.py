@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 from .. import _checks
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if lo > hi:
         raise _checks.InvalidInput("--lr-min", f"{lo} is larger than --lr-max {hi}")
     num = int_arg(args.num, "--num", MAX_SWEEP)
-    s.devices = parse_devices(args)
+    s = dataclasses.replace(s, devices=parse_devices(args))
     start_up(x64=s.x64, devices=s.devices, cache=not args.no_cache)
     rates = np.geomspace(lo, hi, num)
     bar = ProgressBar("sweep", enabled=not args.quiet)

@@ -17,6 +17,7 @@ params, and ``--init``, apply to the scaled readings: the saved calibration reco
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from typing import Any
 
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     # (each process fits them all; process 0 reports).
     shared = planned is not None and not (args.save or args.plot) and parse_solver(args) == "gd"
     s = parse_fit(args, (lambda n: distributed.share(n, planned)) if shared else None, expressions=True)
-    s.devices = parse_devices(args)
+    s = dataclasses.replace(s, devices=parse_devices(args))
     check_output(args.save, "--save")
     check_output(args.plot, "--plot")
     if args.plot:
