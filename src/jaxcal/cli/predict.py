@@ -132,41 +132,24 @@ def _objects(values: list) -> np.ndarray:
     return out
 
 
-def _number(value: object) -> float:
-    return math.nan if value in (None, "") else float(value)  # type: ignore[arg-type]
-
-
 def _from_results(path: str, sensor: str | None) -> _Chosen:
-    """One sensor's calibration from a fleet's results table (its params apply to ``scale * t_u``)."""
-    from ..core import resolve_model
-
-    columns = _results(path)
-    for need in ("sensor", "model", "status", "scale", "residual_sd", "dof"):
-        if need not in columns:
-            raise _checks.InvalidInput("--cal", f"{path}: not a fleet's results table (no {need!r} column)")
-    ids = [str(s) for s in columns["sensor"]]
+    """One sensor's calibration from a fleet's results table (its params apply to ``scale * t_u``): its row
+    of :func:`_fleet`, read and checked as a log's conversion reads them."""
+    fleet = _fleet(path)
     if sensor is None:
-        if len(ids) != 1:
-            raise _checks.InvalidInput("--sensor", f"{path} holds {len(ids)} sensors' calibrations; say which "
+        if len(fleet.ids) != 1:
+            raise _checks.InvalidInput("--sensor", f"{path} holds {len(fleet.ids)} sensors' calibrations; say which "
                                                    "with --sensor ID")
-        sensor = ids[0]
-    if sensor not in ids:
+        sensor = str(fleet.ids[0])
+    i = int(_matched(fleet, np.array([sensor.strip()]))[0])
+    if i < 0:
         raise _checks.InvalidInput("--sensor", f"{sensor!r} is not a sensor of {path}")
-    i = ids.index(sensor)
-    model = str(columns["model"][i])
-    names = resolve_model(model).param_names
-    try:
-        params = np.array([_number(columns[n][i]) for n in names])
-        cov = np.array([[_number(columns[f"cov_{names[min(a, b)]}_{names[max(a, b)]}"][i]) for b in range(len(names))]
-                        for a in range(len(names))])
-    except KeyError as missing:
-        raise _checks.InvalidInput("--cal", f"{path}: no column {missing} for the {model} model") from None
-    if not np.all(np.isfinite(params)):
-        reason = str(columns.get("reason", [""] * len(ids))[i]) or str(columns["status"][i])
-        raise _checks.InvalidInput("--sensor", f"sensor {sensor} has no calibration in {path} ({reason})")
-    dof = _number(columns["dof"][i])
-    return _Chosen(params, cov, model, _number(columns["scale"][i]), _number(columns["residual_sd"][i]),
-                   None if math.isnan(dof) else int(dof))
+    if not fleet.usable[i]:
+        raise _checks.InvalidInput("--sensor", f"sensor {sensor} has no calibration in {path} ({fleet.why[i]})")
+    m = int(fleet.model[i])
+    dof = float(fleet.dof[i])
+    return _Chosen(fleet.params[m][i], fleet.cov[m][i], fleet.models[m], float(fleet.scale[i]),
+                   float(fleet.residual_sd[i]), None if math.isnan(dof) else int(dof))
 
 
 def run(args: argparse.Namespace) -> int:
