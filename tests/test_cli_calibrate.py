@@ -303,6 +303,60 @@ def test_the_solvers_and_their_help_come_from_the_librarys_table(monkeypatch):
     assert "gd (gradient descent" in text
 
 
+def _flag_help(command: str, flag: str) -> tuple[list[str] | None, str]:
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    action = next(a for a in sub._actions if flag in a.option_strings)
+    return (None if action.choices is None else list(action.choices)), " ".join(action.help.split())
+
+
+@pytest.mark.parametrize("command", ["train", "parity", "sweep", "fleet"])
+def test_the_optimizers_models_and_gradients_and_their_help_come_from_the_librarys_tables(monkeypatch, command):
+    from jaxcal import core, evaluate, updates
+
+    monkeypatch.setitem(updates.OPTIMIZERS, "lion", "an optimiser of tomorrow")
+    monkeypatch.setitem(core.MODELS, "cubic", core.MODELS["quadratic"]._replace(name="cubic", formula="c * t_u**3"))
+    monkeypatch.setitem(evaluate.GRADIENTS, "complex-step", "a gradient of tomorrow")
+    text = _flag_help(command, "--optimizer")[1]
+    for name, summary in updates.OPTIMIZERS.items():
+        assert f"{name} ({summary})" in text
+    text = _flag_help(command, "--model")[1]
+    for name, spec in core.MODELS.items():
+        assert f"{name} ({spec.formula})" in text
+    if command in ("train", "parity"):
+        text = _flag_help(command, "--gradient")[1]
+        for name, summary in evaluate.GRADIENTS.items():
+            assert f"{name} ({summary})" in text
+
+
+@pytest.mark.standard_promotion  # optax's Adam mixes Python floats with int32 step counts
+def test_the_library_takes_the_optimizers_by_the_names_the_command_line_offers():
+    from jaxcal import data, training_loop
+    from jaxcal.updates import OPTIMIZERS
+
+    t_u, t_c = data.readings(np.float32)
+    t_un = t_u * np.float32(0.1)
+    assert next(iter(OPTIMIZERS)) == "plain"
+    runs = {name: training_loop(50, 1e-2, (1.0, 0.0), t_un, t_c, optimizer=name) for name in OPTIMIZERS}
+    seed = training_loop(50, 1e-2, (1.0, 0.0), t_un, t_c, optimizer=None)
+    # "plain" is the seed's update itself: the same program, so the same bits
+    np.testing.assert_array_equal(np.asarray(runs["plain"].params), np.asarray(seed.params))
+    with pytest.raises(ValueError, match="optimizer: unknown optimizer 'lion'; choose one of plain, sgd, adam"):
+        training_loop(5, 1e-2, (1.0, 0.0), t_un, t_c, optimizer="lion")
+
+
+def test_sweep_has_its_own_flags_and_borrows_none_of_trains():
+    """A sweep logs no schedule and varies the learning rate: the parsed arguments hold what its help
+    offers and nothing else (no flag of train's set behind the user's back)."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["sweep"]
+    offered = {a.dest for a in sub._actions}
+    parsed = vars(parser.parse_args(["sweep"]))
+    assert set(parsed) - offered == {"command"}
+    for train_only in ("lr", "gradient", "fd_delta", "log_every", "log_epochs", "val_fraction", "split_seed",
+                       "book_split", "exact"):
+        assert train_only not in parsed
+
+
 # -- train --solver, and the calibration it saves ----------------------------------------------------------
 
 

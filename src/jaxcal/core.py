@@ -97,6 +97,8 @@ class ModelSpec(NamedTuple):
         (:mod:`jaxcal.exact`, whose ``ops`` round as torch does), or ``None``.
       torch: ``torch(t_u, *params) -> t_p`` on torch tensors, as the book writes the model (the
         parity harness runs it), or ``None``.
+      formula: ``t_p`` as text, e.g. ``"w * t_u + b"`` (the command line's help, the report), or ``None``
+        for a caller's function.
     """
 
     fn: Model
@@ -107,6 +109,7 @@ class ModelSpec(NamedTuple):
     intercept: bool = False
     exact: Callable[..., Array] | None = None
     torch: Callable[..., Any] | None = None
+    formula: str | None = None
 
     @property
     def n_params(self) -> int:
@@ -142,9 +145,10 @@ class ModelSpec(NamedTuple):
 #: these two is their JAX function itself: plain arithmetic, the same on torch tensors.
 MODELS: dict[str, ModelSpec] = {
     "linear": ModelSpec(model, ("w", "b"), (1.0, 0.0), "linear", linear=True, intercept=True,
-                        exact=_exact_linear, torch=model),
+                        exact=_exact_linear, torch=model, formula="w * t_u + b"),
     "quadratic": ModelSpec(quadratic_model, ("w2", "w1", "b"), (0.0, 1.0, 0.0), "quadratic", linear=True,
-                           intercept=True, exact=_exact_quadratic, torch=quadratic_model),
+                           intercept=True, exact=_exact_quadratic, torch=quadratic_model,
+                           formula="w2 * t_u**2 + w1 * t_u + b"),
 }
 
 

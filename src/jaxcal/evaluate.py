@@ -28,8 +28,13 @@ __all__ = ["GRADIENTS", "Evaluation", "analytic", "autograd", "by_name", "finite
 
 Array = jax.Array
 
-#: The gradients jaxcal knows by name (``training_loop(gradient=...)``, the CLI's ``--gradient``).
-GRADIENTS = ("autograd", "analytic", "finite-difference")
+#: The gradients jaxcal knows by name, each with a one-line summary (``training_loop(gradient=...)``; the
+#: command line's ``--gradient`` choices and help).
+GRADIENTS: dict[str, str] = {
+    "autograd": "jax.grad of the loss",
+    "analytic": "the book's grad_fn, the chain rule written out",
+    "finite-difference": "central differences of the loss, the book's first attempt",
+}
 
 
 def gradient_epoch(evaluation: Evaluation, update: Update, params: Any, state: Any, data: Any,

@@ -184,7 +184,7 @@ def _build(text: str) -> ModelSpec:
     linear = piece.kind in (LINEAR, AFFINE)
     intercept = linear and any(not varies for _, varies in piece.columns)
     fn = _function(piece, names, uses_reading, text)
-    return ModelSpec(fn, names, None, text, linear=linear, intercept=intercept)
+    return ModelSpec(fn, names, None, text, linear=linear, intercept=intercept, formula=text)
 
 
 def _check_depth(tree: ast.expr) -> None:

@@ -23,7 +23,6 @@ import io
 import math
 import os
 import platform
-import re
 import textwrap
 from collections.abc import Mapping
 from typing import Any
@@ -404,21 +403,21 @@ def _table(header: list[str], rows: list[list[str]], table_id: str, numeric: tup
 
 
 def _model_text(spec: Any) -> tuple[str, str]:
-    """The model's name and its formula: a named model's ``t_p = ...`` from its docstring, an expression's
-    text, a function's source."""
+    """The model's name and its formula: a named model's or an expression's ``t_p = ...`` (its
+    :attr:`~jaxcal.core.ModelSpec.formula`; a spec named by a text jaxcal has no model of that name for
+    is an expression, its name the formula), a function's source."""
     from .core import MODELS
 
     fn = spec.fn
-    found = re.search(r"``(t_p = [^`]+)``", inspect.getdoc(fn) or "")
-    if spec.name in MODELS and found:
-        return spec.name, found.group(1)
-    if spec.name is not None and spec.name not in MODELS:  # an expression: its text is the model
-        return "expression", f"t_p = {spec.name}"
+    expression = spec.name is not None and spec.name not in MODELS
+    formula = spec.name if expression and spec.formula is None else spec.formula
+    if formula is not None:
+        return "expression" if expression else spec.name, f"t_p = {formula}"
     name = spec.name or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
     try:
         source = textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError):
-        return name, found.group(1) if found else repr(fn)
+        return name, repr(fn)
     lines = source.splitlines()
     return name, "\n".join(lines[:40] + ([f"... ({len(lines) - 40} more lines)"] if len(lines) > 40 else []))
 

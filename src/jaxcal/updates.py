@@ -20,13 +20,14 @@ from . import _checks
 if TYPE_CHECKING:
     import optax
 
-__all__ = ["EXTRA_ARGS", "NAMED", "OptimizerLike", "Update", "from_optax", "needs_extra_args", "plain", "resolve"]
+__all__ = ["EXTRA_ARGS", "NAMED", "OPTIMIZERS", "OptimizerLike", "Update", "from_optax", "needs_extra_args", "plain",
+           "resolve"]
 
 Array = jax.Array
 
 #: What ``optimizer=`` accepts:
 #:
-#: * ``None``: the seed's plain update ``params - learning_rate * grad``;
+#: * ``None`` or ``"plain"``: the seed's plain update ``params - learning_rate * grad``;
 #: * ``"sgd"`` or ``"adam"``: optax's, built with the run's ``learning_rate``;
 #: * a factory ``learning_rate -> GradientTransformation`` such as ``optax.adam``;
 #: * a built ``GradientTransformation`` such as ``optax.adam(0.1)``. Its learning rate is its
@@ -37,9 +38,18 @@ Array = jax.Array
 #: new value never recompiles.
 OptimizerLike = Union[None, str, "optax.GradientTransformation", Callable[[Any], "optax.GradientTransformation"]]
 
-#: The optimisers known by name (the CLI's ``--optimizer``): the names of their optax factories.
-#: (optax is imported where a run uses it: a plain run starts without it.)
-NAMED: dict[str, str] = {"sgd": "sgd", "adam": "adam"}
+#: The optimisers known by name, each with a one-line summary: what ``optimizer=`` takes as text, and
+#: the command line's ``--optimizer`` choices and help. ``"plain"`` is the seed's update (``None``); the
+#: others are the optax factories of that name, built with the run's learning rate.
+OPTIMIZERS: dict[str, str] = {
+    "plain": "the seed's update, params - lr * grad",
+    "sgd": "optax.sgd",
+    "adam": "optax.adam",
+}
+
+#: The named optimisers that are optax factories: their names in optax. (optax is imported where a run
+#: uses it: a plain run starts without it.)
+NAMED: dict[str, str] = {name: name for name in OPTIMIZERS if name != "plain"}
 
 #: The extra arguments of optax's convention that a fit passes to an
 #: ``optax.GradientTransformationExtraArgs``: the loss at the incoming params (``value``), its
@@ -233,12 +243,13 @@ def check(optimizer: Any, learning_rate_given: bool, params: Any = None) -> Opti
     if optimizer is None or callable(optimizer):
         return optimizer
     if isinstance(optimizer, str):
-        if optimizer not in NAMED:
+        if optimizer not in OPTIMIZERS:
             raise _checks.InvalidInput(
-                f"optimizer: unknown optimizer {_checks.shown(optimizer)}; choose one of {', '.join(NAMED)}")
-        return optimizer
+                f"optimizer: unknown optimizer {_checks.shown(optimizer)}; choose one of {', '.join(OPTIMIZERS)}")
+        return None if optimizer == "plain" else optimizer
+    named = ", ".join(repr(name) for name in OPTIMIZERS)
     raise _checks.InvalidType(
-        f"optimizer: must be None, 'sgd', 'adam', an optax transformation or a factory, got {_checks.shown(optimizer)}")
+        f"optimizer: must be None, {named}, an optax transformation or a factory, got {_checks.shown(optimizer)}")
 
 
 @functools.lru_cache(maxsize=64)

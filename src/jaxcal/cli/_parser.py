@@ -9,9 +9,9 @@ from typing import Any, NoReturn
 
 from .._checks import shown
 
-__all__ = ["Parser", "UsageError", "add_device_flag", "add_distributed_flags", "add_model_flags", "add_solver_flag",
-           "add_table_flags", "add_train_flags", "canonical", "closest", "did_you_mean", "solver_choices",
-           "subcommand"]
+__all__ = ["Parser", "UsageError", "add_data_flag", "add_device_flag", "add_distributed_flags", "add_model_flags",
+           "add_solver_flag", "add_start_up_flags", "add_table_flags", "add_train_flags", "canonical", "closest",
+           "did_you_mean", "solver_choices", "subcommand"]
 
 #: How long the echo of unrecognized arguments may grow: a message stays one bounded line.
 MOST_ECHOED = 80
@@ -152,12 +152,22 @@ def _defaults(solver: bool) -> dict[str, str | None]:
     return {name: None if solver else value for name, value in DEFAULTS.items()}
 
 
+def _listed(table: dict[str, str]) -> str:
+    """A table's choices with their summaries, for a flag's help: ``a (what a is), b (what b is)``."""
+    return ", ".join(f"{name} ({summary})" for name, summary in table.items())
+
+
 def add_model_flags(parser: argparse.ArgumentParser, lr: bool = True, solver: bool = False) -> None:
-    """The flags of what is fitted, shared by train, parity, sweep (``lr=False``: it has a range) and fleet.
+    """The flags of what is fitted, shared by train, parity, sweep (``lr=False``: it has a range) and fleet;
+    the choices of ``--model`` and ``--optimizer``, and their help, come from the library's tables
+    (:data:`jaxcal.MODELS`, :data:`jaxcal.updates.OPTIMIZERS`).
 
     In a command with ``--solver`` (``solver=True``) the flags only gradient descent reads default to
     ``None``, which stands for their default (:data:`._settings.DEFAULTS`), so that a flag given to
     another solver, which reads none of them, is seen."""
+    from ..core import MODELS
+    from ..updates import OPTIMIZERS
+
     gd = " (--solver gd)" if solver else ""
     default = _defaults(solver)
     add = parser.add_argument
@@ -166,18 +176,36 @@ def add_model_flags(parser: argparse.ArgumentParser, lr: bool = True, solver: bo
     add("--epochs", default=default["epochs"], metavar="N", help=f"number of epochs (default 5000){gd}")
     if lr:
         add("--lr", default=default["lr"], metavar="LR", help=f"learning rate (default 1e-2){gd}")
-    else:
-        parser.set_defaults(lr=default["lr"])
+    starts = " or ".join(f"{' '.join(spec.param_names).upper()} ({name}, default "
+                         f"{' '.join(f'{v:g}' for v in spec.init)})" for name, spec in MODELS.items() if spec.init)
     add("--init", nargs="+", default=None, metavar="P",
-        help="initial params: W B (linear, default 1 0) or W2 W1 B (quadratic, default 0 1 0)"
+        help=f"initial params: {starts}"
              + (", or by name, e.g. b1=250,b2=5e-4 (an expression's params, which have no default) "
                 "(--solver gd, lm)" if solver else ""))
     add("--optimizer", default=default["optimizer"], metavar="NAME",
-        help=f"plain (the seed's params - lr * grad), sgd or adam{gd}")
-    add("--model", default="linear", metavar="NAME", help="linear (w * t_u + b) or quadratic (w2 * t_u**2 + ...)"
+        help=f"{_listed(OPTIMIZERS)} (default {_settings_default('optimizer')}){gd}")
+    models = _listed({name: spec.formula or name for name, spec in MODELS.items()})
+    add("--model", default="linear", metavar="NAME", help=f"{models} (default linear)"
         + (", or an expression in t_u, e.g. 'b1*(1-exp(-b2*t_u))' (read by jaxcal.expression, never run as "
            "Python; its params are its other names; with --solver gd they apply to the scaled readings, "
            "S * t_u)" if solver else ""))
+
+
+def _settings_default(name: str) -> str:
+    from ._settings import DEFAULTS
+
+    return DEFAULTS[name]
+
+
+def add_data_flag(parser: argparse.ArgumentParser, tables: bool = False) -> None:
+    """``--data``: the readings of one sensor. ``tables``: read as :func:`add_table_flags` says
+    (``--columns``, ``--separator``, ``--missing``; train)."""
+    parser.add_argument(
+        "--data", metavar="FILE", help="readings: CSV with header t_u,t_c, Parquet (.parquet) with those columns, "
+        ".npy or .npz (default: the book's 11 readings)"
+        + ("; a sensor column naming one sensor, and a sigma column (weights), are read too" if tables else ""))
+    if tables:
+        add_table_flags(parser, "readings")
 
 
 #: ``--columns`` and ``--missing`` of a fleet (a sensor column required) and of one sensor's readings.
@@ -233,28 +261,20 @@ def _device(text: str) -> str:
 
 
 def add_train_flags(parser: argparse.ArgumentParser, splits: str = "shard the readings over",
-                    schedule: bool = True, solver: bool = False, tables: bool = False) -> None:
-    """The flags of train and parity; ``schedule=False`` (sweep): only what a sweep uses, the
-    others at their defaults (a flag that would be ignored is not offered). ``solver``: the command
-    has ``--solver`` (train), and the help says which flags only gradient descent reads. ``tables``:
-    ``--data`` is read as :func:`add_table_flags` says (``--columns``, ``--separator``, ``--missing``)."""
+                    solver: bool = False, tables: bool = False) -> None:
+    """The flags of train and parity: the readings, the model, the schedule and start-up. ``solver``: the
+    command has ``--solver`` (train), and the help says which flags only gradient descent reads.
+    ``tables``: ``--data`` is read as :func:`add_table_flags` says (``--columns``, ``--separator``,
+    ``--missing``). (sweep has its own: no schedule, a range of learning rates.)"""
+    from ..evaluate import GRADIENTS
+
     gd = " (--solver gd)" if solver else ""
     default = _defaults(solver)
     add = parser.add_argument
-    add("--data", metavar="FILE", help="readings: CSV with header t_u,t_c, Parquet (.parquet) with those columns, "
-        ".npy or .npz (default: the book's 11 readings)"
-        + ("; a sensor column naming one sensor, and a sigma column (weights), are read too" if tables else ""))
-    if tables:
-        add_table_flags(parser, "readings")
-    add_model_flags(parser, lr=schedule, solver=solver)
-    if not schedule:
-        parser.set_defaults(gradient=default["gradient"], fd_delta=default["fd_delta"], log_every=default["log_every"],
-                            log_epochs=None, val_fraction=None, split_seed=default["split_seed"], book_split=False,
-                            exact=False)
-        add_start_up_flags(parser, splits)
-        return
+    add_data_flag(parser, tables)
+    add_model_flags(parser, solver=solver)
     add("--gradient", default=default["gradient"], metavar="HOW",
-        help=f"autograd (jax.grad), analytic (the book's grad_fn) or finite-difference{gd}")
+        help=f"{_listed(GRADIENTS)} (default {_settings_default('gradient')}){gd}")
     add("--fd-delta", default=default["fd_delta"], metavar="D",
         help=f"finite-difference half-width (default 0.1, the book's){gd}")
     add("--log-every", default=default["log_every"], metavar="K", help=f"log every K epochs (default 500){gd}")

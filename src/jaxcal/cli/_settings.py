@@ -15,9 +15,6 @@ __all__ = ["DEFAULTS", "GD_ONLY", "TABLE_FLAGS", "FitSettings", "check_output", 
            "need_matplotlib", "parse_devices", "parse_fit", "parse_model", "parse_solver", "parse_table", "placed",
            "read_data"]
 
-#: ``--optimizer`` names and what the library calls them.
-OPTIMIZERS = {"plain": None, "sgd": "sgd", "adam": "adam"}
-
 #: Bounds of the flags that start things: local processes of a loopback trial, CPU devices of one
 #: process, and seconds to wait for a peer (a day).
 MAX_LAUNCHED = 64
@@ -58,7 +55,7 @@ class FitSettings:
     learning_rate: float
     params: list[float]
     model: str
-    optimizer: str  # the flag's value: plain, sgd or adam
+    optimizer: str  # the flag's value, a name of the library's table (jaxcal.updates.OPTIMIZERS)
     scale: float
     x64: bool
     devices: int | None = None
@@ -80,7 +77,8 @@ class FitSettings:
 
     @property
     def library_optimizer(self) -> str | None:
-        return OPTIMIZERS[self.optimizer]
+        """What the library's ``optimizer=`` is given: ``None`` for the seed's plain update."""
+        return None if self.optimizer == "plain" else self.optimizer
 
     @property
     def dtype(self) -> Any:
@@ -188,6 +186,7 @@ def parse_model(args: argparse.Namespace, *, schedule: bool = False, expressions
     order of the flags' help. A solver other than ``gd`` fits the readings as read (``scale`` 1)."""
     from ..core import MODELS
     from ..evaluate import GRADIENTS
+    from ..updates import OPTIMIZERS
 
     x64 = bool(args.x64)
     dtype = _dtype(x64)
@@ -327,9 +326,12 @@ def parse_fit(args: argparse.Namespace, part: Callable[[int], slice] | None = No
     if s.solver == "ls" and not resolve_model(s.model).linear:
         raise _checks.InvalidInput("--solver", f"ls solves a model linear in its params in one step; {s.model!r} "
                                                "is not: fit it with --solver lm (or auto) from a start (--init)")
-    more: dict[str, Any] = {"exact": bool(args.exact), "data": args.data}  # what parse_model does not read
-    if args.log_epochs:
-        more["log_epochs"] = {int_arg(p.strip(), "--log-epochs") for p in args.log_epochs.split(",") if p.strip()}
+    # what parse_model does not read; a command without a flag (sweep has no schedule) has its default
+    log_epochs, book_split, val_fraction = (getattr(args, flag, None)
+                                            for flag in ("log_epochs", "book_split", "val_fraction"))
+    more: dict[str, Any] = {"exact": bool(getattr(args, "exact", False)), "data": args.data}
+    if log_epochs:
+        more["log_epochs"] = {int_arg(p.strip(), "--log-epochs") for p in log_epochs.split(",") if p.strip()}
     if more["exact"] and s.x64:
         raise _checks.InvalidInput("--exact", "reproduces the float32 recording; it cannot be combined with --x64")
     reading = parse_table(args)
@@ -341,7 +343,7 @@ def parse_fit(args: argparse.Namespace, part: Callable[[int], slice] | None = No
     elif reading["columns"] and "sigma" in reading["columns"] and s.solver == "gd":
         raise _checks.InvalidInput("--columns", "names a sigma column (weights); gradient descent (--solver gd) "
                                                 "fits without weights: use --solver ls or lm")
-    split = args.book_split or args.val_fraction is not None
+    split = bool(book_split) or val_fraction is not None
     if args.data is None:
         t_u, t_c = book.readings(dtype)
     else:
@@ -354,12 +356,12 @@ def parse_fit(args: argparse.Namespace, part: Callable[[int], slice] | None = No
             raise _checks.InvalidInput("--solver", f"{args.data} has a sigma column (weights); gradient descent "
                                                    "fits without weights: use --solver ls or lm")
     if split:
-        if args.book_split:
+        if book_split:
             if args.data is not None:
                 raise _checks.InvalidInput("--book-split", "the recorded split is for the book's readings only")
             train_idx, val_idx = (np.asarray(i) for i in book.BOOK_SPLIT)
         else:
-            fraction = float_arg(args.val_fraction, "--val-fraction")
+            fraction = float_arg(val_fraction, "--val-fraction")
             try:
                 seed = int(_flag(args, "split_seed"))
             except ValueError:

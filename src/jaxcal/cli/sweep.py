@@ -25,7 +25,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Fit the data for --num learning rates, log-spaced from --lr-min to --lr-max (one compile).",
         examples=["jaxcal sweep --scale 1 --lr-min 1e-5 --lr-max 1e-1 --num 9",
                   "jaxcal sweep --lr-min 1e-3 --lr-max 1 --num 13 --json"])
-    _parser.add_train_flags(parser, "split the learning rates over", schedule=False)
+    # a sweep's own flags: the readings and the model, no learning rate (a range) and no schedule (it logs none)
+    _parser.add_data_flag(parser)
+    _parser.add_model_flags(parser, lr=False)
+    _parser.add_start_up_flags(parser, "split the learning rates over")
     _parser.add_device_flag(parser)
     add = parser.add_argument
     add("--lr-min", default="1e-5", metavar="LR", help="smallest learning rate (default 1e-5)")
