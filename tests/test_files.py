@@ -86,6 +86,36 @@ def test_a_write_that_fails_part_way_leaves_the_target_and_no_temporary_file(tmp
     assert target.read_text() == "old"
 
 
+def test_a_parquet_table_streams_to_its_file_and_a_failure_part_way_leaves_the_target(tmp_path, monkeypatch):
+    """A large table's Parquet bytes go to the temporary file piece by piece, never whole in memory; a
+    full disk after the first piece leaves the old file and no temporary one."""
+    pytest.importorskip("pyarrow")
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from jaxcal.io import write_table
+
+    rng = np.random.default_rng(0)
+    columns = {"t_u": rng.normal(size=300_000), "t_c": rng.normal(size=300_000)}
+    pieces = []
+    real = jaxcal._files._write_all
+    monkeypatch.setattr(jaxcal._files, "_write_all",
+                        lambda handle, data: (pieces.append(memoryview(data).nbytes), real(handle, data)))
+    target = tmp_path / "big.parquet"
+    write_table(target, columns)
+    assert len(pieces) > 2
+    assert max(pieces) < sum(pieces) / 2
+    assert pq.read_table(target).column("t_c").to_numpy().tolist() == columns["t_c"].tolist()
+
+    target.write_text("old")
+    monkeypatch.setattr(jaxcal._files, "_write_all", _half_then_disk_full)
+    with pytest.raises(ValueError, match="cannot write") as error:
+        write_table(target, columns, name="--out")
+    assert str(error.value) == f"--out: cannot write {target}: No space left on device"
+    assert [p.name for p in tmp_path.iterdir()] == ["big.parquet"]
+    assert target.read_text() == "old"
+
+
 def test_a_cli_write_that_fails_part_way_leaves_nothing_and_names_the_users_path(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(jaxcal._files, "_write_all", _half_then_disk_full)
     assert main(["train", "--epochs", "10", "--save", str(tmp_path / "cal.json")]) == 2

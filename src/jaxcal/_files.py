@@ -13,7 +13,9 @@ import contextlib
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from ._checks import InvalidInput
 
@@ -22,6 +24,37 @@ __all__ = ["create_temporary", "replace_keeping_mode", "write_atomic"]
 
 def _write_all(handle: object, data: bytes) -> None:
     handle.write(data)  # type: ignore[attr-defined]
+
+
+class _Stream:
+    """The open temporary file as a writer that streams sees it (pyarrow's Parquet writer): each write
+    goes through :func:`_write_all`, as a whole file's bytes do."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._position = 0
+
+    def write(self, data: Any) -> int:
+        size = memoryview(data).nbytes
+        _write_all(self._handle, data)
+        self._position += size
+        return size
+
+    def tell(self) -> int:
+        return self._position
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return self._handle.closed
+
+    def close(self) -> None:  # the temporary file is closed by write_atomic, once the writer is done
+        pass
 
 
 def create_temporary(target: Path) -> tuple[int, Path]:
@@ -49,8 +82,11 @@ def replace_keeping_mode(temp: str | os.PathLike[str], target: str | os.PathLike
     os.replace(temp, target)
 
 
-def write_atomic(path: str | os.PathLike[str], data: str | bytes, name: str = "path") -> None:
+def write_atomic(path: str | os.PathLike[str], data: str | bytes | Callable[[Any], None], name: str = "path") -> None:
     """Write ``data`` (text as UTF-8) to ``path`` through a temporary file renamed into place.
+
+    ``data`` may also be a function that writes the file's bytes into the file-like it is given, piece
+    by piece (a large table's writer: its bytes are never all in memory at once).
 
     Raises:
       InvalidInput: ``path`` is a directory or cannot be written (one line naming ``name``).
@@ -66,7 +102,10 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, name: str = "p
         raise InvalidInput(f"{name}: cannot write {target}: {error.strerror or error}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
-            _write_all(handle, data.encode() if isinstance(data, str) else data)
+            if callable(data):
+                data(_Stream(handle))
+            else:
+                _write_all(handle, data.encode() if isinstance(data, str) else data)
         replace_keeping_mode(temp, target)
     except OSError as error:
         temp.unlink(missing_ok=True)
