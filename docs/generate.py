@@ -406,6 +406,11 @@ def _calibrate_section(record: dict) -> list[str]:
                       f"{line['readings']} readings, least squares): {line['calibrate_s']:.3f} s, "
                       f"{_fmt(line['fits_per_s'])} fits/s, {line['fraction_of_streaming_read']:.3f} of the speed of "
                       f"a streaming read of the same bytes ({line['streaming_read_gb_per_s']:.1f} GB/s)."]
+            if "fraction_bound" in line:
+                lines[-1] += (f" Writing the {line['results_mb']:.0f} MB of results alone (a program that reads one "
+                              f"reading per sensor and computes nothing) takes {line['results_written_s']:.3f} s: no "
+                              f"program returning them can pass {line['fraction_bound']:.3f} of the read on this "
+                              "machine.")
     return lines
 
 
