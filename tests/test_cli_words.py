@@ -133,6 +133,15 @@ def test_a_table_with_its_own_column_names_is_answered_with_the_flag_that_maps_t
     assert "--columns" not in mapped[2].split("expected the header", 1)[1], mapped[2]
 
 
+def test_only_a_header_error_gets_the_hint_whatever_a_message_says(capsys, tmp_path):
+    """The hint comes from the reader's error itself, not from words in the message: a missing file whose
+    name reads like a header error gets none."""
+    odd = tmp_path / "a: b: expected the header 'p,q'.csv"
+    err = _one_line_error(*run_cli(capsys, "fleet", str(odd)), "jaxcal fleet")
+    assert "no such file" in err
+    assert "--columns" not in err, err
+
+
 def test_a_command_without_columns_gives_no_hint(capsys, tmp_path):
     table = tmp_path / "t.csv"
     table.write_text("Raw,Celsius\n1,2\n")

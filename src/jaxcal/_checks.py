@@ -21,6 +21,7 @@ __all__ = [
     "InputError",
     "InvalidInput",
     "InvalidType",
+    "UnexpectedHeader",
     "check_finite_array",
     "check_fits",
     "check_learning_rate",
@@ -61,6 +62,19 @@ class InvalidInput(InputError, ValueError):
 
 class InvalidType(InputError, TypeError):
     """A value of the wrong kind."""
+
+
+class UnexpectedHeader(InvalidInput):
+    """A table whose header is not the one its reader expects.
+
+    Attributes:
+      roles: the roles the reader needs a column for (``("sensor", "t_u", "t_c")``): the command line
+        answers with the ``--columns`` that would name them.
+    """
+
+    def __init__(self, message: str, roles: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.roles = tuple(roles)
 
 
 def _is_concrete(value: Any) -> bool:

@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._checks import InvalidInput, shown
+from ._checks import InvalidInput, UnexpectedHeader, shown
 
 __all__ = [
     "MISSING",
@@ -218,7 +218,8 @@ class _CsvSource:
         header = f"line {self.skip}"
         best = _split_header(path, text, request, header)
         if best is None:
-            raise InvalidInput(f"{path}: {header}: expected {request.expected}, got {shown(text.strip())}")
+            raise UnexpectedHeader(f"{path}: {header}: expected {request.expected}, got {shown(text.strip())}",
+                                   request.required)
         self.separator, cells = best
         roles, _ = _match(path, cells, request, header)
         assert roles is not None

@@ -9,7 +9,6 @@ and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Sequence
 
@@ -78,7 +77,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _columns_hint(args: argparse.Namespace, error: _checks.InputError) -> str:
     """Where a table's header is not the one expected and the command reads ``--columns`` (not given):
     how to name the table's own columns."""
-    found = re.search(r": expected the header '([^']*)'", error.problem or "")
-    if getattr(args, "columns", "given") is not None or found is None:
+    if getattr(args, "columns", "given") is not None or not isinstance(error, _checks.UnexpectedHeader):
         return ""
-    return f"; where its columns are named otherwise, --columns {','.join(f'{r}=NAME' for r in found[1].split(','))}"
+    return f"; where its columns are named otherwise, --columns {','.join(f'{r}=NAME' for r in error.roles)}"
