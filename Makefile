@@ -51,12 +51,12 @@ notebook: $(VENV)/.test-installed
 
 # The declared lower bounds are tested bounds: a second virtualenv with every dependency at the
 # lowest version pyproject.toml allows (.ci/lowest.py) runs the tests of training, exact mode,
-# fleets, sweeps, the CLI, converted logs and the report.
+# fleets, sweeps, the CLI, converted logs, the report and the intervals (statsmodels their oracle).
 LOWEST := .venv-lowest
 LOWEST_TESTS := tests/test_core.py tests/test_training.py tests/test_exact_every_epoch.py tests/test_fleet.py \
 	tests/test_onepass.py tests/test_book_runs.py tests/test_cli.py tests/test_trust.py tests/test_pieces.py \
 	tests/test_io.py tests/test_cache.py tests/test_fused.py tests/test_placement.py tests/test_cli_predict_log.py \
-	tests/test_html_report.py
+	tests/test_html_report.py tests/test_intervals.py
 
 $(LOWEST)/.installed: pyproject.toml .ci/lowest.py
 	rm -rf $(LOWEST)
