@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 BENCH = ROOT / "benchmarks" / "results" / "bench.json"
 CALIBRATE = ROOT / "benchmarks" / "results" / "calibrate.json"
+WORKFLOW = ROOT / "benchmarks" / "results" / "workflow.json"
+PREDICT_LOG = ROOT / "benchmarks" / "results" / "predict_log.json"
 README = ROOT / "README.md"
 HEADLINE_START = "<!-- headline figures: generated from benchmarks/results/bench.json by docs/generate.py -->"
 HEADLINE_END = "<!-- end of headline figures -->"
@@ -359,6 +361,8 @@ def performance_page(results: dict) -> str:
         lines += ["", *_tables_section(results["tables"])]
     if CALIBRATE.exists():
         lines += ["", *_calibrate_section(json.loads(CALIBRATE.read_text()))]
+    if WORKFLOW.exists() and PREDICT_LOG.exists():
+        lines += ["", *_workflow_section(json.loads(WORKFLOW.read_text()), json.loads(PREDICT_LOG.read_text()))]
     lines += ["", "## Start-up", "",
               "Whole processes, median.", "", "| command | time |", "|---|---|"]
     lines += [f"| {name} | {value:.2f} s |" for name, value in results["startup_s"].items()]
@@ -411,6 +415,35 @@ def _calibrate_section(record: dict) -> list[str]:
                               f"reading per sensor and computes nothing) takes {line['results_written_s']:.3f} s: no "
                               f"program returning them can pass {line['fraction_bound']:.3f} of the read on this "
                               "machine.")
+    return lines
+
+
+def _workflow_section(workflow: dict, log: dict) -> list[str]:
+    """A messy logger's table end to end, and a log's conversion (their own records and machines)."""
+    times, messy = workflow["median_s"], workflow["checks"]["messy"]
+    lines = ["## From a logger's table to converted readings", "",
+             f"From `benchmarks/results/workflow.json` (`benchmarks/bench_workflow.py`): {workflow['machine']}, "
+             f"{workflow['cores']} cores; Python {workflow['python']}, jax {workflow['jax']}; {workflow['date']}. "
+             f"`jaxcal fleet ... --out x.parquet` as a whole process on {workflow['rows']:,} rows of "
+             f"{workflow['sensors']:,} sensors, median of {workflow['repeats']} after a warm-up: the messy table "
+             f"(its own column names, an extra column, semicolons, 0.1% missing cells, {workflow['unfittable']} "
+             f"unfittable sensors) took {times['messy']:.2f} s, the same table clean {times['clean']:.2f} s: "
+             f"{workflow['ratio']:.2f}x. Every sensor is a row of the output ({messy['rows']:,}; "
+             f"{messy['undetermined']} undetermined with their reason; {messy['dropped']:,} readings dropped).",
+             "",
+             f"From `benchmarks/results/predict_log.json` (`benchmarks/bench_predict_log.py`): {log['machine']}, "
+             f"{log['cores']} cores; Python {log['python']}, jax {log['jax']}, pyarrow {log['pyarrow']}; "
+             f"{log['date']}. `jaxcal predict --cal fits.parquet --data LOG --out OUT` on {log['readings']:,} "
+             f"readings of {log['sensors']:,} sensors, each with its 95% prediction interval, against reading the "
+             f"log alone (median of {log['repeats']}):", "",
+             "| format | log | read | whole run | read / whole run | results table | log | conversion | writing |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for kind, run in log["formats"].items():
+        phases = run["phases_s"]
+        lines.append(f"| {kind} | {run['log_bytes'] / 1e6:.0f} MB | {run['read_s']:.2f} s | {run['total_s']:.2f} s | "
+                     f"{run['ratio_read_to_total']:.2f} | " + " | ".join(f"{phases[p]:.2f} s" for p in (
+                         "results table", "log", "conversion", "writing")) + " |")
+    lines += ["", "The last four columns time one more run's phases apart."]
     return lines
 
 
