@@ -142,6 +142,33 @@ def test_only_a_header_error_gets_the_hint_whatever_a_message_says(capsys, tmp_p
     assert "--columns" not in err, err
 
 
+@pytest.mark.parametrize(("command", "name"), [(["train", "--data"], "missing"),
+                                               (["predict", "--cal", "{fits}", "--data"], "columns")])
+def test_a_table_named_like_a_flag_is_named_as_the_file_it_is(capsys, tmp_path, monkeypatch, command, name):
+    """A reader's error about the file ``missing`` is about that file, not the --missing flag; its hint stays."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).write_text("raw;ref\n1;2\n2;3\n")
+    fits = tmp_path / "fits.csv"
+    fits.write_text("sensor,w,b,cov_w_w,cov_w_b,cov_b_b,residual_sd,dof,status,model,scale\n"
+                    "A,1,0,1e-4,0,1e-2,0.1,3,converged,linear,1\n")
+    argv = [a.format(fits=fits) for a in command] + [name] + (["--out", "o.csv"] if command[0] == "predict" else [])
+    err = _one_line_error(*run_cli(capsys, *argv), f"jaxcal {command[0]}")
+    assert err.startswith(f"jaxcal {command[0]}: error: {name}: line 1: expected the header"), err
+    assert "; where its columns are named otherwise, --columns " in err
+
+
+def test_a_header_error_keeps_its_roles_when_pickled_or_renamed():
+    import pickle
+
+    from jaxcal._checks import UnexpectedHeader
+
+    error = UnexpectedHeader("f.csv: line 1: expected the header 't_u,t_c'", roles=("t_u", "t_c"))
+    for copy in (pickle.loads(pickle.dumps(error)), error.renamed("f.csv")):
+        assert type(copy) is UnexpectedHeader
+        assert (str(copy), copy.roles) == (str(error), ("t_u", "t_c"))
+    assert str(error.renamed("--data")) == "--data: line 1: expected the header 't_u,t_c'"
+
+
 def test_a_command_without_columns_gives_no_hint(capsys, tmp_path):
     table = tmp_path / "t.csv"
     table.write_text("Raw,Celsius\n1,2\n")

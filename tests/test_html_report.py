@@ -230,6 +230,27 @@ def test_a_model_known_by_its_text(tmp_path):
     assert described["params"] == "g, o"
 
 
+@pytest.mark.parametrize(("name", "shown"), [(None, "test_html_report.gain_and_offset"), ("mine", "mine")])
+def test_a_callers_model_with_a_formula_is_shown_by_its_own_name(tmp_path, name, shown):
+    """A caller's ModelSpec with a formula of its own: the formula, and the model's name (or its function's),
+    never "expression" nor None."""
+    pytest.importorskip("matplotlib")
+    from jaxcal import ModelSpec
+
+    spec = ModelSpec(gain_and_offset, ("g", "o"), None, name, formula="g * t_u + o")
+    fit = calibrate(data.t_u, data.t_c)
+    path = tmp_path / "own.html"
+    write_report(path, sensors="book", t_u=data.t_u, t_c=data.t_c, fit=fit, model=spec, solver="ls",
+                 param_names=spec.param_names)
+    described = {row[0]: row[1] for row in _read(path)[1].tables["fitted"]}
+    assert described["model"] == shown
+    assert described["model's formula"] == "t_p = g * t_u + o"
+
+
+def gain_and_offset(t_u, g, o):
+    return g * t_u + o
+
+
 def test_no_sensor_fitted(tmp_path):
     """Every reading of every sensor at one t_u: nothing to summarise; the ids listed up to the cap."""
     pytest.importorskip("matplotlib")

@@ -7,6 +7,7 @@ Each check takes the name the caller knows the value by (``learning_rate`` in th
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import numbers
@@ -55,6 +56,14 @@ class InputError(Exception):
         self.name, self.problem = name, problem
         super().__init__(f"{name}: {problem}" if problem else name)
 
+    def renamed(self, name: str) -> InputError:
+        """The same error, of the same class and with its other attributes, about ``name`` (the flag
+        that gave the argument the library names)."""
+        error = copy.copy(self)
+        error.name = name
+        error.args = (f"{name}: {self.problem}" if self.problem else name,)
+        return error
+
 
 class InvalidInput(InputError, ValueError):
     """A value of the right kind that jaxcal cannot use."""
@@ -72,9 +81,12 @@ class UnexpectedHeader(InvalidInput):
         answers with the ``--columns`` that would name them.
     """
 
-    def __init__(self, message: str, roles: tuple[str, ...]) -> None:
-        super().__init__(message)
+    def __init__(self, name: str, problem: str | None = None, roles: tuple[str, ...] = ()) -> None:
+        super().__init__(name, problem)
         self.roles = tuple(roles)
+
+    def __reduce__(self) -> tuple:  # pickled with its roles (an error sent from a worker process)
+        return type(self), (self.name, self.problem, self.roles)
 
 
 def _is_concrete(value: Any) -> bool:

@@ -404,16 +404,18 @@ def _table(header: list[str], rows: list[list[str]], table_id: str, numeric: tup
 
 def _model_text(spec: Any) -> tuple[str, str]:
     """The model's name and its formula: a named model's or an expression's ``t_p = ...`` (its
-    :attr:`~jaxcal.core.ModelSpec.formula`; a spec named by a text jaxcal has no model of that name for
-    is an expression, its name the formula), a function's source."""
+    :attr:`~jaxcal.core.ModelSpec.formula`; a spec named by a text jaxcal has no model of that name for,
+    without a formula of its own, is an expression, its name the formula), else a function's source. A
+    caller's function is named by its module and name where its spec names it not."""
     from .core import MODELS
 
     fn = spec.fn
-    expression = spec.name is not None and spec.name not in MODELS
-    formula = spec.name if expression and spec.formula is None else spec.formula
+    expression = spec.name is not None and spec.name not in MODELS and spec.formula in (None, spec.name)
+    name = ("expression" if expression else spec.name
+            or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}")
+    formula = spec.name if expression else spec.formula
     if formula is not None:
-        return "expression" if expression else spec.name, f"t_p = {formula}"
-    name = spec.name or f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+        return name, f"t_p = {formula}"
     try:
         source = textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError):

@@ -219,7 +219,7 @@ class _CsvSource:
         best = _split_header(path, text, request, header)
         if best is None:
             raise UnexpectedHeader(f"{path}: {header}: expected {request.expected}, got {shown(text.strip())}",
-                                   request.required)
+                                   roles=request.required)
         self.separator, cells = best
         roles, _ = _match(path, cells, request, header)
         assert roles is not None

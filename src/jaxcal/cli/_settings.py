@@ -296,8 +296,8 @@ def read_data(path: str, dtype: Any, reading: dict[str, Any], part: Callable[[in
     try:
         return read_readings(path, dtype, part=part, **reading)
     except _checks.InputError as error:
-        if error.name in TABLE_FLAGS:
-            raise type(error)(TABLE_FLAGS[error.name], error.problem) from None
+        if error.name in TABLE_FLAGS and error.name != path:  # an argument's error, not the file's (named so)
+            raise error.renamed(TABLE_FLAGS[error.name]) from None
         if error.problem and "a readings table holds one sensor's readings" in error.problem:
             several = error.problem.split(";", 1)[0]  # "names 3 sensors"
             raise _checks.InvalidInput(error.name, f"{several}; train fits one sensor's readings: calibrate every "

@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
 
         t_u = {"t_u": reading["columns"]["t_u"]} if reading["columns"] and "t_u" in reading["columns"] else None
         readings = _flagged(lambda: read_t_u(args.data, columns=t_u, separator=reading["separator"],
-                                             missing=reading["missing"]))
+                                             missing=reading["missing"]), args.data)
     else:
         if not args.readings:
             raise _checks.InvalidInput("predict", "give readings to convert, e.g. jaxcal predict --cal cal.json 45.1")
@@ -244,13 +244,14 @@ def _reading_flags(args: argparse.Namespace) -> dict:
             "missing": None if args.missing is None else [cell.strip() for cell in args.missing.split(",")]}
 
 
-def _flagged(read: Callable[[], Any]) -> Any:
-    """``read()``, an error about an argument of a table reader named by its flag."""
+def _flagged(read: Callable[[], Any], path: str) -> Any:
+    """``read()`` of the table at ``path``, an error about an argument of a table reader named by its flag
+    (not one about a file that happens to be called ``missing``)."""
     try:
         return read()
     except _checks.InputError as error:
-        if error.problem and error.name in ("columns", "separator", "missing"):
-            raise type(error)(f"--{error.name}", error.problem) from None
+        if error.problem and error.name in ("columns", "separator", "missing") and error.name != path:
+            raise error.renamed(f"--{error.name}") from None
         raise
 
 
@@ -263,7 +264,7 @@ def _is_log(data: str, reading: dict) -> bool:
     if "sensor" in mapping:
         return True
     return _flagged(lambda: has_column(data, "sensor", columns=mapping, separator=reading["separator"])
-                    or not has_column(data, "t_u", columns=mapping, separator=reading["separator"]))
+                    or not has_column(data, "t_u", columns=mapping, separator=reading["separator"]), data)
 
 
 # -- a log: each reading through its own sensor's calibration ----------------------------------------------
@@ -444,7 +445,7 @@ def _run_log(args: argparse.Namespace, reading: dict, level: float, interval: st
             if os.path.exists(args.out) and os.path.exists(path) and os.path.samefile(args.out, path):
                 raise _checks.InvalidInput("--out", f"{args.out} is the input table {path}; choose another file")
     fleet = _fleet(args.cal)
-    log = _flagged(lambda: read_log(args.data, **reading))
+    log = _flagged(lambda: read_log(args.data, **reading), args.data)
     n = len(log.t_u)
     if args.json and args.out is None and n > JSON_MOST:
         raise _checks.InvalidInput("--json", f"{args.data} holds {n:,} readings, more than --json prints "
