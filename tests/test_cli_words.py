@@ -157,6 +157,15 @@ def test_a_table_named_like_a_flag_is_named_as_the_file_it_is(capsys, tmp_path, 
     assert "; where its columns are named otherwise, --columns " in err
 
 
+@pytest.mark.parametrize(("command", "name"), [(["fleet"], "model"), (["train", "--data"], "params"),
+                                               (["sweep", "--data"], "learning_rate")])
+def test_a_bad_cell_of_a_file_named_like_an_argument_names_the_file(capsys, tmp_path, monkeypatch, command, name):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).write_text("sensor,t_u,t_c\na,1,2\na,2,x\n" if command == ["fleet"] else "t_u,t_c\n1,2\n2,x\n")
+    err = _one_line_error(*run_cli(capsys, *command, name), f"jaxcal {command[0]}")
+    assert err.startswith(f"jaxcal {command[0]}: error: {name}: line 3: t_c is not a number"), err
+
+
 def test_a_header_error_keeps_its_roles_when_pickled_or_renamed():
     import pickle
 

@@ -47,9 +47,16 @@ def build_parser() -> Parser:
     return parser
 
 
-def _as_flags(error: _checks.InputError) -> str:
+#: The arguments that name input files: an error about such a file is named by its path, which is not
+#: mapped to a flag even where a file is called like a library argument (a table named ``model``).
+_FILES = ("data", "cal")
+
+
+def _as_flags(error: _checks.InputError, args: argparse.Namespace | None = None) -> str:
     if not error.problem:
         return error.name
+    if error.name in {getattr(args, name, None) for name in _FILES}:
+        return f"{error.name}: {error.problem}"
     return f"{FLAGS.get(error.name, error.name)}: {error.problem}"
 
 
@@ -70,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with all_or_nothing():  # a run's output files appear together, or not at all
             return COMMANDS[args.command].run(args)
     except _checks.InputError as error:
-        print(f"{prog}: error: {_as_flags(error)}{_columns_hint(args, error)}", file=sys.stderr)
+        print(f"{prog}: error: {_as_flags(error, args)}{_columns_hint(args, error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
