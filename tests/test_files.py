@@ -75,20 +75,35 @@ def _half_then_disk_full(handle, data: bytes) -> None:
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-def test_a_write_that_fails_part_way_leaves_the_target_and_no_temporary_file(tmp_path, monkeypatch):
-    target = tmp_path / "cal.json"
+def _save(target: Path) -> None:
+    save_calibration(target, CALIBRATION, name="--out")
+
+
+def _parquet(target: Path) -> None:
+    """A table large enough that its Parquet bytes stream to the file in several pieces."""
+    pytest.importorskip("pyarrow")
+    import numpy as np
+
+    from jaxcal.io import write_table
+
+    write_table(target, {"t_c": np.random.default_rng(0).normal(size=300_000)}, name="--out")
+
+
+@pytest.mark.parametrize(("name", "write"), [("cal.json", _save), ("big.parquet", _parquet)])
+def test_a_write_that_fails_part_way_leaves_the_target_and_no_temporary_file(tmp_path, monkeypatch, name, write):
+    target = tmp_path / name
     target.write_text("old")
     monkeypatch.setattr(jaxcal._files, "_write_all", _half_then_disk_full)
     with pytest.raises(ValueError, match="cannot write") as error:
-        save_calibration(target, CALIBRATION, name="--save")
-    assert str(error.value) == f"--save: cannot write {target}: No space left on device"
-    assert [p.name for p in tmp_path.iterdir()] == ["cal.json"]
+        write(target)
+    assert str(error.value) == f"--out: cannot write {target}: No space left on device"
+    assert [p.name for p in tmp_path.iterdir()] == [name]
     assert target.read_text() == "old"
 
 
-def test_a_parquet_table_streams_to_its_file_and_a_failure_part_way_leaves_the_target(tmp_path, monkeypatch):
-    """A large table's Parquet bytes go to the temporary file piece by piece, never whole in memory; a
-    full disk after the first piece leaves the old file and no temporary one."""
+def test_a_parquet_table_streams_to_its_file(tmp_path, monkeypatch):
+    """A large table's Parquet bytes go to the temporary file piece by piece, never whole in memory (the
+    failure part-way: the test above)."""
     pytest.importorskip("pyarrow")
     import numpy as np
     import pyarrow.parquet as pq
@@ -106,14 +121,6 @@ def test_a_parquet_table_streams_to_its_file_and_a_failure_part_way_leaves_the_t
     assert len(pieces) > 2
     assert max(pieces) < sum(pieces) / 2
     assert pq.read_table(target).column("t_c").to_numpy().tolist() == columns["t_c"].tolist()
-
-    target.write_text("old")
-    monkeypatch.setattr(jaxcal._files, "_write_all", _half_then_disk_full)
-    with pytest.raises(ValueError, match="cannot write") as error:
-        write_table(target, columns, name="--out")
-    assert str(error.value) == f"--out: cannot write {target}: No space left on device"
-    assert [p.name for p in tmp_path.iterdir()] == ["big.parquet"]
-    assert target.read_text() == "old"
 
 
 def test_a_cli_write_that_fails_part_way_leaves_nothing_and_names_the_users_path(tmp_path, monkeypatch, capsys):
