@@ -183,18 +183,12 @@ def add_model_flags(parser: argparse.ArgumentParser, lr: bool = True, solver: bo
              + (", or by name, e.g. b1=250,b2=5e-4 (an expression's params, which have no default) "
                 "(--solver gd, lm)" if solver else ""))
     add("--optimizer", default=default["optimizer"], metavar="NAME",
-        help=f"{_listed(OPTIMIZERS)} (default {_settings_default('optimizer')}){gd}")
+        help=f"{_listed(OPTIMIZERS)} (default {_defaults(False)['optimizer']}){gd}")
     models = _listed({name: spec.formula or name for name, spec in MODELS.items()})
     add("--model", default="linear", metavar="NAME", help=f"{models} (default linear)"
         + (", or an expression in t_u, e.g. 'b1*(1-exp(-b2*t_u))' (read by jaxcal.expression, never run as "
            "Python; its params are its other names; with --solver gd they apply to the scaled readings, "
            "S * t_u)" if solver else ""))
-
-
-def _settings_default(name: str) -> str:
-    from ._settings import DEFAULTS
-
-    return DEFAULTS[name]
 
 
 def add_data_flag(parser: argparse.ArgumentParser, tables: bool = False) -> None:
@@ -274,7 +268,7 @@ def add_train_flags(parser: argparse.ArgumentParser, splits: str = "shard the re
     add_data_flag(parser, tables)
     add_model_flags(parser, solver=solver)
     add("--gradient", default=default["gradient"], metavar="HOW",
-        help=f"{_listed(GRADIENTS)} (default {_settings_default('gradient')}){gd}")
+        help=f"{_listed(GRADIENTS)} (default {_defaults(False)['gradient']}){gd}")
     add("--fd-delta", default=default["fd_delta"], metavar="D",
         help=f"finite-difference half-width (default 0.1, the book's){gd}")
     add("--log-every", default=default["log_every"], metavar="K", help=f"log every K epochs (default 500){gd}")
