@@ -1293,7 +1293,7 @@ def _npz_bytes(columns: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
-def _parquet_bytes(columns: dict[str, np.ndarray]) -> Callable[[Any], None]:
+def _parquet_writer(columns: dict[str, np.ndarray]) -> Callable[[Any], None]:
     """A writer of ``columns`` as a Parquet file, into the file-like it is given: pyarrow streams each
     page as it encodes it (a 10,000,000-reading log's conversion is ~310 MB: never held in memory whole,
     nor copied from a buffer into the file)."""
@@ -1408,7 +1408,7 @@ def _csv_quoted(arrays: dict[str, Any]) -> str:
 _FORMATS = {
     ".csv": _Format("CSV", _CsvSource, _csv_bytes, _csv_names),
     ".json": _Format("JSON", None, _json_bytes),
-    ".parquet": _Format("Parquet", _ParquetSource, _parquet_bytes, _parquet_names),
+    ".parquet": _Format("Parquet", _ParquetSource, _parquet_writer, _parquet_names),
     ".npz": _Format("NumPy", _NpzSource, _npz_bytes, lambda path, request: list(_npz_members(path))),
     ".npy": _Format("NumPy", _NpySource, None, lambda path, request: []),
 }

@@ -11,9 +11,9 @@ from typing import Any
 from .. import _checks
 from ._parser import canonical, did_you_mean
 
-__all__ = ["DEFAULTS", "GD_ONLY", "TABLE_FLAGS", "FitSettings", "check_output", "choice", "float_arg", "int_arg",
-           "need_matplotlib", "parse_devices", "parse_fit", "parse_model", "parse_solver", "parse_table", "placed",
-           "read_data"]
+__all__ = ["DEFAULTS", "GD_ONLY", "TABLE_FLAGS", "FitSettings", "check_output", "choice", "flagged", "float_arg",
+           "int_arg", "need_matplotlib", "parse_devices", "parse_fit", "parse_model", "parse_solver", "parse_table",
+           "placed", "read_data"]
 
 #: Bounds of the flags that start things: local processes of a loopback trial, CPU devices of one
 #: process, and seconds to wait for a peer (a day).
@@ -287,6 +287,18 @@ def parse_table(args: argparse.Namespace) -> dict[str, Any]:
             "missing": None if missing is None else [cell.strip() for cell in missing.split(",")]}
 
 
+def flagged(read: Callable[[], Any], path: str) -> Any:
+    """``read()`` of the table at ``path``; an error about how a table reader reads it (``columns``,
+    ``separator``, ``missing``: :data:`TABLE_FLAGS`) named by its flag, one about the file itself by its
+    path, even where the file is called like a flag (a table named ``missing``)."""
+    try:
+        return read()
+    except _checks.InputError as error:
+        if error.problem and error.name in TABLE_FLAGS and error.name != path:
+            raise error.renamed(TABLE_FLAGS[error.name]) from None
+        raise
+
+
 def read_data(path: str, dtype: Any, reading: dict[str, Any], part: Callable[[int], slice] | None = None) -> Any:
     """``--data``: one sensor's readings (:func:`jaxcal.io.read_readings` with ``reading``, from
     :func:`parse_table`). An error about how the file is read names the flag; a table of several
@@ -294,10 +306,8 @@ def read_data(path: str, dtype: Any, reading: dict[str, Any], part: Callable[[in
     from ..io import read_readings
 
     try:
-        return read_readings(path, dtype, part=part, **reading)
+        return flagged(lambda: read_readings(path, dtype, part=part, **reading), path)
     except _checks.InputError as error:
-        if error.name in TABLE_FLAGS and error.name != path:  # an argument's error, not the file's (named so)
-            raise error.renamed(TABLE_FLAGS[error.name]) from None
         if error.problem and "a readings table holds one sensor's readings" in error.problem:
             several = error.problem.split(";", 1)[0]  # "names 3 sensors"
             raise _checks.InvalidInput(error.name, f"{several}; train fits one sensor's readings: calibrate every "

@@ -10,7 +10,6 @@ import json
 import math
 import os
 import zipfile
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -18,7 +17,7 @@ import numpy as np
 from .. import _checks
 from . import _parser
 from ._outputs import write
-from ._settings import check_output, choice, float_arg
+from ._settings import check_output, choice, flagged, float_arg
 
 __all__ = ["JSON_MOST", "add_parser", "run"]
 
@@ -176,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         from ..io import read_t_u
 
         t_u = {"t_u": reading["columns"]["t_u"]} if reading["columns"] and "t_u" in reading["columns"] else None
-        readings = _flagged(lambda: read_t_u(args.data, columns=t_u, separator=reading["separator"],
+        readings = flagged(lambda: read_t_u(args.data, columns=t_u, separator=reading["separator"],
                                              missing=reading["missing"]), args.data)
     else:
         if not args.readings:
@@ -244,17 +243,6 @@ def _reading_flags(args: argparse.Namespace) -> dict:
             "missing": None if args.missing is None else [cell.strip() for cell in args.missing.split(",")]}
 
 
-def _flagged(read: Callable[[], Any], path: str) -> Any:
-    """``read()`` of the table at ``path``, an error about an argument of a table reader named by its flag
-    (not one about a file that happens to be called ``missing``)."""
-    try:
-        return read()
-    except _checks.InputError as error:
-        if error.problem and error.name in ("columns", "separator", "missing") and error.name != path:
-            raise error.renamed(f"--{error.name}") from None
-        raise
-
-
 def _is_log(data: str, reading: dict) -> bool:
     """Whether ``--data`` is a log of many sensors' readings: its sensor column mapped, or there; or a
     table not readable as readings alone either (the log's reader then says what it lacks)."""
@@ -263,7 +251,7 @@ def _is_log(data: str, reading: dict) -> bool:
     mapping = reading["columns"] or {}
     if "sensor" in mapping:
         return True
-    return _flagged(lambda: has_column(data, "sensor", columns=mapping, separator=reading["separator"])
+    return flagged(lambda: has_column(data, "sensor", columns=mapping, separator=reading["separator"])
                     or not has_column(data, "t_u", columns=mapping, separator=reading["separator"]), data)
 
 
@@ -445,7 +433,7 @@ def _run_log(args: argparse.Namespace, reading: dict, level: float, interval: st
             if os.path.exists(args.out) and os.path.exists(path) and os.path.samefile(args.out, path):
                 raise _checks.InvalidInput("--out", f"{args.out} is the input table {path}; choose another file")
     fleet = _fleet(args.cal)
-    log = _flagged(lambda: read_log(args.data, **reading), args.data)
+    log = flagged(lambda: read_log(args.data, **reading), args.data)
     n = len(log.t_u)
     if args.json and args.out is None and n > JSON_MOST:
         raise _checks.InvalidInput("--json", f"{args.data} holds {n:,} readings, more than --json prints "
