@@ -256,3 +256,125 @@ def test_the_readers_agree_on_what_pyarrow_alone_would_miss(tmp_path):
     np.savez(tmp_path / "small.npz", sensor=np.repeat(np.int8([-100, 100, 7]), 2), t_u=np.arange(6.0),
              t_c=np.arange(6.0))
     assert read_fleet(tmp_path / "small.npz").sensors.tolist() == ["-100", "7", "100"]
+
+
+# -- a log read a part at a time, a table written a part at a time ----------------------------------------
+
+#: A log's rows (sensor, t_u): a missing reading (None), a row without an id, ids that recur across parts.
+LOG_ROWS = [("b", 35.7), ("a", None), (None, 12.0), ("b", 55.9), ("c", 1.0), ("a", 2.0), ("d", 3.0)]
+
+
+def _log_file(folder, kind: str, rows=LOG_ROWS):
+    sensors = [s for s, _ in rows]
+    t_u = [u for _, u in rows]
+    if kind == "csv":
+        path = folder / "log.csv"
+        path.write_text("sensor,t_u\n" + "".join(f"{s or ''},{'' if u is None else u}\n" for s, u in rows))
+    elif kind == "npz":
+        path = folder / "log.npz"
+        np.savez(path, sensor=np.array([s or "" for s in sensors]),
+                 t_u=np.array([np.nan if u is None else u for u in t_u]))
+    else:  # Parquet in row groups that do not line up with the parts, or in one group
+        path = folder / f"{kind}.parquet"
+        pq.write_table(pa.table({"sensor": sensors, "t_u": pa.array(t_u, pa.float64())}), path,
+                       row_group_size=2 if kind == "groups" else len(rows))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["csv", "groups", "one-group", "npz"])
+def test_a_log_read_in_parts_is_the_whole_log_part_by_part(tmp_path, kind):
+    path = _log_file(tmp_path, kind)
+    missing = ["", "NA", "NaN"] if kind == "npz" else None  # an .npz file's missing reading is NaN
+    whole = io.read_log(path, missing=missing)
+    log = io.read_log_parts(path, rows=3, missing=missing)
+    assert log.readings == len(LOG_ROWS)
+    parts = list(log.parts)
+    assert [len(part.t_u) for part in parts] == [3, 3, 1]
+
+    def named(table):  # each row's id as text, "" for none
+        return np.append(table.sensors, "")[table.index].tolist()
+
+    assert [s for part in parts for s in named(part)] == named(whole) == [s or "" for s, _ in LOG_ROWS]
+    for part in parts:  # each part's ids are its own rows', sorted
+        assert part.sensors.tolist() == sorted({s for s in named(part) if s})
+    np.testing.assert_array_equal(np.concatenate([part.t_u for part in parts]), whole.t_u)
+
+
+@pytest.mark.parametrize(("kind", "where"), [("csv", "line 7"), ("groups", "row 6"), ("npz", "row 6")])
+def test_a_value_refused_in_a_later_part_is_named_as_the_whole_log_names_it(tmp_path, kind, where):
+    rows = [*LOG_ROWS[:5], ("a", float("inf")), LOG_ROWS[6]]
+    path = _log_file(tmp_path, kind, rows)
+    missing = ["", "NA", "NaN"] if kind == "npz" else None  # an .npz file's missing reading is NaN
+    with pytest.raises(ValueError, match="is not finite") as whole:
+        io.read_log(path, missing=missing)
+    assert f"{where}: sensor 'a': t_u is not finite: inf" in str(whole.value)
+    parts = io.read_log_parts(path, rows=2, missing=missing).parts
+    assert [len(next(parts).t_u) for _ in range(2)] == [2, 2]  # the parts before it are read
+    with pytest.raises(ValueError, match="is not finite") as part:
+        next(parts)
+    assert str(part.value) == str(whole.value)
+
+
+@pytest.mark.parametrize("rows", [0, -1, 2.5, True])
+def test_a_part_of_no_rows_or_not_an_integer_is_refused(tmp_path, rows):
+    with pytest.raises((ValueError, TypeError), match="rows: must be a positive integer"):
+        io.read_log_parts(_log_file(tmp_path, "csv"), rows=rows)
+
+
+def _table_parts() -> list[dict]:
+    """A table of 7 rows in parts of 3, 0 and 4 rows: a coded column of each part's own values, floats that
+    are not finite, integers, booleans."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=7)
+    x[[1, 4]] = [np.nan, np.inf]
+    codes = [np.array([0, 1, 0]), np.array([], int), np.array([1, 1, 0, 2])]
+    values = [np.array(["ok", "no calibration"]), np.array(["ok"]), np.array(["b", "a", "ok, quoted"])]
+    bounds = [0, 3, 3, 7]
+    return [{"sensor": io.Coded(v, c), "x": x[lo:hi], "n": np.arange(lo, hi), "ok": x[lo:hi] > 0}
+            for v, c, lo, hi in zip(values, codes, bounds[:-1], bounds[1:], strict=True)]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json", ".npz"])
+def test_a_table_written_in_parts_is_the_table_written_whole(tmp_path, suffix):
+    parts = _table_parts()
+    whole = {key: (np.concatenate([part[key].decoded() for part in parts]) if key == "sensor"
+                   else np.concatenate([part[key] for part in parts])) for key in parts[0]}
+    io.write_table(tmp_path / f"whole{suffix}", whole)
+    io.write_table_parts(tmp_path / f"parts{suffix}", iter(parts))
+    if suffix == ".parquet":
+        got, want = (pq.read_table(tmp_path / f"{name}.parquet") for name in ("parts", "whole"))
+        assert got.schema == want.schema
+        for key in whole:  # NaN as NaN
+            np.testing.assert_array_equal(got[key].to_numpy(), want[key].to_numpy())
+        assert pq.ParquetFile(tmp_path / "parts.parquet").num_row_groups == 3  # each part as it came
+    elif suffix == ".npz":
+        with np.load(tmp_path / "parts.npz") as got, np.load(tmp_path / "whole.npz") as want:
+            for key in whole:
+                np.testing.assert_array_equal(got[key], want[key])
+    else:
+        assert (tmp_path / f"parts{suffix}").read_bytes() == (tmp_path / f"whole{suffix}").read_bytes()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_part_that_fails_leaves_the_old_file_and_nothing_else(tmp_path, suffix):
+    path = tmp_path / f"out{suffix}"
+    path.write_bytes(b"old")
+
+    def parts():
+        yield from _table_parts()[:2]
+        raise io.InvalidInput("log.csv: line 9: t_u is not finite: inf")
+
+    with pytest.raises(ValueError, match="line 9"):
+        io.write_table_parts(path, parts())
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_no_parts_or_a_part_of_other_columns_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"out\.csv: no parts to write"):
+        io.write_table_parts(tmp_path / "out.csv", [])
+    first, second, _ = _table_parts()
+    del second["ok"]
+    with pytest.raises(ValueError, match=r"a part's columns \['sensor', 'x', 'n'\] are not the first's"):
+        io.write_table_parts(tmp_path / "out.parquet", [first, second])
+    assert not list(tmp_path.iterdir())

@@ -24,24 +24,27 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import math
 import os
 import re
 import struct
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._checks import InvalidInput, UnexpectedHeader, shown
+from ._checks import InvalidInput, UnexpectedHeader, check_positive_int, shown
 
 __all__ = [
+    "LOG_PART_ROWS",
     "MISSING",
     "ROLES",
     "Coded",
     "FleetTable",
+    "LogParts",
     "LogTable",
     "Readings",
     "has_column",
@@ -49,11 +52,13 @@ __all__ = [
     "read_fleet",
     "read_fleet_share",
     "read_log",
+    "read_log_parts",
     "read_readings",
     "read_readings_share",
     "read_t_u",
     "table_format",
     "write_table",
+    "write_table_parts",
 ]
 
 #: A process's share of ``n`` items: ``part(n)`` is the slice it reads.
@@ -310,14 +315,19 @@ class _CsvSource:
             return f"data row {row + 1}"
         return f"line {int(np.searchsorted(newlines, starts[records[row]])) + 1}"
 
-    def ids(self) -> tuple[np.ndarray, np.ndarray]:
-        return _arrow_ids(self.path, self.table[self.column["sensor"]])
+    def slices(self, size: int) -> Iterator[slice]:
+        return _slices(self.n, size)
+
+    def ids(self, rows: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
+        return _arrow_ids(self.path, _sliced(self.table[self.column["sensor"]], rows))
 
     def numbers(self, role: str, rows: np.ndarray | slice | None) -> np.ndarray:
         column = self.table[self.column[role]]
+        if isinstance(rows, slice):  # a part of the file (see slices): only its cells converted
+            column = _sliced(column, rows)
         values = column.to_numpy()  # a missing value (null) as NaN
         missing = column.is_null().to_numpy(zero_copy_only=False) if column.null_count else None
-        if rows is not None:
+        if rows is not None and not isinstance(rows, slice):
             values = values[rows]
             missing = None if missing is None else missing[rows]
         bad = ~np.isfinite(values)
@@ -337,6 +347,23 @@ class _CsvSource:
             raise InvalidInput(f"{self.path}: {self.where(row)}: {self.labels[role]} is not finite: "
                                f"{shown(cell.strip())}")
         return values
+
+
+def _slices(n: int, size: int) -> Iterator[slice]:
+    """``n`` rows as consecutive slices of ``size`` (the last may be shorter)."""
+    return (slice(start, min(start + size, n)) for start in range(0, n, size))
+
+
+def _sliced(column: Any, rows: slice | None) -> Any:
+    """A pyarrow column's ``rows``: of a slice of step 1 (a part), without a copy."""
+    if rows is None:
+        return column
+    start, stop, step = rows.indices(len(column))
+    if step == 1:
+        return column.slice(start, max(stop - start, 0))
+    import pyarrow as pa
+
+    return column.take(pa.array(np.arange(start, stop, step)))
 
 
 def _header_line(raw: bytes) -> tuple[str, int]:
@@ -428,7 +455,10 @@ class _BinarySource:
     def where(self, row: int) -> str:
         return f"reading {row}" if self.request.kind == "readings" else f"row {row + 1}"
 
-    def ids(self) -> tuple[np.ndarray, np.ndarray]:
+    def slices(self, size: int) -> Iterator[slice]:
+        return _slices(self.n, size)
+
+    def ids(self, rows: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
     def checked(self, role: str, values: np.ndarray, missing: np.ndarray | None,
@@ -484,9 +514,34 @@ class _ParquetSource(_BinarySource):
         self._read_rows: Any = ()
         self._read_columns: dict[str, Any] = {}
 
-    def ids(self) -> tuple[np.ndarray, np.ndarray]:
+    def slices(self, size: int) -> Iterator[slice]:
+        """Consecutive parts of ``size`` rows, each read as a batch when reached, whatever the file's
+        row groups (a file of one large group is still read a part at a time): ``ids`` and ``numbers``
+        of the slice given take that batch's columns."""
+        import pyarrow as pa
+
+        names = list(dict.fromkeys(self.column.values()))
+        batches = self.file.iter_batches(batch_size=size, columns=names)
+        start = 0
+        while True:
+            try:
+                batch = next(batches, None)
+            except (OSError, pa.ArrowException) as error:
+                raise InvalidInput(f"{self.path}: not a readable Parquet file ({error})") from None
+            if batch is None:
+                return
+            rows = slice(start, start + batch.num_rows)
+            self._read_rows, self._read_columns = rows, {name: batch.column(name) for name in names}
+            yield rows
+            start = rows.stop
+
+    def ids(self, rows: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
+        name = self.column["sensor"]
+        if rows is not None:  # a part: the column of the batch slices() read, where it is that part
+            column = (self._read_columns[name] if self._read_rows is rows and name in self._read_columns
+                      else _parquet_rows(self.path, self.file, (name,), rows)[name])
+            return _arrow_ids(self.path, column)
         if self._ids is None:
-            name = self.column["sensor"]
             self._ids = _arrow_ids(self.path, _parquet_rows(self.path, self.file, (name,), slice(None))[name])
         return self._ids
 
@@ -528,7 +583,9 @@ class _NpzSource(_BinarySource):
         self.n = len(next(iter(self.arrays.values())))
         self._ids: tuple[np.ndarray, np.ndarray] | None = None
 
-    def ids(self) -> tuple[np.ndarray, np.ndarray]:
+    def ids(self, rows: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
+        if rows is not None:
+            return _array_ids(self.path, self.arrays["sensor"][rows])
         if self._ids is None:
             self._ids = _array_ids(self.path, self.arrays["sensor"])
         return self._ids
@@ -799,8 +856,9 @@ class _Format(NamedTuple):
 
     name: str
     source: Callable[[Path, _Request], Any] | None
-    # bytes, or a function that writes them into the file-like it is given (see _files.write_atomic)
-    write: Callable[[dict[str, np.ndarray]], Any] | None
+    # of a table's parts (column dicts), the file's bytes, or a function that writes them into the
+    # file-like it is given (see _files.write_atomic)
+    write: Callable[[Iterator[dict[str, np.ndarray]]], Any] | None
     names: Callable[[Path, _Request], list[str]] | None = None
 
 
@@ -1146,13 +1204,71 @@ def read_log(path: str | os.PathLike[str], *, columns: Mapping[str, str] | None 
     >>> log.sensors.tolist(), log.index.tolist(), log.t_u.tolist()
     (['a', 'b'], [1, 0, -1, 1], [35.7, nan, 12.0, 55.9])
     """
+    return _log_rows(_log_source(path, columns, separator, missing), None)
+
+
+#: The rows of each part :func:`read_log_parts` reads by default: pyarrow's default row group (a part's
+#: columns in and out are about 50 MB).
+LOG_PART_ROWS = 2**20
+
+
+class LogParts(NamedTuple):
+    """A log opened to be read a part at a time (:func:`read_log_parts`)."""
+
+    readings: int  #: the log's rows, all parts together
+    parts: Iterator[LogTable]  #: each part, in file order; read when the iterator reaches it
+
+
+def read_log_parts(path: str | os.PathLike[str], *, columns: Mapping[str, str] | None = None,
+                   separator: str | None = None, missing: Iterable[str] | None = None,
+                   rows: int = LOG_PART_ROWS) -> LogParts:
+    """:func:`read_log` a part at a time, for a log too large to hold, or to convert one part while
+    the next is read and the last written.
+
+    The file is opened here, and its header (or columns) checked; each part is read when the iterator
+    reaches it, and an error in its cells is raised there, naming the file's line or row as
+    :func:`read_log` does. A CSV file is parsed whole here (its cells are converted part by part); a
+    Parquet file is read a batch of ``rows`` at a time, whatever its row groups; an ``.npz`` archive's
+    memory-mapped rows a part at a time.
+
+    Args:
+      path, columns, separator, missing: as :func:`read_log`.
+      rows: the rows of each part (the last may have fewer).
+
+    Returns:
+      A :class:`LogParts`: the log's rows, and an iterator of :class:`LogTable`, one per part, each of
+      its own rows (its ``sensors`` the distinct ids of that part). Together they are the rows of
+      :func:`read_log`, in the same order.
+
+    Raises:
+      ValueError, TypeError: as :func:`read_log`, and one line naming ``rows`` where it is not a
+        positive integer.
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
+    >>> _ = path.write_text("sensor,t_u\\nb,35.7\\na,NA\\nb,55.9\\n")
+    >>> log = read_log_parts(path, rows=2)
+    >>> log.readings, [(part.sensors.tolist(), part.index.tolist()) for part in log.parts]
+    (3, [(['a', 'b'], [1, 0]), (['b'], [0])])
+    """
+    rows = check_positive_int(rows, "rows")
+    source = _log_source(path, columns, separator, missing)
+    return LogParts(source.n, (_log_rows(source, part) for part in source.slices(rows)))
+
+
+def _log_source(path: str | os.PathLike[str], columns: Mapping[str, str] | None, separator: str | None,
+                missing: Iterable[str] | None) -> Any:
     path = Path(path)
-    request = _request("log", columns, separator, missing, ("sensor", "t_u"), ())
-    source = _source(path, request)
+    source = _source(path, _request("log", columns, separator, missing, ("sensor", "t_u"), ()))
     if source.n == 0:
         raise InvalidInput(f"{path}: has no readings")
-    ids, index = source.ids()
-    return LogTable(ids, np.asarray(index, np.int64), source.numbers("t_u", None))
+    return source
+
+
+def _log_rows(source: Any, rows: slice | None) -> LogTable:
+    """A log's ``rows`` (all by default): their distinct ids, each row's index into them, its reading."""
+    ids, index = source.ids(rows)
+    return LogTable(ids, np.asarray(index, np.int64), source.numbers("t_u", rows))
 
 
 def has_column(path: str | os.PathLike[str], role: str, *, columns: Mapping[str, str] | None = None,
@@ -1274,52 +1390,105 @@ def write_table(path: str | os.PathLike[str], columns: dict[str, np.ndarray], na
       ValueError: one line naming ``name``: an unknown suffix (see :func:`table_format`), or the
         file cannot be written.
     """
+    write_table_parts(path, (columns,), name)
+
+
+def write_table_parts(path: str | os.PathLike[str], parts: Iterable[dict[str, np.ndarray]],
+                      name: str = "path") -> None:
+    """Write a table given a part at a time (the same columns in each), atomically, as :func:`write_table`
+    writes it whole: the same file, but a CSV or Parquet file is written as each part comes, so the
+    table is never all in memory at once (a Parquet row group per part, of at most 2**20 rows). JSON and
+    ``.npz`` files are written once all parts are in.
+
+    Args:
+      path: the file; its suffix (in any case) names the format.
+      parts: an iterable of column dicts, each as :func:`write_table` takes them; at least one.
+      name: what to call ``path`` in an error (``--out`` on the command line).
+
+    Raises:
+      ValueError: as :func:`write_table`; no part, or a part whose columns are not the first's. An
+        error raised while the parts are made is raised as it is, and no file is left.
+    """
     from ._files import write_atomic
 
     target = Path(path)
     kind = table_format(target, name)
-    columns = {key: (value if kind in ("CSV", "Parquet") else value.decoded()) if isinstance(value, Coded) else
-               np.char.decode(value, "utf-8") if np.asarray(value).dtype.kind == "S" else
-               np.asarray(value).astype(str) if np.asarray(value).dtype.kind == "O" else np.asarray(value)
-               for key, value in columns.items()}
+    parts = iter(parts)
+    first = next(parts, None)
+    if first is None:
+        raise InvalidInput(name, f"{target.name}: no parts to write")
+    keys = list(first)
+
+    def normal(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if list(columns) != keys:
+            raise InvalidInput(name, f"{target.name}: a part's columns {list(columns)} are not the first's {keys}")
+        return {key: (value if kind in ("CSV", "Parquet") else value.decoded()) if isinstance(value, Coded) else
+                np.char.decode(value, "utf-8") if np.asarray(value).dtype.kind == "S" else
+                np.asarray(value).astype(str) if np.asarray(value).dtype.kind == "O" else np.asarray(value)
+                for key, value in columns.items()}
+
     write = _FORMATS[target.suffix.lower()].write
     assert write is not None
-    write_atomic(target, write(columns), name=name)
+    write_atomic(target, write(normal(columns) for columns in itertools.chain((first,), parts)), name=name)
 
 
-def _npz_bytes(columns: dict[str, np.ndarray]) -> bytes:
+def _joined(parts: Iterator[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The parts of a table as one (the formats written whole)."""
+    listed = list(parts)
+    if len(listed) == 1:
+        return listed[0]
+    return {key: np.concatenate([part[key] for part in listed]) for key in listed[0]}
+
+
+def _npz_bytes(parts: Iterator[dict[str, np.ndarray]]) -> bytes:
     buffer = io.BytesIO()
-    np.savez(buffer, **columns)
+    np.savez(buffer, **_joined(parts))
     return buffer.getvalue()
 
 
-def _parquet_writer(columns: dict[str, np.ndarray]) -> Callable[[Any], None]:
-    """A writer of ``columns`` as a Parquet file, into the file-like it is given: pyarrow streams each
-    page as it encodes it (a 10,000,000-reading log's conversion is ~310 MB: never held in memory whole,
-    nor copied from a buffer into the file)."""
+def _parquet_writer(parts: Iterator[dict[str, np.ndarray]]) -> Callable[[Any], None]:
+    """A writer of the parts of a table as a Parquet file, into the file-like it is given: pyarrow streams
+    each page as it encodes it (a 10,000,000-reading log's conversion is ~310 MB: never held in memory
+    whole, nor copied from a buffer into the file)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.table({key: value.dictionary() if isinstance(value, Coded) else pa.array(value)
-                      for key, value in columns.items()})
-    # a dictionary for the columns whose values repeat (ids, statuses); floats rarely do, and trying one
-    # for them costs a tenth of the writing, to be thrown away. A coded column is written as the
-    # dictionary it is, without statistics (their min and max over the text cost three times the rest of
-    # its writing); without pyarrow's own schema, it reads back as the text it codes.
-    repeat = [key for key, field in zip(table.column_names, table.schema, strict=True)
-              if not pa.types.is_floating(field.type)]
-    plain = [key for key, value in columns.items() if not isinstance(value, Coded)]
-
     def write(sink: Any) -> None:
-        pq.write_table(table, sink, use_dictionary=repeat, write_statistics=plain or False, store_schema=False)
+        writer = None
+        try:
+            for columns in parts:
+                table = pa.table({key: value.dictionary() if isinstance(value, Coded) else pa.array(value)
+                                  for key, value in columns.items()})
+                if writer is None:
+                    # a dictionary for the columns whose values repeat (ids, statuses); floats rarely do, and
+                    # trying one for them costs a tenth of the writing, to be thrown away. A coded column is
+                    # written as the dictionary it is, without statistics (their min and max over the text
+                    # cost three times the rest of its writing); without pyarrow's own schema, it reads back
+                    # as the text it codes.
+                    repeat = [key for key, field in zip(table.column_names, table.schema, strict=True)
+                              if not pa.types.is_floating(field.type)]
+                    plain = [key for key, value in columns.items() if not isinstance(value, Coded)]
+                    writer = pq.ParquetWriter(sink, table.schema, use_dictionary=repeat,
+                                              write_statistics=plain or False, store_schema=False)
+                elif not table.schema.equals(writer.schema):  # a part of other types (int32 for int64 ...)
+                    try:
+                        table = table.cast(writer.schema)
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                        raise InvalidInput(f"parts: a part's column types ({table.schema.types}) are not "
+                                           f"the first's ({writer.schema.types})") from None
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
 
     return write
 
 
-def _json_bytes(columns: dict[str, np.ndarray]) -> bytes:
-    """``columns`` as a JSON array of row objects, one per line; a non-finite number as null."""
+def _json_bytes(parts: Iterator[dict[str, np.ndarray]]) -> bytes:
+    """A table as a JSON array of row objects, one per line; a non-finite number as null."""
     import json
 
+    columns = _joined(parts)
     listed = []
     for value in columns.values():
         if value.dtype.kind == "f":
@@ -1343,16 +1512,31 @@ _CSV_PART_ROWS = 20_000
 _QUOTED = np.array([ord(c) for c in '",\r\n'], np.uint32)
 
 
-def _csv_bytes(columns: dict[str, np.ndarray]) -> bytes:
-    """``columns`` as CSV: pyarrow's writer (in C++) when no text cell needs quotes, which
-    numbers and plain ids never do; else cell by cell, the few quoted as the csv module would."""
+def _csv_writer(parts: Iterator[dict[str, np.ndarray]]) -> Callable[[Any], None]:
+    """A writer of the parts of a table as CSV, into the file-like it is given: the header, then each
+    part's rows as it comes (:func:`_csv_rows`)."""
+
+    def write(sink: Any) -> None:
+        for number, columns in enumerate(parts):
+            if number == 0:
+                header = io.StringIO()
+                csv.writer(header, lineterminator="\n").writerow(list(columns))
+                sink.write(header.getvalue().encode())
+            for piece in _csv_rows(columns):
+                sink.write(piece)
+
+    return write
+
+
+def _csv_rows(columns: dict[str, np.ndarray]) -> list[Any]:
+    """The rows of ``columns`` as CSV (buffers of bytes, in order): pyarrow's writer (in C++) when no
+    text cell needs quotes, which numbers and plain ids never do; else cell by cell, the few quoted as
+    the csv module would."""
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
-    header = io.StringIO()
-    csv.writer(header, lineterminator="\n").writerow(list(columns))
     if not len(next(iter(columns.values()), [])):
-        return header.getvalue().encode()
+        return []
     # float32 values print as the doubles they are: the shortest text that reads back to them
     arrays = {key: value.arrow() if isinstance(value, Coded) else
               pa.array(value.astype(np.float64) if value.dtype.kind == "f" else value)
@@ -1360,26 +1544,25 @@ def _csv_bytes(columns: dict[str, np.ndarray]) -> bytes:
     # a Unicode array's code points, all checked at once (of a coded column, its distinct values')
     if any(text.dtype.kind == "U" and np.isin(np.ascontiguousarray(text).view(np.uint32), _QUOTED).any()
            for text in (value.values if isinstance(value, Coded) else value for value in columns.values())):
-        return (header.getvalue() + _csv_quoted(arrays)).encode()
+        return [_csv_quoted(arrays).encode()]
     table = pa.table(arrays)
 
-    def rows(part: Any) -> Any:  # a pyarrow buffer: joined below without a copy of its own
+    def rows(part: Any) -> Any:  # a pyarrow buffer, written as it is
         sink = pa.BufferOutputStream()
         pa_csv.write_csv(part, sink, pa_csv.WriteOptions(include_header=False, quoting_style="none",
                                                          batch_size=1 << 16))
         return sink.getvalue()
 
     # pyarrow's writer runs on one core, without Python's lock: a large table is written in one
-    # part per core at once, the parts joined in order (the same bytes as one part)
+    # part per core at once, the parts in order (the same bytes as one part)
     parts = min(os.cpu_count() or 1, len(table) // _CSV_PART_ROWS) or 1
     if parts == 1:
-        return b"".join([header.getvalue().encode(), rows(table)])
+        return [rows(table)]
     from concurrent.futures import ThreadPoolExecutor
 
     bounds = [len(table) * k // parts for k in range(parts + 1)]
     with ThreadPoolExecutor(parts, thread_name_prefix="jaxcal-csv") as pool:
-        written = list(pool.map(lambda k: rows(table.slice(bounds[k], bounds[k + 1] - bounds[k])), range(parts)))
-    return b"".join([header.getvalue().encode(), *written])
+        return list(pool.map(lambda k: rows(table.slice(bounds[k], bounds[k + 1] - bounds[k])), range(parts)))
 
 
 def _csv_quoted(arrays: dict[str, Any]) -> str:
@@ -1406,7 +1589,7 @@ def _csv_quoted(arrays: dict[str, Any]) -> str:
 
 #: Each suffix's format: how its files are read and written (a file of any other suffix is read as CSV).
 _FORMATS = {
-    ".csv": _Format("CSV", _CsvSource, _csv_bytes, _csv_names),
+    ".csv": _Format("CSV", _CsvSource, _csv_writer, _csv_names),
     ".json": _Format("JSON", None, _json_bytes),
     ".parquet": _Format("Parquet", _ParquetSource, _parquet_writer, _parquet_names),
     ".npz": _Format("NumPy", _NpzSource, _npz_bytes, lambda path, request: list(_npz_members(path))),
