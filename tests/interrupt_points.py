@@ -9,11 +9,15 @@ MARKER to appear, the observable sign that the command is in PHASE, then sends t
 - ``joined``: once the process has joined its multi-process run (``jax.distributed``);
 - ``write``: once half of an output file's bytes are written; the write then waits there, as on a
   very slow disk, until the signal ends the process.
+
+With ``JAXCAL_TEST_PART_ROWS=N`` in the environment, ``predict`` reads, converts and writes a log in parts
+of N readings (so that a small log is a pipeline of several parts).
 """
 
 from __future__ import annotations
 
 import importlib.abc
+import os
 import signal
 import sys
 import threading
@@ -79,6 +83,10 @@ def main() -> None:
         jaxcal._files._write_all = slow_write
     else:
         raise SystemExit(f"unknown phase {phase!r}")
+    if "JAXCAL_TEST_PART_ROWS" in os.environ:
+        import jaxcal.io
+
+        jaxcal.io.LOG_PART_ROWS = int(os.environ["JAXCAL_TEST_PART_ROWS"])
     from _jaxcal_start import entrypoint  # the console script's
 
     sys.argv = ["jaxcal", *args]

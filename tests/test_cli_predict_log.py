@@ -288,3 +288,94 @@ def test_bad_flags_are_one_line_exit_2_and_nothing_written(tables, argv, words, 
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert words in done.stderr
     assert not list(folder.glob("refused*"))
+
+
+# -- a log in parts: read, converted and written at once -------------------------------------------------
+
+
+@pytest.mark.parametrize(("log", "out"), [("log.csv", "csv"), ("log.parquet", "parquet")])
+def test_a_log_in_parts_is_converted_as_in_one(tables, capsys, monkeypatch, log, out):
+    """Parts of 5 rows (5, 5 and 2): the rows and their statuses as for the whole log, the summary's sensors
+    counted once across parts, and the Parquet output written a row group per part as each came."""
+    from jaxcal import io
+
+    monkeypatch.setattr(io, "LOG_PART_ROWS", 5)
+    path = tables["folder"] / f"in_parts.{out}"
+    done = _in_process(capsys, "predict", "--cal", str(tables["fits.csv"]), "--data", str(tables[log]),
+                       "--out", str(path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("12 readings of 6 sensors: 6 converted, 6 not (")
+    _check(_read(path), 0.95, "prediction")
+    if out == "parquet":
+        import pyarrow.parquet as pq
+
+        assert pq.ParquetFile(path).num_row_groups == 3
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_a_value_refused_in_a_later_part_is_one_line_and_nothing_is_written(tables, capsys, monkeypatch, kind):
+    """The refusal comes while the parts before it are written: one line naming the row, exit 2, no output
+    and no temporary file left."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jaxcal import io
+
+    folder = tables["folder"] / f"later_{kind}"
+    folder.mkdir()
+    rows = [(s, u) for s, u, _ in LOG] + [("7", "inf")]  # row 13, in the third part
+    data = folder / f"log.{kind}"
+    if kind == "csv":
+        data.write_text("sensor,t_u\n" + "".join(f"{s},{u}\n" for s, u in rows))
+    else:
+        pq.write_table(pa.table({"sensor": [s or None for s, _ in rows],
+                                 "t_u": [float(u) if u else None for _, u in rows]}), data)
+    monkeypatch.setattr(io, "LOG_PART_ROWS", 5)
+    done = _in_process(capsys, "predict", "--cal", str(tables["fits.csv"]), "--data", str(data),
+                       "--out", str(folder / "out.parquet"))
+    assert done.returncode == 2
+    where = "line 14" if kind == "csv" else "row 13"
+    words = f"{data}: {where}: sensor '7': t_u is not finite: inf"
+    assert done.stderr.strip().splitlines() == [f"jaxcal predict: error: {words}"]
+    assert [p.name for p in folder.iterdir()] == [data.name]
+
+
+def test_the_next_part_is_read_while_one_is_written(tables, capsys, monkeypatch):
+    """Parts of one row: the output's first bytes are written before the log is all read, and while that
+    write is held, more of the log is read (each stage in a thread of its own; one after another, the
+    first held write would wait for the last read)."""
+    import threading
+
+    import jaxcal._files
+    from jaxcal import io
+
+    read, more = [], threading.Event()
+    log_rows, write_all = io._log_rows, jaxcal._files._write_all
+
+    def reading(source, rows):
+        part = log_rows(source, rows)
+        read.append(len(part.t_u))
+        if held and sum(read) > held[0]:
+            more.set()
+        return part
+
+    held: list[int] = []
+    seen: list[bool] = []
+
+    def writing(handle, data):
+        if not held:
+            held.append(sum(read))  # the log's rows read so far
+            # set as soon as another part is read: at once, unless reading waits for this write
+            seen.append(more.wait(timeout=60))
+        write_all(handle, data)
+
+    monkeypatch.setattr(io, "LOG_PART_ROWS", 1)
+    monkeypatch.setattr(io, "_log_rows", reading)
+    monkeypatch.setattr(jaxcal._files, "_write_all", writing)
+    out = tables["folder"] / "overlapped.csv"
+    done = _in_process(capsys, "predict", "--cal", str(tables["fits.csv"]), "--data", str(tables["log.csv"]),
+                       "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert held[0] < len(LOG), "the output was first written once the whole log was read"
+    assert seen == [True], "no part was read while the first write was held"
+    _check(_read(out), 0.95, "prediction")

@@ -4,6 +4,7 @@ saved calibrations, plots, and the properties that make the numbers believable."
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -221,6 +222,33 @@ def test_an_interrupt_in_any_phase_exits_with_one_line_and_writes_nothing(tmp_pa
             raise
     assert process.returncode == status
     assert err == f"jaxcal: {word}; nothing was written\n"
+    assert list(work.iterdir()) == []
+
+
+def test_an_interrupt_while_a_log_is_converted_in_parts_exits_with_one_line_and_writes_nothing(tmp_path):
+    """predict's pipeline (a part read and one converted, in threads of their own, while one is written):
+    the signal ends every thread, and the half-written output goes with them."""
+    fits = tmp_path / "fits.csv"
+    fits.write_text("sensor,model,scale,w,b,cov_w_w,cov_w_b,cov_b_b,residual_sd,dof,status\n"
+                    "a,linear,1,0.5,-17,1e-4,-4e-3,0.25,0.3,9,converged\n")
+    (tmp_path / "log.csv").write_text("sensor,t_u\n" + "".join(f"a,{u}\n" for u in range(40)))
+    work = tmp_path / "work"
+    work.mkdir()
+    marker = tmp_path / "reached"
+    with subprocess.Popen([sys.executable, str(INTERRUPT_POINTS), "write", str(marker), "--", "predict", "--cal",
+                           str(fits), "--data", str(tmp_path / "log.csv"), "--out", str(work / "out.parquet")],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, "JAXCAL_TEST_PART_ROWS": "4"}) as process:
+        try:
+            wait_for(marker.exists, process)
+            assert [p.name.endswith(".part") for p in work.rglob("*") if p.is_file()] == [True]
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=120)
+        except BaseException:
+            process.kill()
+            raise
+    assert process.returncode == 130
+    assert err == "jaxcal: interrupted; nothing was written\n"
     assert list(work.iterdir()) == []
 
 

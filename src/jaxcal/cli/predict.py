@@ -5,11 +5,13 @@ with a sensor column), each reading through its own sensor's row of a fleet's re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
 import os
 import zipfile
+from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -352,20 +354,39 @@ def _matched(fleet: _Fleet, sensors: np.ndarray) -> np.ndarray:
     return np.where(known[at] == sensors, order[at], -1)
 
 
-def convert_log(fleet: _Fleet, log: Any, level: float, interval: str) -> dict[str, Any]:
+def _bucket(n: int) -> int:
+    """The length a log's ``n`` readings are padded to for the intervals' program: a power of two up to a
+    part (:data:`jaxcal.io.LOG_PART_ROWS`), a multiple of a part above. Each length is a program of its
+    own (~0.15 s to compile); a log's parts, and a fleet's models within them, select counts that vary."""
+    from .. import io
+
+    if n > io.LOG_PART_ROWS:
+        return -(-n // io.LOG_PART_ROWS) * io.LOG_PART_ROWS
+    return 1 << max(n - 1, 0).bit_length()
+
+
+def _padded(values: np.ndarray, fill: Any) -> np.ndarray:
+    out = np.full(_bucket(len(values)), fill, values.dtype)
+    out[:len(values)] = values
+    return out
+
+
+def convert_log(fleet: _Fleet, log: Any, level: float, interval: str, match: np.ndarray | None = None
+                ) -> dict[str, Any]:
     """A log's readings, each through its own sensor's calibration: the output's columns.
 
     ``sensor`` and ``status`` are :class:`jaxcal.io.Coded` text; ``t_u``, ``t_c``, ``low`` and ``high``
     float64, NaN but where a reading converted. As for one calibration, the value is computed in float64
     on the host and the interval's half-width by the intervals' program (:func:`jaxcal.intervals.predict_table`,
-    one gather and one fused pass over the readings per model of the fleet).
+    one gather and one fused pass over the readings per model of the fleet). ``match``: each of the log's
+    ids' row in the fleet's results (:func:`_matched`), where the caller has it.
     """
     from ..core import resolve_model
     from ..intervals import predict_table
     from ..io import Coded
 
     n = len(log.t_u)
-    match = _matched(fleet, log.sensors)
+    match = _matched(fleet, log.sensors) if match is None else match
     # each distinct id's status: its calibration, none, or its sensor's reason for none (an index of -1
     # takes the entry appended last)
     usable = np.append(fleet.usable, False)[match]
@@ -396,12 +417,13 @@ def convert_log(fleet: _Fleet, log: Any, level: float, interval: str) -> dict[st
             params = fleet.params[m]
             each = [np.append(params[:, j], np.nan)[rows] for j in range(params.shape[1])]  # row -1: NaN
             with np.errstate(over="ignore", invalid="ignore"):  # a reading too large: not finite, its status says
-                got = predict_table(scaled[sel], rows, params, fleet.cov[m], fleet.residual_sd, fleet.dof,
-                                    model=model, level=level, interval=interval)
+                got = predict_table(_padded(scaled[sel], np.nan), _padded(rows, -1), params, fleet.cov[m],
+                                    fleet.residual_sd, fleet.dof, model=model, level=level, interval=interval)
                 value = np.asarray(resolve_model(model).fn(scaled[sel], *each), np.float64)  # no copy where it can
                 value = value if value.flags.writeable else value.copy()  # a JAX array's view is read-only
                 # in place where it can be: each new array of a large log is ~0.1 s of the system's paging
-                half = np.subtract(np.asarray(got.high), np.asarray(got.low), dtype=np.float64)
+                taken = len(rows)
+                half = np.subtract(np.asarray(got.high)[:taken], np.asarray(got.low)[:taken], dtype=np.float64)
                 half *= 0.5
                 upper = np.add(value, half)
                 lower = np.subtract(value, half, out=half)
@@ -423,8 +445,59 @@ def convert_log(fleet: _Fleet, log: Any, level: float, interval: str) -> dict[st
             "status": Coded(np.array([*STATUSES, *(f"no fit: {r}" for r in reasons.tolist())], dtype=str), status)}
 
 
+class _Tally:
+    """What a log's summary says, gathered part by part: each status's count and the distinct sensors."""
+
+    def __init__(self, fleet: _Fleet) -> None:
+        self.fleet = fleet
+        self.counts: dict[str, int] = {}
+        self.known = np.zeros(len(fleet.ids), bool)  # the fleet's rows some reading names
+        self.unknown: set[str] = set()  # ids the fleet has no row for
+
+    def converted(self, log: Any, level: float, interval: str) -> dict[str, Any]:
+        """``log``'s columns (:func:`convert_log`), counted."""
+        match = _matched(self.fleet, log.sensors)
+        self.known[match[match >= 0]] = True
+        self.unknown.update(log.sensors[match < 0].tolist())
+        columns = convert_log(self.fleet, log, level, interval, match)
+        status = columns["status"]
+        for name, count in zip(status.values.tolist(), np.bincount(status.codes, minlength=len(status.values)).tolist(),
+                               strict=True):
+            if count:
+                self.counts[name] = self.counts.get(name, 0) + count
+        return columns
+
+    @property
+    def sensors(self) -> int:
+        return int(self.known.sum()) + len(self.unknown)
+
+
+_END = object()
+
+
+def _ahead(items: Iterable[Any]) -> Iterator[Any]:
+    """``items``, each made in a thread of its own while the one before is used: a stage of a pipeline
+    (pyarrow, NumPy and XLA work without Python's lock). An error in making one is raised where it is
+    taken; the thread has then finished, and so has one left when the consumer stops early."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    items = iter(items)
+    with ThreadPoolExecutor(1, thread_name_prefix="jaxcal-predict") as pool:
+        coming = pool.submit(next, items, _END)
+        while (item := coming.result()) is not _END:
+            coming = pool.submit(next, items, _END)
+            yield item
+
+
+def _flagged_parts(parts: Iterator[Any], path: str) -> Iterator[Any]:
+    """A log's parts, an error in reading one named as :func:`flagged` names it."""
+    while (part := flagged(lambda: next(parts, _END), path)) is not _END:
+        yield part
+
+
 def _run_log(args: argparse.Namespace, reading: dict, level: float, interval: str) -> int:
-    from ..io import read_log, table_format, write_table
+    from .. import io
+    from ..io import read_log_parts, table_format, write_table_parts
 
     check_output(args.out, "--out")
     if args.out is not None:
@@ -433,27 +506,34 @@ def _run_log(args: argparse.Namespace, reading: dict, level: float, interval: st
             if os.path.exists(args.out) and os.path.exists(path) and os.path.samefile(args.out, path):
                 raise _checks.InvalidInput("--out", f"{args.out} is the input table {path}; choose another file")
     fleet = _fleet(args.cal)
-    log = flagged(lambda: read_log(args.data, **reading), args.data)
-    n = len(log.t_u)
+    log = flagged(lambda: read_log_parts(args.data, rows=io.LOG_PART_ROWS, **reading), args.data)
+    n = log.readings
     if args.json and args.out is None and n > JSON_MOST:
         raise _checks.InvalidInput("--json", f"{args.data} holds {n:,} readings, more than --json prints "
                                              f"({JSON_MOST:,}); write them with --out FILE (.csv or .parquet)")
-    columns = convert_log(fleet, log, level, interval)
-    if args.out is not None:
-        write(args.out, lambda path: write_table(path, columns, name="--out"))
-    status = columns["status"]
-    counts = {name: int(c) for name, c in zip(status.values.tolist(), np.bincount(status.codes, minlength=len(
-        status.values)).tolist(), strict=True) if c}
-    if args.json and args.out is None:
-        print(json.dumps({"sensor": columns["sensor"].decoded().tolist(), "t_u": _listed(log.t_u),
-                          "t_c": _listed(columns["t_c"]), "low": _listed(columns["low"]),
-                          "high": _listed(columns["high"]), "status": status.decoded().tolist(),
-                          "level": level, "interval": interval}))
+    tally = _Tally(fleet)
+    # a pipeline of three stages, a part of the log in each: the next part is read, and the one before
+    # it converted, while a part is written (about as long as the log's reading alone, where not one
+    # stage after another)
+    parts = _ahead(tally.converted(part, level, interval) for part in _ahead(_flagged_parts(log.parts, args.data)))
+    with contextlib.closing(parts):
+        if args.out is not None:
+            write(args.out, lambda path: write_table_parts(path, parts, name="--out"))
+            rows = None
+        else:
+            rows = {key: [] for key in ("sensor", "t_u", "t_c", "low", "high", "status")}
+            for columns in parts:
+                if args.json:
+                    for key, value in columns.items():
+                        rows[key] += (value.decoded().tolist() if key in ("sensor", "status")
+                                      else _listed(value))
+    if args.json and rows is not None:
+        print(json.dumps({**rows, "level": level, "interval": interval}))
     elif args.json:
-        print(json.dumps({"readings": n, "sensors": len(log.sensors), "converted": counts.get("ok", 0),
-                          "status": counts, "level": level, "interval": interval, "out": args.out}))
+        print(json.dumps({"readings": n, "sensors": tally.sensors, "converted": tally.counts.get("ok", 0),
+                          "status": tally.counts, "level": level, "interval": interval, "out": args.out}))
     else:
-        print(_summary(n, len(log.sensors), counts, args.out))
+        print(_summary(n, tally.sensors, tally.counts, args.out))
     return 0
 
 
