@@ -18,7 +18,7 @@ from programs import pytest_with_x64
 
 from jaxcal import calibrate, data
 from jaxcal._checks import InvalidInput, InvalidType
-from jaxcal.intervals import Prediction, predict, predict_table
+from jaxcal.intervals import Prediction, predict, predict_table, table_predictor
 from jaxcal.solvers import LevenbergMarquardt
 
 HERE = Path(__file__).parent
@@ -99,6 +99,25 @@ def test_a_log_mixing_two_sensors_and_none_converts_each_reading_through_its_own
     assert np.isfinite(np.stack(table)[:, rows >= 0]).all()
     # the two sensors really differ where the log mixes them (else the rows could be ignored unseen)
     assert abs(float(table.t_c[0] - table.t_c[1])) > 1.0
+
+
+def test_a_log_in_parts_through_one_predictor_is_the_log_whole_and_packs_the_calibrations_once(monkeypatch):
+    import jaxcal.intervals
+
+    params, cov, residual_sd, dof = _two_sensors()
+    t_u = np.array([30.0, 30.0, 55.0, -3.0, 55.0, 70.0], np.float32)
+    rows = np.array([0, 1, -1, 1, 0, -1])
+    whole = predict_table(t_u, rows, params, cov, residual_sd, dof)
+    packed = []
+    table = jaxcal.intervals._table
+    monkeypatch.setattr(jaxcal.intervals, "_table", lambda *a: packed.append(a) or table(*a))
+    convert = table_predictor(params, cov, residual_sd, dof)
+    parts = [convert(t_u[lo:hi], rows[lo:hi]) for lo, hi in ((0, 4), (4, 5), (5, 6))]
+    for got, want in zip(zip(*parts, strict=True), whole, strict=True):  # the same program's numbers: equal
+        np.testing.assert_array_equal(np.concatenate(got), want)
+    assert len(packed) == 1
+    with pytest.raises(InvalidInput, match=r"rows: 2 is not a calibration's index"):
+        convert(t_u[:1], np.array([2]))
 
 
 @float32_only

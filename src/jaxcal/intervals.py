@@ -32,7 +32,7 @@ import numpy as np
 from ._checks import InvalidInput, InvalidType, check_model, shown
 from .core import resolve_model
 
-__all__ = ["INTERVALS", "Prediction", "predict", "predict_table"]
+__all__ = ["INTERVALS", "Prediction", "TablePredictor", "predict", "predict_table", "table_predictor"]
 
 Array = jax.Array
 
@@ -312,32 +312,78 @@ def predict_table(t_u: Any, rows: Any, params: Any, cov: Any, residual_sd: Any =
     >>> [round(float(v), 2) for v in p.t_c]
     [6.0, nan, 3.0]
     """
-    level, prediction, t_u, params, cov = _common(level, interval, residual_sd, t_u, params, cov)
-    if not isinstance(rows, (jax.Array, np.ndarray)):
-        rows = np.asarray(rows)
-    if not np.issubdtype(np.dtype(rows.dtype), np.integer):
-        raise InvalidType(f"rows: must be integers (each reading's calibration), got {shown(rows)}")
-    _shaped(rows, "rows", (tuple(t_u.shape),), f"{tuple(t_u.shape)}, t_u's")
-    if params.ndim != 2:
-        raise InvalidInput(f"params: must be (sensors, k), got shape {tuple(params.shape)}")
-    fn, k = _spec_and_k(model, params)
-    sensors = params.shape[0]
-    _shaped(cov, "cov", ((sensors, k, k),), f"({sensors}, {k}, {k})")
-    if prediction:
-        residual_sd = _float_array(residual_sd, "residual_sd")
-        _shaped(residual_sd, "residual_sd", ((), (sensors,)), f"() or ({sensors},)")
-    if dof is not None:
-        dof = np.asarray(dof)
-        _shaped(dof, "dof", ((), (sensors,)), f"() or ({sensors},)")
-    if rows.size:
-        low, high = (int(v) for v in (_row_range(rows) if isinstance(rows, jax.Array) else (rows.min(), rows.max())))
-        if low < -1 or high >= sensors:
-            bad = low if low < -1 else high
-            raise InvalidInput(f"rows: {bad} is not a calibration's index: each must be -1 (none) or in "
-                               f"[0, {sensors})")
-    dtype = _dtype(t_u, params, cov, *((residual_sd,) if prediction else ()))
-    check_model(fn, (), k, dtype)
-    table = _table(params, cov, residual_sd, dof, level, prediction, dtype, sensors)
-    index_dtype = np.int32 if sensors < 2**31 - 1 else np.int64
-    return Prediction(*_gathered(jnp.asarray(t_u, dtype), jnp.asarray(rows, index_dtype), table, fn=fn, k=k))
+    return table_predictor(params, cov, residual_sd, dof, model=model, level=level, interval=interval)(t_u, rows)
 
+
+class TablePredictor:
+    """:func:`predict_table`'s calibrations, checked and packed once (:func:`table_predictor`): called
+    with ``(t_u, rows)``, it gives what ``predict_table(t_u, rows, ...)`` gives."""
+
+    def __init__(self, params: Any, cov: Any, residual_sd: Any, dof: Any, model: Any, level: Any,
+                 interval: Any) -> None:
+        self.level = _level(level)
+        self.prediction = _interval(interval, residual_sd)
+        params, cov = _float_array(params, "params"), _float_array(cov, "cov")
+        if params.ndim != 2:
+            raise InvalidInput(f"params: must be (sensors, k), got shape {tuple(params.shape)}")
+        self.fn, self.k = _spec_and_k(model, params)
+        self.sensors = params.shape[0]
+        _shaped(cov, "cov", ((self.sensors, self.k, self.k),), f"({self.sensors}, {self.k}, {self.k})")
+        if self.prediction:
+            residual_sd = _float_array(residual_sd, "residual_sd")
+            _shaped(residual_sd, "residual_sd", ((), (self.sensors,)), f"() or ({self.sensors},)")
+        if dof is not None:
+            dof = np.asarray(dof)
+            _shaped(dof, "dof", ((), (self.sensors,)), f"() or ({self.sensors},)")
+        self.params, self.cov, self.residual_sd, self.dof = params, cov, residual_sd, dof
+        self._tables: dict[Any, Array] = {}  # by dtype: packed once for each the readings come in
+
+    def __call__(self, t_u: Any, rows: Any) -> Prediction:
+        t_u = _float_array(t_u, "t_u")
+        if t_u.ndim != 1:
+            raise InvalidInput(f"t_u: must be 1-D (one value per reading), got shape {tuple(t_u.shape)}")
+        if not isinstance(rows, (jax.Array, np.ndarray)):
+            rows = np.asarray(rows)
+        if not np.issubdtype(np.dtype(rows.dtype), np.integer):
+            raise InvalidType(f"rows: must be integers (each reading's calibration), got {shown(rows)}")
+        _shaped(rows, "rows", (tuple(t_u.shape),), f"{tuple(t_u.shape)}, t_u's")
+        if rows.size:
+            ends = _row_range(rows) if isinstance(rows, jax.Array) else (rows.min(), rows.max())
+            low, high = (int(v) for v in ends)
+            if low < -1 or high >= self.sensors:
+                bad = low if low < -1 else high
+                raise InvalidInput(f"rows: {bad} is not a calibration's index: each must be -1 (none) or in "
+                                   f"[0, {self.sensors})")
+        dtype = _dtype(t_u, self.params, self.cov, *((self.residual_sd,) if self.prediction else ()))
+        if dtype not in self._tables:
+            check_model(self.fn, (), self.k, dtype)
+            self._tables[dtype] = _table(self.params, self.cov, self.residual_sd, self.dof, self.level,
+                                         self.prediction, dtype, self.sensors)
+        index_dtype = np.int32 if self.sensors < 2**31 - 1 else np.int64
+        return Prediction(*_gathered(jnp.asarray(t_u, dtype), jnp.asarray(rows, index_dtype), self._tables[dtype],
+                                     fn=self.fn, k=self.k))
+
+
+def table_predictor(params: Any, cov: Any, residual_sd: Any = None, dof: Any = None, *, model: Any = "linear",
+                    level: float = 0.95, interval: str = "prediction") -> TablePredictor:
+    """:func:`predict_table` for a log converted a part at a time: the calibrations are checked, and
+    packed with their t quantiles, once (for a fleet of 100,000 that is ~10 ms a part saved).
+
+    Args:
+      params, cov, residual_sd, dof, model, level, interval: as :func:`predict_table`.
+
+    Returns:
+      A :class:`TablePredictor`: ``predictor(t_u, rows)`` is ``predict_table(t_u, rows, params, cov, ...)``.
+
+    Raises:
+      ValueError, TypeError: as :func:`predict_table`, for these arguments here and for ``t_u`` and
+        ``rows`` at each call.
+
+    >>> import numpy as np
+    >>> convert = table_predictor(np.array([[0.5, -17.0]], np.float32), np.zeros((1, 2, 2), np.float32),
+    ...                           interval="confidence", dof=9)
+    >>> [[round(float(v), 2) for v in convert(np.array(part, np.float32), np.zeros(len(part), int)).t_c]
+    ...  for part in ([40.0, 60.0], [80.0])]
+    [[3.0, 13.0], [23.0]]
+    """
+    return TablePredictor(params, cov, residual_sd, dof, model, level, interval)
