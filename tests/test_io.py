@@ -378,3 +378,19 @@ def test_no_parts_or_a_part_of_other_columns_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"a part's columns \['sensor', 'x', 'n'\] are not the first's"):
         io.write_table_parts(tmp_path / "out.parquet", [first, second])
     assert not list(tmp_path.iterdir())
+
+
+def test_parquet_floats_snappy_cannot_shrink_are_written_uncompressed(tmp_path):
+    """Full-precision results (converted readings, their bounds) do not compress: written as they are. Values
+    that repeat, or are rounded, still are compressed."""
+    rng = np.random.default_rng(2)
+    columns = {"t_c": rng.normal(size=50_000), "t_u": np.round(rng.uniform(20, 90, 50_000), 1),
+               "flag": np.zeros(50_000), "sensor": np.arange(50_000)}
+    io.write_table(tmp_path / "out.parquet", columns)
+    file = pq.ParquetFile(tmp_path / "out.parquet")
+    group = file.metadata.row_group(0)
+    codecs = {group.column(i).path_in_schema: group.column(i).compression for i in range(group.num_columns)}
+    assert codecs == {"t_c": "UNCOMPRESSED", "t_u": "SNAPPY", "flag": "SNAPPY", "sensor": "SNAPPY"}
+    back = file.read()
+    for key, values in columns.items():
+        np.testing.assert_array_equal(back[key].to_numpy(), values)
