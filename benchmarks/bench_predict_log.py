@@ -15,9 +15,10 @@ Parquet and CSV) this times, in this process (wall clock, the median of ``--repe
   new file each run: the last run's output is removed, untimed, before it).
 
 The ratio read / total says how much of the command is the reading it cannot avoid (the goal: >= 0.5). The
-phases of one more run are timed apart (results table, log, conversion, writing) to show where the rest
-goes. The output is checked: one row per reading, in order, each status counted. The record is written to
-``benchmarks/results/predict_log.json``.
+command reads, converts and writes the log a part at a time, the three at once; the phases of one more run
+are timed apart, one after another over the whole log (results table, log, conversion, writing), to show
+what each stage costs. The output is checked: one row per reading, in order, each status counted. The
+record is written to ``benchmarks/results/predict_log.json``.
 """
 
 from __future__ import annotations
@@ -116,15 +117,16 @@ def _predict(argv: list[str]) -> None:
 
 
 def _phases(fits: Path, log: Path, out: Path) -> dict[str, float]:
-    """One run's phases, timed apart: what the command does, piece by piece."""
-    from jaxcal.cli.predict import _fleet, convert_log
+    """One run's phases, timed apart, one after another over the whole log: what each of the command's
+    stages costs (the command runs them at once, a part each)."""
+    from jaxcal.cli.predict import _Conversion, _fleet
     from jaxcal.io import read_log, write_table
 
     times, got = {}, {}
     times["results table"] = _timed(lambda: got.setdefault("fleet", _fleet(str(fits))))
     times["log"] = _timed(lambda: got.setdefault("log", read_log(log)))
-    times["conversion"] = _timed(lambda: got.setdefault("columns", convert_log(got["fleet"], got["log"], 0.95,
-                                                                               "prediction")))
+    times["conversion"] = _timed(lambda: got.setdefault("columns", _Conversion(got["fleet"], 0.95, "prediction")(
+        got["log"])))
     out.unlink(missing_ok=True)
     times["writing"] = _timed(lambda: write_table(out, got["columns"], name="--out"))
     return times

@@ -273,6 +273,7 @@ class _Fleet(NamedTuple):
     scale: np.ndarray
     usable: np.ndarray  # whether the row's params are all finite
     why: np.ndarray  # the row's reason for no fit (its reason, else its status); "" where usable
+    order: np.ndarray  # the rows in the order of their ids (sorted as text): each log's part is matched by it
 
 
 def _texts(values: np.ndarray) -> np.ndarray:
@@ -341,12 +342,12 @@ def _fleet(path: str) -> _Fleet:
     status = _texts(columns["status"])
     why = np.where(usable, "", np.where(np.char.strip(reason) != "", reason, status))
     return _Fleet(ids, model, models.tolist(), params, cov, _floats(path, columns, "residual_sd"),
-                  _floats(path, columns, "dof"), _floats(path, columns, "scale"), usable, why)
+                  _floats(path, columns, "dof"), _floats(path, columns, "scale"), usable, why, order)
 
 
 def _matched(fleet: _Fleet, sensors: np.ndarray) -> np.ndarray:
     """Each of ``sensors``' row in the fleet's results (ids equal as text), -1 where it has none."""
-    order = np.argsort(fleet.ids)
+    order = fleet.order
     known = fleet.ids[order]
     if not len(known):
         return np.full(len(sensors), -1, np.int64)
@@ -371,95 +372,41 @@ def _padded(values: np.ndarray, fill: Any) -> np.ndarray:
     return out
 
 
-def convert_log(fleet: _Fleet, log: Any, level: float, interval: str, match: np.ndarray | None = None
-                ) -> dict[str, Any]:
-    """A log's readings, each through its own sensor's calibration: the output's columns.
+class _Conversion:
+    """A log's readings, each through its own sensor's calibration, a part of the log at a time; what the
+    log's summary says, gathered part by part (each status's count, the distinct sensors).
 
-    ``sensor`` and ``status`` are :class:`jaxcal.io.Coded` text; ``t_u``, ``t_c``, ``low`` and ``high``
-    float64, NaN but where a reading converted. As for one calibration, the value is computed in float64
-    on the host and the interval's half-width by the intervals' program (:func:`jaxcal.intervals.predict_table`,
-    one gather and one fused pass over the readings per model of the fleet). ``match``: each of the log's
-    ids' row in the fleet's results (:func:`_matched`), where the caller has it.
+    Each part's columns: ``sensor`` and ``status`` are :class:`jaxcal.io.Coded` text; ``t_u``, ``t_c``,
+    ``low`` and ``high`` float64, NaN but where a reading converted. As for one calibration, the value is
+    computed in float64 on the host and the interval's half-width by the intervals' program (one gather and
+    one fused pass over the readings per model of the fleet, its calibrations packed once for all parts:
+    :func:`jaxcal.intervals.table_predictor`).
     """
-    from ..core import resolve_model
-    from ..intervals import predict_table
-    from ..io import Coded
 
-    n = len(log.t_u)
-    match = _matched(fleet, log.sensors) if match is None else match
-    # each distinct id's status: its calibration, none, or its sensor's reason for none (an index of -1
-    # takes the entry appended last)
-    usable = np.append(fleet.usable, False)[match]
-    reasons, why = np.unique(np.append(fleet.why, "")[match][~usable & (match >= 0)], return_inverse=True)
-    sensor_status = np.where(match < 0, _NO_CALIBRATION, _OK)
-    sensor_status[~usable & (match >= 0)] = len(STATUSES) + why.reshape(-1)
-    sensor_row = np.where(sensor_status == _OK, match, -1)
-    # per reading, by the index of its id: an index of -1 (no id) takes the last entry appended
-    codes = np.min_scalar_type(len(STATUSES) + len(reasons))
-    status = np.append(sensor_status, _NO_SENSOR).astype(codes)[log.index]
-    row = np.append(sensor_row, -1).astype(np.int32 if len(fleet.ids) < 2**31 - 1 else np.int64)[log.index]
-    gone = np.isnan(log.t_u)
-    status[gone & (status == _OK)] = _MISSING
-    row[gone] = -1
-    t_c = low = high = None
-    if fleet.usable.any():
-        scales = np.unique(fleet.scale[fleet.usable])
-        with np.errstate(over="ignore", invalid="ignore"):  # one scale (the usual fleet's 1): no gather
-            scaled = (log.t_u if scales.tolist() == [1.0] else log.t_u * scales[0] if len(scales) == 1
-                      else log.t_u * np.append(fleet.scale, np.nan)[row])
-        for m, model in enumerate(fleet.models):
-            used = fleet.usable & (fleet.model == m)
-            if not used.any():
-                continue
-            # one model (the usual fleet): every reading in one call, no selection
-            sel = slice(None) if len(fleet.models) == 1 else np.flatnonzero(np.append(used, False)[row])
-            rows = row[sel]
-            params = fleet.params[m]
-            each = [np.append(params[:, j], np.nan)[rows] for j in range(params.shape[1])]  # row -1: NaN
-            with np.errstate(over="ignore", invalid="ignore"):  # a reading too large: not finite, its status says
-                got = predict_table(_padded(scaled[sel], np.nan), _padded(rows, -1), params, fleet.cov[m],
-                                    fleet.residual_sd, fleet.dof, model=model, level=level, interval=interval)
-                value = np.asarray(resolve_model(model).fn(scaled[sel], *each), np.float64)  # no copy where it can
-                value = value if value.flags.writeable else value.copy()  # a JAX array's view is read-only
-                # in place where it can be: each new array of a large log is ~0.1 s of the system's paging
-                taken = len(rows)
-                half = np.subtract(np.asarray(got.high)[:taken], np.asarray(got.low)[:taken], dtype=np.float64)
-                half *= 0.5
-                upper = np.add(value, half)
-                lower = np.subtract(value, half, out=half)
-                if len(fleet.models) == 1:  # every reading's: the arrays themselves
-                    t_c, low, high = value, lower, upper
-                    continue
-                if t_c is None:
-                    t_c, low, high = (np.full(n, np.nan) for _ in range(3))
-                t_c[sel], low[sel], high[sel] = value, lower, upper
-    if t_c is None:  # no reading has a calibration
-        t_c, low, high = (np.full(n, np.nan) for _ in range(3))
-    status[(status == _OK) & ~np.isfinite(t_c)] = _NOT_FINITE
-    off = status != _OK
-    if off.any():
-        t_c[off] = low[off] = high[off] = np.nan
-    sensor = Coded(np.append(log.sensors, ""), np.where(log.index < 0, len(log.sensors), log.index))
-    # a sensor without a fit: its reason, said to be one ("no fit: 1 reading for 2 params")
-    return {"sensor": sensor, "t_u": log.t_u, "t_c": t_c, "low": low, "high": high,
-            "status": Coded(np.array([*STATUSES, *(f"no fit: {r}" for r in reasons.tolist())], dtype=str), status)}
+    def __init__(self, fleet: _Fleet, level: float, interval: str) -> None:
+        from ..intervals import table_predictor
 
-
-class _Tally:
-    """What a log's summary says, gathered part by part: each status's count and the distinct sensors."""
-
-    def __init__(self, fleet: _Fleet) -> None:
         self.fleet = fleet
+        self.predictors = {m: table_predictor(fleet.params[m], fleet.cov[m], fleet.residual_sd, fleet.dof,
+                                              model=model, level=level, interval=interval)
+                           for m, model in enumerate(fleet.models) if (fleet.usable & (fleet.model == m)).any()}
+        # each row's usability and reason, and for an index of -1 (no row) the entry appended last
+        self.usable = np.append(fleet.usable, False)
+        self.why = np.append(fleet.why, "")
         self.counts: dict[str, int] = {}
         self.known = np.zeros(len(fleet.ids), bool)  # the fleet's rows some reading names
         self.unknown: set[str] = set()  # ids the fleet has no row for
 
-    def converted(self, log: Any, level: float, interval: str) -> dict[str, Any]:
-        """``log``'s columns (:func:`convert_log`), counted."""
+    @property
+    def sensors(self) -> int:
+        return int(self.known.sum()) + len(self.unknown)
+
+    def __call__(self, log: Any) -> dict[str, Any]:
+        """``log``'s (a part's) columns, counted."""
         match = _matched(self.fleet, log.sensors)
         self.known[match[match >= 0]] = True
         self.unknown.update(log.sensors[match < 0].tolist())
-        columns = convert_log(self.fleet, log, level, interval, match)
+        columns = self._converted(log, match)
         status = columns["status"]
         for name, count in zip(status.values.tolist(), np.bincount(status.codes, minlength=len(status.values)).tolist(),
                                strict=True):
@@ -467,9 +414,66 @@ class _Tally:
                 self.counts[name] = self.counts.get(name, 0) + count
         return columns
 
-    @property
-    def sensors(self) -> int:
-        return int(self.known.sum()) + len(self.unknown)
+    def _converted(self, log: Any, match: np.ndarray) -> dict[str, Any]:
+        """The columns of ``log``, whose ids' rows in the fleet are ``match`` (-1: none)."""
+        from ..core import resolve_model
+        from ..io import Coded
+
+        fleet = self.fleet
+        n = len(log.t_u)
+        # each distinct id's status: its calibration, none, or its sensor's reason for none
+        usable = self.usable[match]
+        reasons, why = np.unique(self.why[match][~usable & (match >= 0)], return_inverse=True)
+        sensor_status = np.where(match < 0, _NO_CALIBRATION, _OK)
+        sensor_status[~usable & (match >= 0)] = len(STATUSES) + why.reshape(-1)
+        sensor_row = np.where(sensor_status == _OK, match, -1)
+        # per reading, by the index of its id: an index of -1 (no id) takes the last entry appended
+        codes = np.min_scalar_type(len(STATUSES) + len(reasons))
+        status = np.append(sensor_status, _NO_SENSOR).astype(codes)[log.index]
+        row = np.append(sensor_row, -1).astype(np.int32 if len(fleet.ids) < 2**31 - 1 else np.int64)[log.index]
+        gone = np.isnan(log.t_u)
+        status[gone & (status == _OK)] = _MISSING
+        row[gone] = -1
+        t_c = low = high = None
+        if fleet.usable.any():
+            scales = np.unique(fleet.scale[fleet.usable])
+            with np.errstate(over="ignore", invalid="ignore"):  # one scale (the usual fleet's 1): no gather
+                scaled = (log.t_u if scales.tolist() == [1.0] else log.t_u * scales[0] if len(scales) == 1
+                          else log.t_u * np.append(fleet.scale, np.nan)[row])
+            for m, predictor in self.predictors.items():
+                model = fleet.models[m]
+                used = fleet.usable & (fleet.model == m)
+                # one model (the usual fleet): every reading in one call, no selection
+                sel = slice(None) if len(fleet.models) == 1 else np.flatnonzero(np.append(used, False)[row])
+                rows = row[sel]
+                params = fleet.params[m]
+                each = [np.append(params[:, j], np.nan)[rows] for j in range(params.shape[1])]  # row -1: NaN
+                with np.errstate(over="ignore", invalid="ignore"):  # a reading too large: not finite, its status says
+                    got = predictor(_padded(scaled[sel], np.nan), _padded(rows, -1))
+                    value = np.asarray(resolve_model(model).fn(scaled[sel], *each), np.float64)  # no copy where it can
+                    value = value if value.flags.writeable else value.copy()  # a JAX array's view is read-only
+                    # in place where it can be: each new array of a large log is ~0.1 s of the system's paging
+                    taken = len(rows)
+                    half = np.subtract(np.asarray(got.high)[:taken], np.asarray(got.low)[:taken], dtype=np.float64)
+                    half *= 0.5
+                    upper = np.add(value, half)
+                    lower = np.subtract(value, half, out=half)
+                    if len(fleet.models) == 1:  # every reading's: the arrays themselves
+                        t_c, low, high = value, lower, upper
+                        continue
+                    if t_c is None:
+                        t_c, low, high = (np.full(n, np.nan) for _ in range(3))
+                    t_c[sel], low[sel], high[sel] = value, lower, upper
+        if t_c is None:  # no reading has a calibration
+            t_c, low, high = (np.full(n, np.nan) for _ in range(3))
+        status[(status == _OK) & ~np.isfinite(t_c)] = _NOT_FINITE
+        off = status != _OK
+        if off.any():
+            t_c[off] = low[off] = high[off] = np.nan
+        sensor = Coded(np.append(log.sensors, ""), np.where(log.index < 0, len(log.sensors), log.index))
+        # a sensor without a fit: its reason, said to be one ("no fit: 1 reading for 2 params")
+        return {"sensor": sensor, "t_u": log.t_u, "t_c": t_c, "low": low, "high": high,
+                "status": Coded(np.array([*STATUSES, *(f"no fit: {r}" for r in reasons.tolist())], dtype=str), status)}
 
 
 _END = object()
@@ -511,11 +515,11 @@ def _run_log(args: argparse.Namespace, reading: dict, level: float, interval: st
     if args.json and args.out is None and n > JSON_MOST:
         raise _checks.InvalidInput("--json", f"{args.data} holds {n:,} readings, more than --json prints "
                                              f"({JSON_MOST:,}); write them with --out FILE (.csv or .parquet)")
-    tally = _Tally(fleet)
+    conversion = _Conversion(fleet, level, interval)
     # a pipeline of three stages, a part of the log in each: the next part is read, and the one before
     # it converted, while a part is written (about as long as the log's reading alone, where not one
     # stage after another)
-    parts = _ahead(tally.converted(part, level, interval) for part in _ahead(_flagged_parts(log.parts, args.data)))
+    parts = _ahead(conversion(part) for part in _ahead(_flagged_parts(log.parts, args.data)))
     with contextlib.closing(parts):
         if args.out is not None:
             write(args.out, lambda path: write_table_parts(path, parts, name="--out"))
@@ -530,10 +534,10 @@ def _run_log(args: argparse.Namespace, reading: dict, level: float, interval: st
     if args.json and rows is not None:
         print(json.dumps({**rows, "level": level, "interval": interval}))
     elif args.json:
-        print(json.dumps({"readings": n, "sensors": tally.sensors, "converted": tally.counts.get("ok", 0),
-                          "status": tally.counts, "level": level, "interval": interval, "out": args.out}))
+        print(json.dumps({"readings": n, "sensors": conversion.sensors, "converted": conversion.counts.get("ok", 0),
+                          "status": conversion.counts, "level": level, "interval": interval, "out": args.out}))
     else:
-        print(_summary(n, tally.sensors, tally.counts, args.out))
+        print(_summary(n, conversion.sensors, conversion.counts, args.out))
     return 0
 
 
