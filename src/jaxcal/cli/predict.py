@@ -393,13 +393,20 @@ class _Conversion:
         # each row's usability and reason, and for an index of -1 (no row) the entry appended last
         self.usable = np.append(fleet.usable, False)
         self.why = np.append(fleet.why, "")
-        self.counts: dict[str, int] = {}
+        self._counts: dict[str, int] = {}
         self.known = np.zeros(len(fleet.ids), bool)  # the fleet's rows some reading names
         self.unknown: set[str] = set()  # ids the fleet has no row for
 
     @property
     def sensors(self) -> int:
         return int(self.known.sum()) + len(self.unknown)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Each status's readings, in the order of :data:`STATUSES`, then the reasons for no fit sorted:
+        the same however the log was split into parts."""
+        return dict(sorted(self._counts.items(), key=lambda item: (
+            STATUSES.index(item[0]) if item[0] in STATUSES else len(STATUSES), item[0])))
 
     def __call__(self, log: Any) -> dict[str, Any]:
         """``log``'s (a part's) columns, counted."""
@@ -411,7 +418,7 @@ class _Conversion:
         for name, count in zip(status.values.tolist(), np.bincount(status.codes, minlength=len(status.values)).tolist(),
                                strict=True):
             if count:
-                self.counts[name] = self.counts.get(name, 0) + count
+                self._counts[name] = self._counts.get(name, 0) + count
         return columns
 
     def _converted(self, log: Any, match: np.ndarray) -> dict[str, Any]:
