@@ -378,3 +378,10 @@ def test_float64_a_log_through_a_table_matches_each_calibration_alone():
         for got, want in zip(out, alone, strict=True):
             _close(np.asarray(got)[rows == s], want, 16 * EPS64 * scale)
     assert np.isnan(np.stack(out)[:, rows == -1]).all()
+
+
+def test_predict_table_checks_the_readings_before_the_calibrations():
+    """As predict does: a t_u of integers is named first, even beside params the model does not take."""
+    with pytest.raises(InvalidType, match="t_u: must be a floating-point array"):
+        predict_table(np.ones(3, np.int32), np.zeros(3, int), np.ones((1, 3)), np.zeros((1, 3, 3)),
+                      interval="confidence")

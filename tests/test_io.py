@@ -274,14 +274,15 @@ def _log_file(folder, kind: str, rows=LOG_ROWS):
         path = folder / "log.npz"
         np.savez(path, sensor=np.array([s or "" for s in sensors]),
                  t_u=np.array([np.nan if u is None else u for u in t_u]))
-    else:  # Parquet in row groups that do not line up with the parts, or in one group
+    else:  # Parquet in row groups that do not line up with the parts, or in one group; ids as a dictionary
         path = folder / f"{kind}.parquet"
-        pq.write_table(pa.table({"sensor": sensors, "t_u": pa.array(t_u, pa.float64())}), path,
-                       row_group_size=2 if kind == "groups" else len(rows))
+        ids = pa.array(sensors).dictionary_encode() if kind == "dictionary" else pa.array(sensors)
+        pq.write_table(pa.table({"sensor": ids, "t_u": pa.array(t_u, pa.float64())}), path,
+                       row_group_size=len(rows) if kind == "one-group" else 2)
     return path
 
 
-@pytest.mark.parametrize("kind", ["csv", "groups", "one-group", "npz"])
+@pytest.mark.parametrize("kind", ["csv", "groups", "one-group", "dictionary", "npz"])
 def test_a_log_read_in_parts_is_the_whole_log_part_by_part(tmp_path, kind):
     path = _log_file(tmp_path, kind)
     missing = ["", "NA", "NaN"] if kind == "npz" else None  # an .npz file's missing reading is NaN
@@ -377,7 +378,14 @@ def test_no_parts_or_a_part_of_other_columns_is_refused(tmp_path):
     del second["ok"]
     with pytest.raises(ValueError, match=r"a part's columns \['sensor', 'x', 'n'\] are not the first's"):
         io.write_table_parts(tmp_path / "out.parquet", [first, second])
-    assert not list(tmp_path.iterdir())
+    second = {**first, "n": first["n"].astype(np.float64)}  # the same in every format: refused
+    for suffix in (".csv", ".parquet", ".json", ".npz"):
+        with pytest.raises(ValueError, match=rf"out{suffix}: a part's column 'n' holds floats, the first's integers"):
+            io.write_table_parts(tmp_path / f"out{suffix}", [first, second], name="--out")
+    third = {**first, "n": first["n"].astype(np.int32)}  # integers of another width are integers
+    io.write_table_parts(tmp_path / "out.parquet", [first, third])
+    assert pq.read_table(tmp_path / "out.parquet")["n"].to_pylist() == [*first["n"].tolist(), *third["n"].tolist()]
+    assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
 
 
 def test_parquet_floats_snappy_cannot_shrink_are_written_uncompressed(tmp_path):
@@ -394,3 +402,26 @@ def test_parquet_floats_snappy_cannot_shrink_are_written_uncompressed(tmp_path):
     back = file.read()
     for key, values in columns.items():
         np.testing.assert_array_equal(back[key].to_numpy(), values)
+
+
+def test_a_corrupt_parquet_log_is_one_line_whole_or_in_parts(tmp_path):
+    """pyarrow's words for a page it cannot read span lines: only their first is said."""
+    path = tmp_path / "log.parquet"
+    pq.write_table(pa.table({"sensor": [f"s{i % 50}" for i in range(5000)], "t_u": np.arange(5000.0)}), path,
+                   row_group_size=1000)
+    raw = bytearray(path.read_bytes())
+    raw[8:72] = b"\xff" * 64  # the first page's header
+    path.write_bytes(bytes(raw))
+    for read in (lambda: io.read_log(path), lambda: list(io.read_log_parts(path, rows=1000).parts)):
+        with pytest.raises(ValueError, match="not a readable Parquet file") as raised:
+            read()
+        assert "\n" not in str(raised.value)
+
+
+def test_parquet_floats_are_judged_by_their_finite_values(tmp_path):
+    """A log's output may begin with rows not converted (NaN): the values after them decide."""
+    rng = np.random.default_rng(4)
+    t_c = rng.normal(size=60_000)
+    t_c[:30_000] = np.nan
+    io.write_table(tmp_path / "out.parquet", {"t_c": t_c})
+    assert pq.ParquetFile(tmp_path / "out.parquet").metadata.row_group(0).column(0).compression == "UNCOMPRESSED"

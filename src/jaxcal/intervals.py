@@ -312,6 +312,7 @@ def predict_table(t_u: Any, rows: Any, params: Any, cov: Any, residual_sd: Any =
     >>> [round(float(v), 2) for v in p.t_c]
     [6.0, nan, 3.0]
     """
+    _common(level, interval, residual_sd, t_u, params, cov)  # the readings' checks first, as predict's
     return table_predictor(params, cov, residual_sd, dof, model=model, level=level, interval=interval)(t_u, rows)
 
 

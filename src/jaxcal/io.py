@@ -349,6 +349,11 @@ class _CsvSource:
         return values
 
 
+def _first_line(error: Exception) -> str:
+    """An error's words, to their first line break (pyarrow's can span lines)."""
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
 def _slices(n: int, size: int) -> Iterator[slice]:
     """``n`` rows as consecutive slices of ``size`` (the last may be shorter)."""
     return (slice(start, min(start + size, n)) for start in range(0, n, size))
@@ -515,25 +520,31 @@ class _ParquetSource(_BinarySource):
         self._read_columns: dict[str, Any] = {}
 
     def slices(self, size: int) -> Iterator[slice]:
-        """Consecutive parts of ``size`` rows, each read as a batch when reached, whatever the file's
-        row groups (a file of one large group is still read a part at a time): ``ids`` and ``numbers``
-        of the slice given take that batch's columns."""
+        """Consecutive parts of ``size`` rows (the last may have fewer), each read in batches when reached,
+        whatever the file's row groups (a file of one large group is still read a part at a time; a
+        dictionary column, which pyarrow reads a row group at a time, in batches joined into parts):
+        ``ids`` and ``numbers`` of the slice given take that part's columns."""
         import pyarrow as pa
 
         names = list(dict.fromkeys(self.column.values()))
         batches = self.file.iter_batches(batch_size=size, columns=names)
-        start = 0
+        start, held = 0, {name: pa.chunked_array([], self.file.schema_arrow.field(name).type) for name in names}
         while True:
             try:
                 batch = next(batches, None)
             except (OSError, pa.ArrowException) as error:
-                raise InvalidInput(f"{self.path}: not a readable Parquet file ({error})") from None
+                raise InvalidInput(f"{self.path}: not a readable Parquet file ({_first_line(error)})") from None
+            if batch is not None:
+                held = {name: pa.chunked_array([*held[name].chunks, batch.column(name)]) for name in names}
+            while len(held[names[0]]) >= size or (batch is None and len(held[names[0]])):
+                rows = slice(start, start + min(size, len(held[names[0]])))
+                self._read_rows = rows
+                self._read_columns = {name: column.slice(0, rows.stop - start) for name, column in held.items()}
+                held = {name: column.slice(rows.stop - start) for name, column in held.items()}
+                yield rows
+                start = rows.stop
             if batch is None:
                 return
-            rows = slice(start, start + batch.num_rows)
-            self._read_rows, self._read_columns = rows, {name: batch.column(name) for name in names}
-            yield rows
-            start = rows.stop
 
     def ids(self, rows: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
         name = self.column["sensor"]
@@ -682,7 +693,7 @@ def _parquet_rows(path: Path, file: Any, names: tuple[str, ...], rows: np.ndarra
         try:
             table = file.read(columns=list(names))
         except (OSError, pa.ArrowException) as error:
-            raise InvalidInput(f"{path}: not a readable Parquet file ({error})") from None
+            raise InvalidInput(f"{path}: not a readable Parquet file ({_first_line(error)})") from None
         return {name: table[name] for name in names}
     sizes = [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)]
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -693,7 +704,7 @@ def _parquet_rows(path: Path, file: Any, names: tuple[str, ...], rows: np.ndarra
     try:
         table = file.read_row_groups([int(g) for g in groups], columns=list(names))
     except (OSError, pa.ArrowException) as error:
-        raise InvalidInput(f"{path}: not a readable Parquet file ({error})") from None
+        raise InvalidInput(f"{path}: not a readable Parquet file ({_first_line(error)})") from None
     base = np.zeros(len(sizes) + 1, np.int64)  # where each group read starts in their concatenation
     base[groups] = np.cumsum([0, *(sizes[int(g)] for g in groups)])[:-1]
     position = wanted - starts[group_of] + base[group_of]
@@ -1241,9 +1252,10 @@ def read_log_parts(path: str | os.PathLike[str], *, columns: Mapping[str, str] |
 
     The file is opened here, and its header (or columns) checked; each part is read when the iterator
     reaches it, and an error in its cells is raised there, naming the file's line or row as
-    :func:`read_log` does. A CSV file is parsed whole here (its cells are converted part by part); a
-    Parquet file is read a batch of ``rows`` at a time, whatever its row groups; an ``.npz`` archive's
-    memory-mapped rows a part at a time.
+    :func:`read_log` does. A Parquet file is read ``rows`` at a time, whatever its row groups; an
+    ``.npz`` archive stored uncompressed (``np.savez``) a part of its memory-mapped rows at a time. A
+    CSV file is parsed whole here, and a compressed ``.npz`` archive read whole (their cells are
+    converted part by part).
 
     Args:
       path, columns, separator, missing: as :func:`read_log`.
@@ -1432,10 +1444,15 @@ def write_table_parts(path: str | os.PathLike[str], parts: Iterable[dict[str, np
     if first is None:
         raise InvalidInput(name, f"{target.name}: no parts to write")
     keys = list(first)
+    kinds = {key: _kind(value) for key, value in first.items()}
 
     def normal(columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if list(columns) != keys:
             raise InvalidInput(name, f"{target.name}: a part's columns {list(columns)} are not the first's {keys}")
+        for key, value in columns.items():
+            if _kind(value) != kinds[key]:
+                raise InvalidInput(name, f"{target.name}: a part's column {key!r} holds {_kind(value)}, the first's "
+                                         f"{kinds[key]}")
         return {key: (value if kind in ("CSV", "Parquet") else value.decoded()) if isinstance(value, Coded) else
                 np.char.decode(value, "utf-8") if np.asarray(value).dtype.kind == "S" else
                 np.asarray(value).astype(str) if np.asarray(value).dtype.kind == "O" else np.asarray(value)
@@ -1444,6 +1461,14 @@ def write_table_parts(path: str | os.PathLike[str], parts: Iterable[dict[str, np
     write = _FORMATS[target.suffix.lower()].write
     assert write is not None
     write_atomic(target, write(normal(columns) for columns in itertools.chain((first,), parts)), name=name)
+
+
+def _kind(values: Any) -> str:
+    """What a column holds, as the table formats tell them apart: text, integers, floats or booleans."""
+    if isinstance(values, Coded):
+        return "text"
+    kind = np.asarray(values).dtype.kind
+    return {"f": "floats", "i": "integers", "u": "integers", "b": "booleans"}.get(kind, "text")
 
 
 def _joined(parts: Iterator[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -1461,16 +1486,17 @@ def _npz_bytes(parts: Iterator[dict[str, np.ndarray]]) -> bytes:
 
 
 def _compression(table: Any) -> dict[str, str]:
-    """Each column's codec: snappy, but none for a float column whose first values snappy cannot shrink
-    by a tenth (full-precision results: trying costs a fifth of the writing, for nothing)."""
+    """Each column's codec: snappy, but none for a float column whose first finite values snappy cannot
+    shrink by a tenth (full-precision results: trying costs a fifth of the writing, for nothing)."""
     import pyarrow as pa
 
     codecs = {}
     for name, column in zip(table.column_names, table.columns, strict=True):
         codecs[name] = "snappy"
-        if pa.types.is_floating(column.type) and len(column):
-            sample = pa.py_buffer(np.ascontiguousarray(column.slice(0, _SAMPLE_VALUES).to_numpy()))
-            if pa.compress(sample, codec="snappy").size > 0.9 * sample.size:
+        if pa.types.is_floating(column.type):
+            values = column.slice(0, 64 * _SAMPLE_VALUES).to_numpy()
+            sample = np.ascontiguousarray(values[np.isfinite(values)][:_SAMPLE_VALUES])
+            if len(sample) and pa.compress(pa.py_buffer(sample), codec="snappy").size > 0.9 * sample.nbytes:
                 codecs[name] = "none"
     return codecs
 
@@ -1504,12 +1530,8 @@ def _parquet_writer(parts: Iterator[dict[str, np.ndarray]]) -> Callable[[Any], N
                     writer = pq.ParquetWriter(sink, table.schema, use_dictionary=repeat,
                                               write_statistics=plain or False, store_schema=False,
                                               compression=_compression(table))
-                elif not table.schema.equals(writer.schema):  # a part of other types (int32 for int64 ...)
-                    try:
-                        table = table.cast(writer.schema)
-                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                        raise InvalidInput(f"parts: a part's column types ({table.schema.types}) are not "
-                                           f"the first's ({writer.schema.types})") from None
+                elif not table.schema.equals(writer.schema):  # a part of other widths (int32 for int64 ...)
+                    table = table.cast(writer.schema)
                 writer.write_table(table)
         finally:
             if writer is not None:
