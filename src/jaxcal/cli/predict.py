@@ -387,9 +387,16 @@ class _Conversion:
         from ..intervals import table_predictor
 
         self.fleet = fleet
-        self.predictors = {m: table_predictor(fleet.params[m], fleet.cov[m], fleet.residual_sd, fleet.dof,
-                                              model=model, level=level, interval=interval)
-                           for m, model in enumerate(fleet.models) if (fleet.usable & (fleet.model == m)).any()}
+        # per model with a calibration: its predictor, its rows (and a last entry for row -1, no row: not
+        # its) and its params (for row -1: NaN)
+        self.predictors, self.rows, self.params = {}, {}, {}
+        for m, model in enumerate(fleet.models):
+            used = fleet.usable & (fleet.model == m)
+            if used.any():
+                self.predictors[m] = table_predictor(fleet.params[m], fleet.cov[m], fleet.residual_sd, fleet.dof,
+                                                     model=model, level=level, interval=interval)
+                self.rows[m] = np.append(used, False)
+                self.params[m] = np.append(fleet.params[m], np.full((1, fleet.params[m].shape[1]), np.nan), axis=0)
         # each row's usability and reason, and for an index of -1 (no row) the entry appended last
         self.usable = np.append(fleet.usable, False)
         self.why = np.append(fleet.why, "")
@@ -449,12 +456,10 @@ class _Conversion:
                           else log.t_u * np.append(fleet.scale, np.nan)[row])
             for m, predictor in self.predictors.items():
                 model = fleet.models[m]
-                used = fleet.usable & (fleet.model == m)
                 # one model (the usual fleet): every reading in one call, no selection
-                sel = slice(None) if len(fleet.models) == 1 else np.flatnonzero(np.append(used, False)[row])
+                sel = slice(None) if len(fleet.models) == 1 else np.flatnonzero(self.rows[m][row])
                 rows = row[sel]
-                params = fleet.params[m]
-                each = [np.append(params[:, j], np.nan)[rows] for j in range(params.shape[1])]  # row -1: NaN
+                each = [self.params[m][:, j][rows] for j in range(self.params[m].shape[1])]  # row -1: NaN
                 with np.errstate(over="ignore", invalid="ignore"):  # a reading too large: not finite, its status says
                     got = predictor(_padded(scaled[sel], np.nan), _padded(rows, -1))
                     value = np.asarray(resolve_model(model).fn(scaled[sel], *each), np.float64)  # no copy where it can
@@ -523,9 +528,8 @@ def _run_log(args: argparse.Namespace, reading: dict, level: float, interval: st
         raise _checks.InvalidInput("--json", f"{args.data} holds {n:,} readings, more than --json prints "
                                              f"({JSON_MOST:,}); write them with --out FILE (.csv or .parquet)")
     conversion = _Conversion(fleet, level, interval)
-    # a pipeline of three stages, a part of the log in each: the next part is read, and the one before
-    # it converted, while a part is written (about as long as the log's reading alone, where not one
-    # stage after another)
+    # a pipeline of three stages, a part of the log in each: while a part is written, the next is converted
+    # and the one after it read (the run takes little more than its slowest stage, not the three's sum)
     parts = _ahead(conversion(part) for part in _ahead(_flagged_parts(log.parts, args.data)))
     with contextlib.closing(parts):
         if args.out is not None:
