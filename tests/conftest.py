@@ -84,16 +84,3 @@ def _x64_stays_as_started():
     # x64 is a start-up choice; a test that flipped it in-process would change every later test.
     yield
     assert bool(jax.config.jax_enable_x64) == _X64_AT_START, "a test flipped x64 in-process; use a subprocess"
-
-
-#: Words in the names of the tests that run for tens of seconds (fresh interpreters, several processes or
-#: devices, a soak, the docs' console examples).
-_LONG = ("fresh_interpreter", "multi_process", "devices", "under_cpu_load", "processes", "shell_example",
-         "fresh_run", "interrupt")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The modules that hold a long test run first, each kept whole (its module-scoped fixtures made once):
-    the two pytest workers then end on short tests, not one of them alone on a long one."""
-    long = {item.path for item in items if any(word in item.name for word in _LONG)}
-    items.sort(key=lambda item: item.path not in long)  # stable: the others keep their order
