@@ -15,11 +15,12 @@ Parquet and CSV; a CSV log also into Parquet) this times, in this process (wall 
   the results table, the log, every reading's conversion and interval, the output written atomically (a
   new file each run: the last run's output is removed, untimed, before it).
 
-The ratio read / total says how much of the command is the reading it cannot avoid (the goal: >= 0.5). The
-command reads, converts and writes the log a part at a time, the three at once; the phases of one more run
-are timed apart, one after another over the whole log (results table, log, conversion, writing), to show
-what each stage costs. The output is checked: one row per reading, in order, each status counted. The
-record is written to ``benchmarks/results/predict_log.json``.
+The two are timed in turns, and the ratio read / total (the median of each turn's) says how much of the
+command is the reading it cannot avoid (the goal: >= 0.5). The command reads, converts and writes the log
+a part at a time, the three at once; the phases of one more run are timed apart, one after another over
+the whole log (results table, log, conversion, writing), to show what each stage costs. The output is
+checked: one row per reading, in order, each status counted. The record is written to
+``benchmarks/results/predict_log.json``.
 """
 
 from __future__ import annotations
@@ -96,16 +97,20 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def _median(fn, repeats: int, before=lambda: None) -> tuple[float, list[float]]:
-    """The median wall-clock time of ``fn()`` over ``repeats`` runs after a warm-up (JAX compiles the
-    interval program, the files enter the page cache); ``before()`` runs untimed before each."""
+def _paired(read, total, repeats: int, before) -> tuple[list[float], list[float]]:
+    """The wall-clock times of ``read()`` and ``total()``, in turns, ``repeats`` of each after a warm-up of
+    each (JAX compiles the interval program, the files enter the page cache); ``before()`` runs untimed
+    before each ``total()``. Each pair runs under the same load: on a shared machine, whose speed drifts by
+    half over minutes, their ratio is steadier than that of two medians taken apart."""
+    read()
     before()
-    fn()
-    times = []
+    total()
+    reads, totals = [], []
     for _ in range(repeats):
+        reads.append(_timed(read))
         before()
-        times.append(_timed(fn))
-    return statistics.median(times), times
+        totals.append(_timed(total))
+    return reads, totals
 
 
 def _predict(argv: list[str]) -> None:
@@ -190,21 +195,24 @@ def main() -> None:
             name = source if source == kind else f"{source} log, {kind} out"
             log, out = paths[source], folder / f"converted.{kind}"
             size = log.stat().st_size
-            read, read_all = _median(lambda log=log: read_log(log), args.repeats)
             argv = ["predict", "--cal", str(paths["fits"]), "--data", str(log), "--out", str(out)]
             # each run writes a new file, as a first run does (replacing the last run's would time the
             # system's freeing of its pages too: 0.2 to 0.4 s for this size)
-            total, total_all = _median(lambda argv=argv: _predict(argv), args.repeats,
-                                       before=lambda out=out: out.unlink(missing_ok=True))
+            read_all, total_all = _paired(lambda log=log: read_log(log), lambda argv=argv: _predict(argv),
+                                          args.repeats, before=lambda out=out: out.unlink(missing_ok=True))
+            read, total = statistics.median(read_all), statistics.median(total_all)
+            ratios = [r / t for r, t in zip(read_all, total_all, strict=True)]
             statuses = _check(out, log)
             phases = _phases(paths["fits"], log, folder / f"phases.{kind}")
             print(f"{name:8s} log {size / 1e6:7.1f} MB  read {read:6.2f} s  total {total:6.2f} s  "
-                  f"read/total {read / total:.2f}  ({args.readings / total / 1e6:.2f} M readings/s)")
+                  f"read/total {statistics.median(ratios):.2f} (runs {min(ratios):.2f}-{max(ratios):.2f})  "
+                  f"({args.readings / total / 1e6:.2f} M readings/s)")
             print("         phases: " + ", ".join(f"{name} {t:.2f} s" for name, t in phases.items()))
             print("         statuses: " + ", ".join(f"{c:,} {name}" for name, c in statuses.items()))
             record["formats"][name] = {"log_bytes": size, "output_bytes": out.stat().st_size, "read_s": read,
                                        "total_s": total, "read_runs_s": read_all, "total_runs_s": total_all,
-                                       "ratio_read_to_total": read / total, "phases_s": phases,
+                                       "ratio_read_to_total": statistics.median(ratios), "ratio_runs": ratios,
+                                       "phases_s": phases,
                                        "statuses": statuses}
     if not args.no_record:
         RESULTS.parent.mkdir(exist_ok=True)

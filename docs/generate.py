@@ -435,13 +435,16 @@ def _workflow_section(workflow: dict, log: dict) -> list[str]:
              f"{log['cores']} cores; Python {log['python']}, jax {log['jax']}, pyarrow {log['pyarrow']}; "
              f"{log['date']}. `jaxcal predict --cal fits.parquet --data LOG --out OUT` on {log['readings']:,} "
              f"readings of {log['sensors']:,} sensors, each with its 95% prediction interval, against reading the "
-             f"log alone (median of {log['repeats']}):", "",
+             f"log alone, the two timed in turns ({log['repeats']} of each; the ratio is the median of each "
+             "turn's, its lowest and highest beside it):", "",
              "| format | log | read | whole run | read / whole run | results table | log | conversion | writing |",
              "|---|---|---|---|---|---|---|---|---|"]
     for kind, run in log["formats"].items():
         phases = run["phases_s"]
+        ratios = run["ratio_runs"]
         lines.append(f"| {kind} | {run['log_bytes'] / 1e6:.0f} MB | {run['read_s']:.2f} s | {run['total_s']:.2f} s | "
-                     f"{run['ratio_read_to_total']:.2f} | " + " | ".join(f"{phases[p]:.2f} s" for p in (
+                     f"{run['ratio_read_to_total']:.2f} ({min(ratios):.2f}-{max(ratios):.2f}) | "
+                     + " | ".join(f"{phases[p]:.2f} s" for p in (
                          "results table", "log", "conversion", "writing")) + " |")
     lines += ["", "The last four columns time one more run's stages one after another, each over the whole log. The "
               "command runs the log's reading, its conversion and the writing at once, a part of the log in each "
